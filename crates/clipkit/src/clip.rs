@@ -1,0 +1,224 @@
+//! [`Clip`]: a loaded model folder — network, tokenizer and preprocessing — and the
+//! HuggingFace-style API on top of it.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, D};
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::ClipConfig;
+use crate::error::{Error, Result};
+use crate::image_io::{self, DEFAULT_MAX_PIXELS};
+use crate::model::ClipNetwork;
+use crate::preprocess::PreprocessConfig;
+use crate::tokenizer::{ClipTokenizer, Tokenized};
+
+/// Texts or images embedded per forward pass unless set otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// A CLIP model ready to embed images and texts.
+pub struct Clip {
+    network: ClipNetwork,
+    tokenizer: ClipTokenizer,
+    preprocess: PreprocessConfig,
+    config: ClipConfig,
+    dir: PathBuf,
+    batch_size: usize,
+    max_pixels: u64,
+}
+
+/// Similarity logits between a set of images and a set of texts.
+#[derive(Debug, Clone)]
+pub struct Logits {
+    /// (images, texts): `logit_scale · cos(image, text)`.
+    pub logits_per_image: Tensor,
+    /// (texts, images): the transpose of `logits_per_image`.
+    pub logits_per_text: Tensor,
+}
+
+impl Logits {
+    /// Softmax of `logits_per_image` over texts: for each image, a distribution over texts.
+    pub fn probs(&self) -> Result<Tensor> {
+        Ok(candle_nn::ops::softmax_last_dim(&self.logits_per_image)?)
+    }
+}
+
+impl Clip {
+    /// Loads a HuggingFace CLIP model folder: `config.json`, `model.safetensors` (or its
+    /// shards), `tokenizer.json` (or `vocab.json` + `merges.txt`), `preprocessor_config.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::MissingFile {
+                path: dir.to_path_buf(),
+                hint: "not a model folder".into(),
+            });
+        }
+        let config = ClipConfig::from_file(&require(dir, "config.json", "the model's configuration")?)?;
+        let preprocess = PreprocessConfig::from_file(&require(
+            dir,
+            "preprocessor_config.json",
+            "how images are resized and normalised",
+        )?)?;
+        check_input_size(&preprocess, &config, dir)?;
+        let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
+        let checkpoint = Checkpoint::open_dir(dir)?;
+        let network = ClipNetwork::new(checkpoint.var_builder(), &config);
+        // Report every tensor problem at once before any error from building the network.
+        checkpoint.finish()?;
+        Ok(Clip {
+            network: network?,
+            tokenizer,
+            preprocess,
+            config,
+            dir: dir.to_path_buf(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        })
+    }
+
+    /// Sets how many images or texts go through the network at once (default 32, at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Sets the largest image, in pixels, that [`Clip::load_image`] decodes (default 100 M).
+    pub fn with_max_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_pixels = max_pixels;
+        self
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ClipConfig {
+        &self.config
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &ClipTokenizer {
+        &self.tokenizer
+    }
+
+    /// The folder the model was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Dimension of the shared embedding space.
+    pub fn embedding_dim(&self) -> usize {
+        self.config.projection_dim
+    }
+
+    /// exp(logit_scale): the multiplier of cosine similarities.
+    pub fn logit_scale(&self) -> Result<f32> {
+        Ok(self.network.logit_scale()?)
+    }
+
+    /// Decodes an image file into upright 8-bit RGB (see [`crate::image_io`]).
+    pub fn load_image(&self, path: &Path) -> Result<RgbImage> {
+        image_io::load_rgb(path, self.max_pixels)
+    }
+
+    /// Preprocesses one image into the model's input, (3, S, S).
+    pub fn preprocess(&self, image: &RgbImage) -> Result<Tensor> {
+        let (data, h, w) = self.preprocess.apply(image)?;
+        Ok(Tensor::from_vec(data, (3, h, w), &Device::Cpu)?)
+    }
+
+    /// Unit-length embeddings (N, E) of images, preprocessed in parallel, embedded in batches.
+    pub fn embed_images(&self, images: &[RgbImage]) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in images.chunks(self.batch_size) {
+            let pixels: Vec<Tensor> =
+                chunk.par_iter().map(|img| self.preprocess(img)).collect::<Result<_>>()?;
+            parts.push(self.embed_pixels(&Tensor::stack(&pixels, 0)?)?);
+        }
+        self.concat(parts)
+    }
+
+    /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S).
+    pub fn embed_pixels(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(l2_normalize(&self.network.image_features(pixels)?)?)
+    }
+
+    /// Unit-length embeddings (N, E) of texts, tokenized and embedded in batches.
+    pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor> {
+        let tokens: Vec<Tokenized> =
+            texts.iter().map(|t| self.tokenizer.encode(t.as_ref())).collect::<Result<_>>()?;
+        let ids: Vec<Vec<u32>> = tokens.into_iter().map(|t| t.ids).collect();
+        self.embed_token_ids(&ids)
+    }
+
+    /// Unit-length embeddings (N, E) of tokenized texts (each at most the context length).
+    pub fn embed_token_ids(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in ids.chunks(self.batch_size) {
+            let padded = pad_to_longest(chunk);
+            parts.push(l2_normalize(&self.network.text_features(&padded)?)?);
+        }
+        self.concat(parts)
+    }
+
+    /// `logit_scale · cos` between unit-length image (N, E) and text (M, E) embeddings.
+    pub fn logits(&self, image_embeds: &Tensor, text_embeds: &Tensor) -> Result<Logits> {
+        let scale = f64::from(self.logit_scale()?);
+        let logits_per_image = (image_embeds.matmul(&text_embeds.t()?)? * scale)?;
+        let logits_per_text = logits_per_image.t()?.contiguous()?;
+        Ok(Logits { logits_per_image, logits_per_text })
+    }
+
+    fn concat(&self, parts: Vec<Tensor>) -> Result<Tensor> {
+        if parts.is_empty() {
+            return Ok(Tensor::zeros((0, self.embedding_dim()), candle_core::DType::F32, &Device::Cpu)?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+}
+
+/// Rows scaled to unit L2 norm: (N, E) → (N, E).
+pub fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
+}
+
+/// Pads rows with zeros to the longest row. Attention is causal and pooling happens at or
+/// before the end token, so the padding never reaches the result.
+fn pad_to_longest(rows: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    rows.iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row.resize(longest, 0);
+            row
+        })
+        .collect()
+}
+
+fn require(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::MissingFile { path, hint: what.into() })
+    }
+}
+
+/// The preprocessor must produce exactly the image size the vision tower was built for.
+fn check_input_size(preprocess: &PreprocessConfig, config: &ClipConfig, dir: &Path) -> Result<()> {
+    let s = config.vision_config.image_size as u32;
+    let produced = match (preprocess.crop, preprocess.resize) {
+        (Some(crop), _) => Some(crop),
+        (None, Some(crate::preprocess::ResizeTarget::Exact { height, width })) => Some((height, width)),
+        _ => None,
+    };
+    match produced {
+        Some(hw) if hw == (s, s) => Ok(()),
+        other => Err(Error::Config {
+            path: dir.join("preprocessor_config.json"),
+            field: "crop_size".into(),
+            message: format!(
+                "produces {other:?} pixels but config.json's vision_config.image_size is {s}"
+            ),
+        }),
+    }
+}

@@ -1,0 +1,94 @@
+//! The library's error type: one enum, each variant naming the file or field at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the clipkit library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A model folder lacks a file it needs.
+    #[error("{path}: missing from the model folder ({hint})")]
+    MissingFile {
+        /// The file that should exist.
+        path: PathBuf,
+        /// What the file is for, or what to do instead.
+        hint: String,
+    },
+    /// A configuration file is malformed, lacks a field or is inconsistent.
+    #[error("{path}: field `{field}`: {message}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// The dotted path of the offending field (`vision_config.patch_size`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Checkpoint tensors do not match what the configuration asks for.
+    #[error("{path}: checkpoint does not match config.json:\n{problems}")]
+    Weights {
+        /// The checkpoint file or folder.
+        path: PathBuf,
+        /// One line per missing, unexpected or mis-shaped tensor.
+        problems: String,
+    },
+    /// A checkpoint file is corrupt or unreadable as safetensors.
+    #[error("{path}: corrupt checkpoint: {message}")]
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What the safetensors reader reported.
+        message: String,
+    },
+    /// An image could not be decoded.
+    #[error("{path}: not a readable image: {message}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder reported.
+        message: String,
+    },
+    /// An image declares more pixels than clipkit agrees to decode.
+    #[error("{path}: image of {width}x{height} pixels exceeds the limit of {limit} pixels (possible decompression bomb)")]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The pixel limit in force.
+        limit: u64,
+    },
+    /// The tokenizer files could not be loaded or used.
+    #[error("{path}: tokenizer: {message}")]
+    Tokenizer {
+        /// The tokenizer file (or model folder).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A caller passed an argument the library cannot use.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An error from the tensor engine.
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

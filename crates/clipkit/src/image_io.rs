@@ -1,0 +1,105 @@
+//! Reading image files into 8-bit RGB, the way a user expects and transformers does.
+//!
+//! - The format is read from the content, not the file name.
+//! - Transparent pixels are composited onto white with Pillow's integer arithmetic (as
+//!   transformers 5 does before converting to RGB); grayscale is replicated to three channels;
+//!   palettes are expanded; 16-bit samples are scaled to 8 bits.
+//! - Animated GIF and WebP files give their first frame.
+//! - The EXIF orientation tag is applied, so a portrait phone photo is embedded upright.
+//!   transformers (through PIL) ignores the tag; for files without one the two agree.
+//! - Images declaring more than [`DEFAULT_MAX_PIXELS`] pixels are refused before decoding.
+
+use std::io::BufReader;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// The largest image, in pixels, clipkit decodes unless told otherwise (100 megapixels).
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// Reads `path` into an upright 8-bit RGB image.
+pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    Ok(to_rgb_on_white(decode(path, max_pixels)?))
+}
+
+/// Decodes `path` (first frame, EXIF orientation applied) without changing its pixel format.
+pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
+    if path.is_dir() {
+        return Err(Error::Image { path: path.into(), message: "is a directory".into() });
+    }
+    let bad = |e: image::ImageError| Error::Image { path: path.into(), message: e.to_string() };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format().is_none() {
+        let message = if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+            "the file is empty".to_string()
+        } else {
+            "unrecognised format (JPEG, PNG, WebP, BMP and GIF are supported)".to_string()
+        };
+        return Err(Error::Image { path: path.into(), message });
+    }
+    let mut limits = Limits::default();
+    // Room for the largest allowed image at 16 bits per channel with alpha.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 26));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(Error::ImageTooLarge { path: path.into(), width, height, limit: max_pixels });
+    }
+    let orientation = decoder.orientation().map_err(bad)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// Converts any pixel format to 8-bit RGB, compositing transparency onto white.
+pub fn to_rgb_on_white(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (src, dst) in rgba.pixels().zip(out.pixels_mut()) {
+        let a = u32::from(src[3]);
+        for c in 0..3 {
+            dst[c] = composite_on_white(u32::from(src[c]), a);
+        }
+    }
+    out
+}
+
+/// One channel of Pillow's `alpha_composite` of (value, alpha) over opaque white, in its
+/// fixed-point arithmetic (7 extra bits, rounded division by 255).
+fn composite_on_white(value: u32, alpha: u32) -> u8 {
+    const PRECISION_BITS: u32 = 7;
+    let coef1 = alpha << PRECISION_BITS;
+    let coef2 = (255 - alpha) << PRECISION_BITS;
+    let tmp = value * coef1 + 255 * coef2 + (0x80 << PRECISION_BITS);
+    let div255 = ((tmp >> 8) + tmp) >> 8;
+    (div255 >> PRECISION_BITS) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compositing_matches_the_ends_and_rounds_in_between() {
+        assert_eq!(composite_on_white(0, 0), 255);
+        assert_eq!(composite_on_white(17, 255), 17);
+        assert_eq!(composite_on_white(0, 128), 127);
+        for v in 0..=255 {
+            for a in 0..=255 {
+                let exact = (v as f64 * a as f64 + 255.0 * (255.0 - a as f64)) / 255.0;
+                let got = composite_on_white(v, a) as f64;
+                assert!((got - exact).abs() <= 1.0, "v={v} a={a}: {got} vs {exact}");
+            }
+        }
+    }
+}

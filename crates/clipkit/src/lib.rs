@@ -1,0 +1,19 @@
+//! clipkit: CLIP — contrastive language–image pre-training — and the systems built on it.
+//!
+//! Load a HuggingFace CLIP model folder with [`Clip::load`], embed images and texts into one
+//! space, compare them with [`Clip::logits`], and classify images zero-shot with
+//! [`zeroshot::ZeroShotClassifier`].
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+mod clip;
+pub mod config;
+pub mod error;
+pub mod image_io;
+pub mod model;
+pub mod preprocess;
+pub mod tokenizer;
+pub mod zeroshot;
+
+pub use clip::{l2_normalize, Clip, Logits, DEFAULT_BATCH_SIZE};
+pub use error::{Error, Result};

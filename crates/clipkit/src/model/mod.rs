@@ -1,0 +1,15 @@
+//! The CLIP network: a ViT image tower, a causal text transformer, their projections into
+//! one embedding space and the learned temperature.
+//!
+//! Shape legend used in comments: B = batch, T = tokens, C = channels of the residual stream,
+//! H = heads, D = channels per head, I = MLP hidden width, P = patches, E = embedding size.
+
+mod encoder;
+mod layers;
+mod network;
+mod text;
+mod vision;
+
+pub use network::ClipNetwork;
+pub use text::TextTower;
+pub use vision::VisionTower;

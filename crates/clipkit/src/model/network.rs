@@ -1,0 +1,59 @@
+//! Both towers, their projections into the shared space and the temperature.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::layers::Linear;
+use super::text::TextTower;
+use super::vision::VisionTower;
+use crate::config::ClipConfig;
+
+/// The full CLIP network, named as transformers' `CLIPModel`.
+#[derive(Debug, Clone)]
+pub struct ClipNetwork {
+    text_model: TextTower,
+    vision_model: VisionTower,
+    text_projection: Linear,
+    visual_projection: Linear,
+    /// Scalar: log of the inverse temperature.
+    logit_scale: Tensor,
+}
+
+impl ClipNetwork {
+    /// Loads the network from `vb` (pointing at the checkpoint's root).
+    pub fn new(vb: VarBuilder, config: &ClipConfig) -> Result<Self> {
+        let e = config.projection_dim;
+        Ok(ClipNetwork {
+            text_model: TextTower::new(vb.pp("text_model"), &config.text_config)?,
+            vision_model: VisionTower::new(vb.pp("vision_model"), &config.vision_config)?,
+            text_projection: Linear::new(
+                vb.pp("text_projection"),
+                config.text_config.hidden_size,
+                e,
+                false,
+            )?,
+            visual_projection: Linear::new(
+                vb.pp("visual_projection"),
+                config.vision_config.hidden_size,
+                e,
+                false,
+            )?,
+            logit_scale: vb.get((), "logit_scale")?,
+        })
+    }
+
+    /// pixels (B, 3, S, S) → projected, not normalised, image features (B, E).
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.visual_projection.forward(&self.vision_model.forward(pixels)?)
+    }
+
+    /// Token-id rows of equal length → projected, not normalised, text features (B, E).
+    pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        self.text_projection.forward(&self.text_model.forward(ids)?)
+    }
+
+    /// The multiplier of cosine similarities: exp(logit_scale).
+    pub fn logit_scale(&self) -> Result<f32> {
+        self.logit_scale.exp()?.to_scalar::<f32>()
+    }
+}

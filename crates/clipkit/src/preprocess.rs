@@ -1,0 +1,273 @@
+//! Image preprocessing as transformers' `CLIPImageProcessor` does it, configured by the model
+//! folder's `preprocessor_config.json` (its nested current form and the legacy flat form).
+//!
+//! Steps: resize (the shortest edge to `size`, Pillow-style convolution resampling), centre
+//! crop to `crop_size` (zero padding where the image is smaller), rescale by
+//! `rescale_factor`, normalise with `image_mean` / `image_std`. Output is (3, H, W) f32.
+
+use std::path::Path;
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// How `size` asks the image to be resized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeTarget {
+    /// Scale so the shorter side has this length, keeping the aspect ratio.
+    ShortestEdge(u32),
+    /// Scale to exactly this height and width.
+    Exact {
+        /// Output height.
+        height: u32,
+        /// Output width.
+        width: u32,
+    },
+}
+
+/// The preprocessing a model folder asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessConfig {
+    /// Resize step, if enabled.
+    pub resize: Option<ResizeTarget>,
+    /// Resampling filter of the resize step.
+    pub filter: ResizeAlg,
+    /// Centre-crop (height, width), if enabled.
+    pub crop: Option<(u32, u32)>,
+    /// Multiplier applied to 0..255 values, if enabled (normally 1/255).
+    pub rescale: Option<f32>,
+    /// Per-channel (mean, std), if normalisation is enabled.
+    pub normalize: Option<([f32; 3], [f32; 3])>,
+}
+
+/// `preprocessor_config.json` as written by transformers, old and new.
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default = "yes")]
+    do_resize: bool,
+    size: Option<RawSize>,
+    #[serde(default = "bicubic")]
+    resample: u32,
+    #[serde(default = "yes")]
+    do_center_crop: bool,
+    crop_size: Option<RawSize>,
+    #[serde(default = "yes")]
+    do_rescale: bool,
+    #[serde(default = "one_255th")]
+    rescale_factor: f64,
+    #[serde(default = "yes")]
+    do_normalize: bool,
+    #[serde(default = "openai_mean")]
+    image_mean: Vec<f32>,
+    #[serde(default = "openai_std")]
+    image_std: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Square(u32),
+    Map {
+        shortest_edge: Option<u32>,
+        height: Option<u32>,
+        width: Option<u32>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+fn bicubic() -> u32 {
+    3
+}
+fn one_255th() -> f64 {
+    1.0 / 255.0
+}
+fn openai_mean() -> Vec<f32> {
+    vec![0.481_454_66, 0.457_827_5, 0.408_210_73]
+}
+fn openai_std() -> Vec<f32> {
+    vec![0.268_629_54, 0.261_302_58, 0.275_777_11]
+}
+
+impl PreprocessConfig {
+    /// Reads `preprocessor_config.json` at `path`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses a `preprocessor_config.json` text; `path` is used in error messages only.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let fail = |field: &str, message: String| Error::Config {
+            path: path.to_path_buf(),
+            field: field.into(),
+            message,
+        };
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de)
+            .map_err(|e| fail(&e.path().to_string(), e.into_inner().to_string()))?;
+        let resize = if raw.do_resize {
+            Some(match raw.size {
+                Some(RawSize::Square(s)) => ResizeTarget::ShortestEdge(s),
+                Some(RawSize::Map { shortest_edge: Some(s), .. }) => ResizeTarget::ShortestEdge(s),
+                Some(RawSize::Map { height: Some(height), width: Some(width), .. }) => {
+                    ResizeTarget::Exact { height, width }
+                }
+                _ => return Err(fail("size", "needs `shortest_edge`, or `height` and `width`".into())),
+            })
+        } else {
+            None
+        };
+        let crop = if raw.do_center_crop {
+            Some(match raw.crop_size {
+                Some(RawSize::Square(s)) => (s, s),
+                Some(RawSize::Map { height: Some(h), width: Some(w), .. }) => (h, w),
+                _ => return Err(fail("crop_size", "needs `height` and `width`".into())),
+            })
+        } else {
+            None
+        };
+        if matches!(resize, Some(ResizeTarget::ShortestEdge(0)) | Some(ResizeTarget::Exact { height: 0, .. }) | Some(ResizeTarget::Exact { width: 0, .. })) {
+            return Err(fail("size", "must be at least 1".into()));
+        }
+        if matches!(crop, Some((0, _)) | Some((_, 0))) {
+            return Err(fail("crop_size", "must be at least 1".into()));
+        }
+        let filter = match raw.resample {
+            0 => ResizeAlg::Nearest,
+            1 => ResizeAlg::Convolution(FilterType::Lanczos3),
+            2 => ResizeAlg::Convolution(FilterType::Bilinear),
+            3 => ResizeAlg::Convolution(FilterType::CatmullRom),
+            4 => ResizeAlg::Convolution(FilterType::Box),
+            5 => ResizeAlg::Convolution(FilterType::Hamming),
+            other => return Err(fail("resample", format!("unknown PIL resampling filter {other}"))),
+        };
+        let normalize = if raw.do_normalize {
+            let three = |v: &[f32], field: &str| -> Result<[f32; 3]> {
+                <[f32; 3]>::try_from(v).map_err(|_| fail(field, format!("needs 3 values, got {}", v.len())))
+            };
+            let mean = three(&raw.image_mean, "image_mean")?;
+            let std = three(&raw.image_std, "image_std")?;
+            if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
+                return Err(fail("image_std", "values must be finite and non-zero".into()));
+            }
+            Some((mean, std))
+        } else {
+            None
+        };
+        Ok(PreprocessConfig {
+            resize,
+            filter,
+            crop,
+            rescale: raw.do_rescale.then_some(raw.rescale_factor as f32),
+            normalize,
+        })
+    }
+
+    /// Turns an RGB image into the model's (3, H, W) input, channel-major.
+    pub fn apply(&self, image: &RgbImage) -> Result<(Vec<f32>, usize, usize)> {
+        let resized;
+        let image = match self.resize {
+            Some(target) => {
+                let (w, h) = image.dimensions();
+                let (new_h, new_w) = resized_size(h, w, target);
+                resized = resize(image, new_w, new_h, self.filter)?;
+                &resized
+            }
+            None => image,
+        };
+        let (w, h) = image.dimensions();
+        let (out_h, out_w) = self.crop.unwrap_or((h, w));
+        // Python's floor division, as transformers computes the crop's corner.
+        let top = (i64::from(h) - i64::from(out_h)).div_euclid(2);
+        let left = (i64::from(w) - i64::from(out_w)).div_euclid(2);
+        let (out_h, out_w) = (out_h as usize, out_w as usize);
+        let scale = self.rescale.unwrap_or(1.0);
+        let (mean, std) = self.normalize.unwrap_or(([0.0; 3], [1.0; 3]));
+        let mut out = vec![0f32; 3 * out_h * out_w];
+        let plane = out_h * out_w;
+        for y in 0..out_h {
+            for x in 0..out_w {
+                let (sy, sx) = (y as i64 + top, x as i64 + left);
+                let inside = sy >= 0 && sx >= 0 && sy < i64::from(h) && sx < i64::from(w);
+                let px = if inside { image.get_pixel(sx as u32, sy as u32).0 } else { [0; 3] };
+                for c in 0..3 {
+                    out[c * plane + y * out_w + x] = (f32::from(px[c]) * scale - mean[c]) / std[c];
+                }
+            }
+        }
+        Ok((out, out_h, out_w))
+    }
+}
+
+/// (height, width) after resizing, as transformers' `get_resize_output_image_size` computes it.
+fn resized_size(height: u32, width: u32, target: ResizeTarget) -> (u32, u32) {
+    match target {
+        ResizeTarget::Exact { height, width } => (height, width),
+        ResizeTarget::ShortestEdge(size) => {
+            let (short, long) = if width <= height { (width, height) } else { (height, width) };
+            let new_long = (f64::from(size) * f64::from(long) / f64::from(short)) as u32;
+            if width <= height {
+                (new_long, size)
+            } else {
+                (size, new_long)
+            }
+        }
+    }
+}
+
+fn resize(image: &RgbImage, width: u32, height: u32, filter: ResizeAlg) -> Result<RgbImage> {
+    if image.dimensions() == (width, height) {
+        return Ok(image.clone());
+    }
+    let (w, h) = image.dimensions();
+    let fail = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("resize {w}x{h} → {width}x{height}: {e}"));
+    let src = Image::from_vec_u8(w, h, image.as_raw().clone(), PixelType::U8x3).map_err(|e| fail(&e))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(filter))
+        .map_err(|e| fail(&e))?;
+    RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| fail(&"buffer size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_edge_follows_transformers_rounding() {
+        assert_eq!(resized_size(61, 97, ResizeTarget::ShortestEdge(32)), (32, 50));
+        assert_eq!(resized_size(130, 45, ResizeTarget::ShortestEdge(48)), (138, 48));
+        assert_eq!(resized_size(5, 7, ResizeTarget::ShortestEdge(32)), (32, 44));
+    }
+
+    #[test]
+    fn nested_and_legacy_forms_agree() {
+        let nested = r#"{"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}"#;
+        let legacy = r#"{"size": 224, "crop_size": 224}"#;
+        let a = PreprocessConfig::from_json(nested, Path::new("p.json")).unwrap();
+        let b = PreprocessConfig::from_json(legacy, Path::new("p.json")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.resize, Some(ResizeTarget::ShortestEdge(224)));
+    }
+
+    #[test]
+    fn crop_pads_small_images_with_zeros() {
+        let cfg = PreprocessConfig {
+            resize: None,
+            filter: ResizeAlg::Nearest,
+            crop: Some((3, 3)),
+            rescale: None,
+            normalize: None,
+        };
+        let img = RgbImage::from_pixel(1, 1, image::Rgb([9, 9, 9]));
+        let (out, h, w) = cfg.apply(&img).unwrap();
+        assert_eq!((h, w), (3, 3));
+        assert_eq!(out[4], 9.0);
+        assert_eq!(out.iter().filter(|v| **v == 0.0).count(), 3 * 9 - 3);
+    }
+}
