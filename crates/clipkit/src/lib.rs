@@ -12,6 +12,7 @@ pub mod error;
 pub mod image_io;
 pub mod model;
 pub mod preprocess;
+pub mod resample;
 pub mod tokenizer;
 pub mod zeroshot;
 

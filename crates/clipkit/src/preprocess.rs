@@ -4,15 +4,15 @@
 //! Steps: resize (the shortest edge to `size`, Pillow-style convolution resampling), centre
 //! crop to `crop_size` (zero padding where the image is smaller), rescale by
 //! `rescale_factor`, normalise with `image_mean` / `image_std`. Output is (3, H, W) f32.
+//! Resizing reproduces Pillow bit for bit (see [`crate::resample`]).
 
 use std::path::Path;
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::resample::{self, Filter};
 
 /// How `size` asks the image to be resized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct PreprocessConfig {
     /// Resize step, if enabled.
     pub resize: Option<ResizeTarget>,
     /// Resampling filter of the resize step.
-    pub filter: ResizeAlg,
+    pub filter: Filter,
     /// Centre-crop (height, width), if enabled.
     pub crop: Option<(u32, u32)>,
     /// Multiplier applied to 0..255 values, if enabled (normally 1/255).
@@ -137,15 +137,8 @@ impl PreprocessConfig {
         if matches!(crop, Some((0, _)) | Some((_, 0))) {
             return Err(fail("crop_size", "must be at least 1".into()));
         }
-        let filter = match raw.resample {
-            0 => ResizeAlg::Nearest,
-            1 => ResizeAlg::Convolution(FilterType::Lanczos3),
-            2 => ResizeAlg::Convolution(FilterType::Bilinear),
-            3 => ResizeAlg::Convolution(FilterType::CatmullRom),
-            4 => ResizeAlg::Convolution(FilterType::Box),
-            5 => ResizeAlg::Convolution(FilterType::Hamming),
-            other => return Err(fail("resample", format!("unknown PIL resampling filter {other}"))),
-        };
+        let filter = Filter::from_pil(raw.resample)
+            .ok_or_else(|| fail("resample", format!("unknown PIL resampling filter {}", raw.resample)))?;
         let normalize = if raw.do_normalize {
             let three = |v: &[f32], field: &str| -> Result<[f32; 3]> {
                 <[f32; 3]>::try_from(v).map_err(|_| fail(field, format!("needs 3 values, got {}", v.len())))
@@ -175,7 +168,7 @@ impl PreprocessConfig {
             Some(target) => {
                 let (w, h) = image.dimensions();
                 let (new_h, new_w) = resized_size(h, w, target);
-                resized = resize(image, new_w, new_h, self.filter)?;
+                resized = resample::resize(image, new_w, new_h, self.filter);
                 &resized
             }
             None => image,
@@ -220,20 +213,6 @@ fn resized_size(height: u32, width: u32, target: ResizeTarget) -> (u32, u32) {
     }
 }
 
-fn resize(image: &RgbImage, width: u32, height: u32, filter: ResizeAlg) -> Result<RgbImage> {
-    if image.dimensions() == (width, height) {
-        return Ok(image.clone());
-    }
-    let (w, h) = image.dimensions();
-    let fail = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("resize {w}x{h} → {width}x{height}: {e}"));
-    let src = Image::from_vec_u8(w, h, image.as_raw().clone(), PixelType::U8x3).map_err(|e| fail(&e))?;
-    let mut dst = Image::new(width, height, PixelType::U8x3);
-    Resizer::new()
-        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(filter))
-        .map_err(|e| fail(&e))?;
-    RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| fail(&"buffer size"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +238,7 @@ mod tests {
     fn crop_pads_small_images_with_zeros() {
         let cfg = PreprocessConfig {
             resize: None,
-            filter: ResizeAlg::Nearest,
+            filter: Filter::Nearest,
             crop: Some((3, 3)),
             rescale: None,
             normalize: None,
