@@ -1,1 +1,74 @@
-fn main(){}
+//! The `clipkit` command-line program: argument parsing and output only; the work is done
+//! by the `clipkit` library.
+
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// CLIP on your CPU: embed images and texts, classify zero-shot, inspect preprocessing.
+#[derive(Parser)]
+#[command(name = "clipkit", version, about)]
+struct Cli {
+    /// Worker threads for tensor math and image decoding (default: all cores).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed images and texts into the shared space; with both, also print their logits.
+    Embed(commands::embed::Args),
+    /// Show the token ids of texts.
+    Tokenize(commands::tokenize::Args),
+    /// Classify images zero-shot against labels, with prompt templates.
+    Classify(commands::classify::Args),
+    /// Write an image's preprocessed pixel tensor as a NumPy .npy file.
+    Preprocess(commands::preprocess::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLIPKIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .without_time()
+        .with_target(false)
+        .init();
+    if let Err(e) = set_threads(cli.threads) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Classify(args) => commands::classify::run(args),
+        Command::Preprocess(args) => commands::preprocess::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sizes the thread pool shared by candle's matrix products and our parallel loops.
+fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
+    let n = match threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // candle reads RAYON_NUM_THREADS for its matrix products; set it before any thread starts.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    Ok(())
+}

@@ -137,6 +137,28 @@ impl Clip {
         self.concat(parts)
     }
 
+    /// Unit-length embeddings (N, E) of image files, read and preprocessed in parallel one
+    /// batch at a time (so memory holds one batch of decoded images, not all of them).
+    /// `progress` is called with the number of files done after each batch.
+    pub fn embed_image_files<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        let mut done = 0;
+        for chunk in paths.chunks(self.batch_size) {
+            let pixels: Vec<Tensor> = chunk
+                .par_iter()
+                .map(|p| self.preprocess(&self.load_image(p.as_ref())?))
+                .collect::<Result<_>>()?;
+            parts.push(self.embed_pixels(&Tensor::stack(&pixels, 0)?)?);
+            done += chunk.len();
+            progress(done);
+        }
+        self.concat(parts)
+    }
+
     /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S).
     pub fn embed_pixels(&self, pixels: &Tensor) -> Result<Tensor> {
         Ok(l2_normalize(&self.network.image_features(pixels)?)?)

@@ -9,10 +9,10 @@
 //!   transformers (through PIL) ignores the tag; for files without one the two agree.
 //! - Images declaring more than [`DEFAULT_MAX_PIXELS`] pixels are refused before decoding.
 
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -29,13 +29,20 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
     if path.is_dir() {
         return Err(Error::Image { path: path.into(), message: "is a directory".into() });
     }
-    let bad = |e: image::ImageError| Error::Image { path: path.into(), message: e.to_string() };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ImageReader::new(BufReader::new(file))
+    let bad = |e: image::ImageError| Error::Image { path: path.into(), message: e.to_string().trim().to_string() };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        // The decoder would fill the missing part with grey; a user wants to hear about it.
+        return Err(Error::Image {
+            path: path.into(),
+            message: "truncated JPEG (no end-of-image marker after the last scan)".into(),
+        });
+    }
     if reader.format().is_none() {
-        let message = if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+        let message = if bytes.is_empty() {
             "the file is empty".to_string()
         } else {
             "unrecognised format (JPEG, PNG, WebP, BMP and GIF are supported)".to_string()
@@ -55,6 +62,19 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// Whether a JPEG stream ends its last scan with an end-of-image marker (FF D9).
+///
+/// Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so the last
+/// start-of-scan marker (FF DA) belongs to the main image's last scan, even when an EXIF
+/// thumbnail (a whole JPEG of its own) comes earlier in the file.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 /// Converts any pixel format to 8-bit RGB, compositing transparency onto white.
@@ -88,6 +108,14 @@ fn composite_on_white(value: u32, alpha: u32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_completeness_looks_after_the_last_scan() {
+        assert!(jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 0xFF, 0xD9]));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00]));
+        // A complete thumbnail before a cut main image does not count.
+        assert!(!jpeg_is_complete(&[0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA, 7, 7]));
+    }
 
     #[test]
     fn compositing_matches_the_ends_and_rounds_in_between() {

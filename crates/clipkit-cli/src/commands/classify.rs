@@ -1,0 +1,128 @@
+//! `clipkit classify`: zero-shot classification of images against labels.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
+use serde::Serialize;
+
+use super::{check_image_paths, load_model};
+use crate::progress;
+
+/// Arguments of `clipkit classify`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model folder (HuggingFace CLIP layout).
+    #[arg(long)]
+    model: PathBuf,
+    /// Image file to classify (repeatable).
+    #[arg(long = "image", value_name = "PATH", required = true)]
+    images: Vec<PathBuf>,
+    /// Candidate label (repeatable).
+    #[arg(long = "label", value_name = "LABEL", allow_hyphen_values = true)]
+    labels: Vec<String>,
+    /// File with one label per line (blank lines and lines starting with '#' are skipped).
+    #[arg(long, value_name = "FILE")]
+    labels_file: Option<PathBuf>,
+    /// Prompt template with '{}' where the label goes (repeatable); several are ensembled.
+    #[arg(long = "template", value_name = "TEMPLATE", allow_hyphen_values = true)]
+    templates: Vec<String>,
+    /// Built-in template set: simple ("a photo of a {}.") or imagenet80 (the CLIP paper's 80).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(TemplateSet::NAMES))]
+    template_set: Option<String>,
+    /// Labels shown per image (JSON: all labels unless given).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Images or prompts per forward pass.
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Output {
+    results: Vec<ImageResult>,
+}
+
+#[derive(Serialize)]
+struct ImageResult {
+    path: String,
+    labels: Vec<LabelProb>,
+}
+
+#[derive(Serialize)]
+struct LabelProb {
+    label: String,
+    prob: f32,
+}
+
+/// Runs `clipkit classify`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let labels = collect_labels(&args)?;
+    let templates = collect_templates(&args);
+    check_image_paths(&args.images)?;
+    let clip = load_model(&args.model, args.batch_size)?;
+    let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
+
+    let bar = progress::bar(args.images.len(), "classifying");
+    let embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+
+    let top_k = args.top_k.unwrap_or(if args.json { labels.len() } else { 5 });
+    let results: Vec<ImageResult> = args
+        .images
+        .iter()
+        .zip(classifier.classify(&embeds)?)
+        .map(|(path, scores)| ImageResult {
+            path: path.display().to_string(),
+            labels: scores
+                .into_iter()
+                .take(top_k)
+                .map(|s| LabelProb { label: s.label, prob: s.prob })
+                .collect(),
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string(&Output { results })?);
+    } else {
+        for result in results {
+            println!("{}", result.path);
+            for l in result.labels {
+                println!("  {:6.2}%  {}", 100.0 * l.prob, l.label);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_labels(args: &Args) -> anyhow::Result<Vec<String>> {
+    let mut labels = args.labels.clone();
+    if let Some(file) = &args.labels_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read labels", file.display()))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    if labels.is_empty() {
+        anyhow::bail!("no labels: give --label (repeatable) or --labels-file");
+    }
+    Ok(labels)
+}
+
+/// Explicit templates and the named set together; "simple" when neither is given.
+fn collect_templates(args: &Args) -> Vec<String> {
+    let mut templates = args.templates.clone();
+    let set = args.template_set.as_deref().and_then(TemplateSet::from_name);
+    if let Some(set) = set {
+        templates.extend(set.templates());
+    }
+    if templates.is_empty() {
+        templates = TemplateSet::Simple.templates();
+    }
+    templates
+}

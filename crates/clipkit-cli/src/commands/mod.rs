@@ -1,0 +1,36 @@
+//! One module per subcommand: its arguments and what it prints.
+
+pub mod classify;
+pub mod embed;
+pub mod preprocess;
+pub mod tokenize;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clipkit::Clip;
+
+/// Loads a model folder with the given batch size, naming the folder on failure.
+pub fn load_model(dir: &Path, batch_size: usize) -> anyhow::Result<Clip> {
+    let clip = Clip::load(dir).with_context(|| format!("cannot load model from {}", dir.display()))?;
+    Ok(clip.with_batch_size(batch_size))
+}
+
+/// Warns on stderr about a text cut to the context length.
+pub fn warn_truncated(text: &str, context_length: usize) {
+    let preview: String = text.chars().take(40).collect();
+    eprintln!("warning: text {preview:?}… is longer than {context_length} tokens and was truncated");
+}
+
+/// Checks image paths exist and are files before any work starts.
+pub fn check_image_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
+    for path in paths {
+        if path.is_dir() {
+            anyhow::bail!("{}: is a directory, not an image", path.display());
+        }
+        if !path.exists() {
+            anyhow::bail!("{}: no such file", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `clipkit preprocess`: the model's input tensor for one image, as a NumPy file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use npyz::WriterBuilder;
+
+use super::check_image_paths;
+
+/// Arguments of `clipkit preprocess`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model folder (its preprocessor_config.json is used).
+    #[arg(long)]
+    model: PathBuf,
+    /// Image file.
+    #[arg(long)]
+    image: PathBuf,
+    /// Output .npy file: float32, shape (3, H, W).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `clipkit preprocess`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    check_image_paths(std::slice::from_ref(&args.image))?;
+    let config_path = args.model.join("preprocessor_config.json");
+    let config = clipkit::preprocess::PreprocessConfig::from_file(&config_path)
+        .with_context(|| format!("cannot load preprocessing from {}", args.model.display()))?;
+    let image = clipkit::image_io::load_rgb(&args.image, clipkit::image_io::DEFAULT_MAX_PIXELS)?;
+    let (pixels, h, w) = config.apply(&image)?;
+    let file = std::fs::File::create(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let mut writer = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&[3, h as u64, w as u64])
+        .writer(std::io::BufWriter::new(file))
+        .begin_nd()
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    writer.extend(pixels).with_context(|| format!("{}: cannot write", args.out.display()))?;
+    writer.finish().with_context(|| format!("{}: cannot write", args.out.display()))?;
+    Ok(())
+}

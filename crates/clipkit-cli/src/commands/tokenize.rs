@@ -1,0 +1,61 @@
+//! `clipkit tokenize`: token ids of texts, with start and end tokens.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clipkit::tokenizer::ClipTokenizer;
+use serde::Serialize;
+
+use super::warn_truncated;
+
+/// Arguments of `clipkit tokenize`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model folder (its tokenizer files and config.json's context length are used).
+    #[arg(long)]
+    model: PathBuf,
+    /// Text to tokenize (repeatable; may be empty or begin with '-').
+    #[arg(long = "text", value_name = "TEXT", required = true, allow_hyphen_values = true)]
+    texts: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Output {
+    texts: Vec<Tokens>,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    text: String,
+    ids: Vec<u32>,
+    truncated: bool,
+}
+
+/// Runs `clipkit tokenize`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = args.model.join("config.json");
+    let config = clipkit::config::ClipConfig::from_file(&config_path)
+        .with_context(|| format!("cannot load model from {}", args.model.display()))?;
+    let context = config.text_config.max_position_embeddings;
+    let tokenizer = ClipTokenizer::from_dir(&args.model, context)?;
+    let mut texts = Vec::with_capacity(args.texts.len());
+    for text in args.texts {
+        let t = tokenizer.encode(&text)?;
+        if t.truncated {
+            warn_truncated(&text, context);
+        }
+        texts.push(Tokens { text, ids: t.ids, truncated: t.truncated });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&Output { texts })?);
+    } else {
+        for t in texts {
+            let ids: Vec<String> = t.ids.iter().map(u32::to_string).collect();
+            println!("{:?}: {}{}", t.text, ids.join(" "), if t.truncated { " (truncated)" } else { "" });
+        }
+    }
+    Ok(())
+}
