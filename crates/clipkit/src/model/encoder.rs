@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::layers::{LayerNorm, Linear};
+use super::ops::{fused_ok, AttentionOp, BiasActivationOp};
 use crate::config::Activation;
 
 /// Shape of one tower's transformer stack.
@@ -53,24 +54,32 @@ impl SelfAttention {
         })
     }
 
-    /// x: (B, T, C); mask: additive (T, T) or none. Returns (B, T, C).
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
+    /// x: (B, T, C) → (B, T, C); with `causal`, position t sees positions ≤ t only.
+    fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
+        let qkv = self.qkv.forward(x)?; // (B, T, 3C)
+        let ctx = if fused_ok(&[&qkv]) {
+            qkv.apply_op1_no_bwd(&AttentionOp { heads: self.heads, causal })?
+        } else {
+            self.composite(&qkv, causal)?
+        };
+        self.out.forward(&ctx)
+    }
+
+    /// The same attention from candle ops, differentiable: qkv (B, T, 3C) → (B, T, C).
+    fn composite(&self, qkv: &Tensor, causal: bool) -> Result<Tensor> {
+        let (b, t, c3) = qkv.dims3()?;
+        let c = c3 / 3;
         let d = c / self.heads;
-        let qkv = self.qkv.forward(x)?.reshape((b, t, 3, self.heads, d))?;
+        let qkv = qkv.reshape((b, t, 3, self.heads, d))?;
         let qkv = qkv.permute((2, 0, 3, 1, 4))?; // (3, B, H, T, D)
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let scores = q.matmul(&k.t()?)?; // (B, H, T, T)
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
+        let scores = if causal { scores.broadcast_add(&causal_mask(t, q.device())?)? } else { scores };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let ctx = probs.matmul(&v)?; // (B, H, T, D)
-        let ctx = ctx.transpose(1, 2)?.reshape((b, t, c))?;
-        self.out.forward(&ctx)
+        ctx.transpose(1, 2)?.reshape((b, t, c))
     }
 }
 
@@ -91,7 +100,14 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.activation.apply(&self.fc1.forward(x)?)?; // (B, T, I)
+        let pre = self.fc1.product(x)?; // (B, T, I)
+        let h = match self.fc1.bias() {
+            Some(bias) if fused_ok(&[&pre, bias]) => {
+                pre.apply_op2_no_bwd(bias, &BiasActivationOp { activation: self.activation })?
+            }
+            Some(bias) => self.activation.apply(&pre.broadcast_add(bias)?)?,
+            None => self.activation.apply(&pre)?,
+        };
         self.fc2.forward(&h)
     }
 }
@@ -114,8 +130,8 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let attended = self.self_attn.forward(&self.layer_norm1.forward(x)?, mask)?;
+    fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
+        let attended = self.self_attn.forward(&self.layer_norm1.forward(x)?, causal)?;
         let x = (x + attended)?;
         let transformed = self.mlp.forward(&self.layer_norm2.forward(&x)?)?;
         x + transformed
@@ -138,12 +154,59 @@ impl Encoder {
         Ok(Encoder { layers })
     }
 
-    /// x: (B, T, C), mask: additive (T, T) or none → (B, T, C).
-    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// x: (B, T, C) → (B, T, C); `causal` masks attention to later positions.
+    pub fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            x = layer.forward(&x, mask)?;
+            x = layer.forward(&x, causal)?;
         }
         Ok(x)
+    }
+}
+
+/// Additive causal mask (T, T): 0 on and below the diagonal, -inf above.
+fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (t, t), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// The fused inference kernels and the differentiable composite ops agree.
+    #[test]
+    fn fused_kernels_match_composite_ops() {
+        for (activation, causal) in [
+            (Activation::QuickGelu, false),
+            (Activation::Gelu, true),
+            (Activation::GeluTanh, true),
+            (Activation::Silu, false),
+            (Activation::Relu, true),
+        ] {
+            let shape = EncoderShape { hidden: 24, intermediate: 40, layers: 2, heads: 3, activation, eps: 1e-5 };
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+            Encoder::new(vb.clone(), &shape).unwrap();
+            // Move every weight off its initial value (gains of one, biases of zero).
+            for v in varmap.all_vars() {
+                v.set(&(v.as_tensor() + Tensor::randn(0f32, 0.1, v.shape(), &Device::Cpu).unwrap()).unwrap()).unwrap();
+            }
+            // Built from variables: gradients are tracked, so the composite path runs.
+            let trained = Encoder::new(vb, &shape).unwrap();
+            // Plain copies of the same weights: nothing is tracked, so the fused path runs.
+            let plain: std::collections::HashMap<String, Tensor> =
+                varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
+            let inference = Encoder::new(VarBuilder::from_tensors(plain, DType::F32, &Device::Cpu), &shape).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
+            let a = trained.forward(&x, causal).unwrap();
+            let b = inference.forward(&x, causal).unwrap();
+            let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-4, "{activation:?} causal={causal}: {diff}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::ops::{fused_ok, LayerNormOp};
 use crate::config::Activation;
 
 /// `y = x Wᵀ + b` over the last axis of an input of any rank.
@@ -31,21 +32,32 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Linear {
+    /// `x Wᵀ` without the bias: (…, in) → (…, out).
+    pub fn product(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
-        let x2 = x.reshape((rows, in_dim))?; // (M, in)
-        let y = x2.matmul(&self.weight.t()?)?; // (M, out)
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?; // (M, out)
         let mut out_dims = dims.to_vec();
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;
         y.reshape(out_dims)
+    }
+
+    /// The bias, if the map has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.product(x)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
     }
 }
 
@@ -67,6 +79,9 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.contiguous()?;
+        if fused_ok(&[&x, &self.weight, &self.bias]) {
+            return x.apply_op3_no_bwd(&self.weight, &self.bias, &LayerNormOp { eps: self.eps as f32 });
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;

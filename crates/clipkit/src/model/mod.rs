@@ -7,6 +7,7 @@
 mod encoder;
 mod layers;
 mod network;
+mod ops;
 mod text;
 mod vision;
 

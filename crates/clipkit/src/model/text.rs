@@ -66,8 +66,7 @@ impl TextTower {
         let ids_t = Tensor::from_vec(flat, (b, t), &Device::Cpu)?;
         let tokens = self.token_embedding.forward(&ids_t)?; // (B, T, C)
         let tokens = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, t)?)?;
-        let mask = causal_mask(t)?;
-        let hidden = self.encoder.forward(&tokens, Some(&mask))?;
+        let hidden = self.encoder.forward(&tokens, true)?;
         let hidden = self.final_layer_norm.forward(&hidden)?; // (B, T, C)
         let positions: Vec<u32> =
             ids.iter().map(|row| pooled_position(row, self.config.pooling()) as u32).collect();
@@ -93,14 +92,6 @@ pub fn pooled_position(ids: &[u32], pooling: TextPooling) -> usize {
             best
         }
     }
-}
-
-/// Additive causal mask (T, T): 0 on and below the diagonal, -inf above.
-fn causal_mask(t: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (t, t), &Device::Cpu)
 }
 
 #[cfg(test)]

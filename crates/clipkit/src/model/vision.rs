@@ -80,7 +80,7 @@ impl VisionTower {
         let class = self.class_embedding.reshape((1, 1, c))?.repeat((b, 1, 1))?;
         let tokens = Tensor::cat(&[class, patches], 1)?; // (B, P + 1, C)
         let tokens = tokens.broadcast_add(&self.position_embedding)?;
-        let hidden = self.encoder.forward(&self.pre_layrnorm.forward(&tokens)?, None)?;
+        let hidden = self.encoder.forward(&self.pre_layrnorm.forward(&tokens)?, false)?;
         let class_state = hidden.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
         self.post_layernorm.forward(&class_state)
     }

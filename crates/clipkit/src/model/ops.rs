@@ -1,0 +1,224 @@
+//! Fused CPU kernels for inference: layer norm, bias + activation, and attention.
+//!
+//! Each replaces a chain of candle ops that would allocate and sweep memory several times.
+//! They carry no backward pass, so callers use them only when no operand tracks gradients
+//! (`fused_ok`) and fall back to the composite formulation otherwise; tests check that the
+//! two agree.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::config::Activation;
+
+/// Whether fused kernels may be used: every operand is on the CPU, f32, and gradient-free.
+pub fn fused_ok(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| !t.track_op() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+}
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{what}: expected f32");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// Rows per parallel task, so that small tensors are not split into many tiny tasks.
+fn rows_per_task(rows: usize, width: usize) -> usize {
+    const MIN_ELEMENTS: usize = 16 * 1024;
+    (MIN_ELEMENTS / width.max(1)).clamp(1, rows.max(1))
+}
+
+/// Layer norm over the last axis: x (…, C), gain (C), bias (C).
+pub struct LayerNormOp {
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "clipkit-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "layer norm input")?;
+        let gain = contiguous_f32(s2, l2, "layer norm gain")?;
+        let bias = contiguous_f32(s3, l3, "layer norm bias")?;
+        let c = gain.len();
+        if c == 0 || x.len() % c != 0 || bias.len() != c {
+            candle_core::bail!("layer norm: width mismatch");
+        }
+        let mut out = vec![0f32; x.len()];
+        let chunk = rows_per_task(x.len() / c, c) * c;
+        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
+            for (o, row) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                // Two passes: the mean, then the variance around it.
+                let mean = row.iter().sum::<f32>() / c as f32;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let inv = 1.0 / (var + self.eps).sqrt();
+                for i in 0..c {
+                    o[i] = (row[i] - mean) * inv * gain[i] + bias[i];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `activation(x + bias)` over the last axis: x (…, N), bias (N).
+pub struct BiasActivationOp {
+    /// The activation applied after the bias.
+    pub activation: Activation,
+}
+
+impl CustomOp2 for BiasActivationOp {
+    fn name(&self) -> &'static str {
+        "clipkit-bias-activation"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "activation input")?;
+        let bias = contiguous_f32(s2, l2, "activation bias")?;
+        let n = bias.len();
+        if n == 0 || x.len() % n != 0 {
+            candle_core::bail!("bias + activation: width mismatch");
+        }
+        let act = self.activation;
+        let mut out = vec![0f32; x.len()];
+        let chunk = rows_per_task(x.len() / n, n) * n;
+        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
+            for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                for i in 0..n {
+                    o[i] = act.scalar(row[i] + bias[i]);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+impl Activation {
+    /// The activation of one value, as PyTorch defines it.
+    pub fn scalar(self, x: f32) -> f32 {
+        match self {
+            Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+            Activation::Gelu => 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Activation::GeluTanh => {
+                const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+                0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+            }
+            Activation::Relu => x.max(0.0),
+            Activation::Silu => x / (1.0 + (-x).exp()),
+        }
+    }
+}
+
+/// Multi-head attention straight from the fused projection: qkv (B, T, 3·C) laid out as
+/// [q | k | v], each head's D channels adjacent → context (B, T, C), heads side by side.
+/// The query part must already carry the 1/√D scale.
+pub struct AttentionOp {
+    /// H: number of heads.
+    pub heads: usize,
+    /// Whether position t may attend only to positions ≤ t.
+    pub causal: bool,
+}
+
+impl CustomOp1 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "clipkit-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = contiguous_f32(storage, layout, "attention input")?;
+        let (b, t, c3) = layout.shape().dims3()?;
+        let c = c3 / 3;
+        let h = self.heads;
+        if c3 % 3 != 0 || h == 0 || c % h != 0 {
+            candle_core::bail!("attention: {c3} channels do not split into 3 × {h} heads");
+        }
+        let d = c / h;
+        let mut out = vec![0f32; b * t * c];
+        // Each (batch, head) pair writes its own D-wide columns of `out`.
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        (0..b * h).into_par_iter().for_each_init(
+            || vec![0f32; t * t],
+            |scores, job| {
+                let (bi, hi) = (job / h, job % h);
+                let base = bi * t * c3;
+                let q = qkv[base + hi * d..].as_ptr();
+                let k = qkv[base + c + hi * d..].as_ptr();
+                let v = qkv[base + 2 * c + hi * d..].as_ptr();
+                let rs = c3 as isize;
+                // SAFETY: the pointers stay inside `qkv` (rows of stride 3C, D columns from
+                // the head's offset), `scores` is T×T, and this job's destination columns
+                // [hi·D, hi·D + D) of batch bi are written by no other job.
+                unsafe {
+                    // scores = Q Kᵀ: (T×D)·(D×T), Kᵀ read through strides.
+                    gemm::gemm(
+                        t, t, d,
+                        scores.as_mut_ptr(), 1, t as isize, false,
+                        q, 1, rs,
+                        k, rs, 1,
+                        0.0, 1.0, false, false, false,
+                        gemm::Parallelism::None,
+                    );
+                    softmax_rows(scores, t, self.causal);
+                    let dst = out_ptr.get().add(bi * t * c + hi * d);
+                    // context = P V: (T×T)·(T×D), written into the head's columns.
+                    gemm::gemm(
+                        t, d, t,
+                        dst, 1, c as isize, false,
+                        scores.as_ptr(), 1, t as isize,
+                        v, 1, rs,
+                        0.0, 1.0, false, false, false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from_dims(&[b, t, c])))
+    }
+}
+
+/// Row-wise softmax of a T×T score matrix; with `causal`, entries above the diagonal get 0.
+fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
+    for (i, row) in scores.chunks_exact_mut(t).enumerate() {
+        let visible = if causal { i + 1 } else { t };
+        let max = row[..visible].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for s in &mut row[..visible] {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let inv = 1.0 / sum;
+        for s in &mut row[..visible] {
+            *s *= inv;
+        }
+        for s in &mut row[visible..] {
+            *s = 0.0;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint regions of one buffer to parallel jobs.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
