@@ -48,7 +48,7 @@ impl SelfAttention {
         let weight = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
         let bias = Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?;
         Ok(SelfAttention {
-            qkv: Linear::from_parts(weight, Some(bias)),
+            qkv: Linear::from_parts(weight, Some(bias))?,
             out: Linear::new(vb.pp("out_proj"), c, c, true)?,
             heads: shape.heads,
         })

@@ -3,19 +3,31 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use std::sync::Arc;
+
 use super::ops::{fused_ok, LayerNormOp};
+use super::packed::PackedWeight;
 use crate::config::Activation;
 
 /// `y = x Wᵀ + b` over the last axis of an input of any rank.
 ///
 /// Leading axes are folded into one before the product, so a (B, T, C) input costs one large
-/// matrix product instead of B small ones.
+/// matrix product instead of B small ones. Gradient-free f32 weights on a CPU with AVX2 are
+/// packed once for [`PackedWeight`]'s kernel (and the unpacked copy dropped); weights that
+/// train stay tensors and go through candle's differentiable matmul.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// (out, in), as stored in the checkpoint.
-    weight: Tensor,
+    weight: Weight,
     /// (out)
     bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    /// (out, in), as stored in the checkpoint.
+    Tensor(Tensor),
+    /// The same values in the inference kernel's layout.
+    Packed(Arc<PackedWeight>),
 }
 
 impl Linear {
@@ -23,41 +35,66 @@ impl Linear {
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, with_bias: bool) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if with_bias { Some(vb.get(out_dim, "bias")?) } else { None };
+        Self::from_parts(weight, bias)
+    }
+
+    /// Builds a map from a (out, in) weight and an optional (out) bias.
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let packable = PackedWeight::supported() && fused_ok(&[&weight]) && bias.as_ref().is_none_or(|b| fused_ok(&[b]));
+        let weight = if packable {
+            let (n, k) = weight.dims2()?;
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            Weight::Packed(Arc::new(PackedWeight::pack(&values, n, k)))
+        } else {
+            Weight::Tensor(weight)
+        };
         Ok(Linear { weight, bias })
     }
 
-    /// Builds a map from tensors already in hand.
-    pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias }
-    }
-}
-
-impl Linear {
     /// `x Wᵀ` without the bias: (…, in) → (…, out).
     pub fn product(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?; // (M, out)
-        let mut out_dims = dims.to_vec();
-        let last = out_dims.len() - 1;
-        out_dims[last] = y.dim(1)?;
-        y.reshape(out_dims)
+        self.apply(x, false)
     }
 
     /// The bias, if the map has one.
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    fn apply(&self, x: &Tensor, with_bias: bool) -> Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?; // (M, in)
+        let y = match &self.weight {
+            Weight::Packed(packed) if fused_ok(&[x]) => {
+                let bias = match (&self.bias, with_bias) {
+                    (Some(b), true) => Some(b.to_vec1::<f32>()?),
+                    _ => None,
+                };
+                let values = x2.flatten_all()?.to_vec1::<f32>()?;
+                let y = packed.matmul(&values, bias.as_deref());
+                Tensor::from_vec(y, (rows, packed.out_dim()), x.device())?
+            }
+            Weight::Packed(_) => candle_core::bail!("packed weights serve gradient-free f32 inputs only"),
+            Weight::Tensor(w) => {
+                let y = x2.matmul(&w.t()?)?;
+                match (&self.bias, with_bias) {
+                    (Some(b), true) => y.broadcast_add(b)?,
+                    _ => y,
+                }
+            }
+        };
+        let mut out_dims = dims.to_vec();
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        y.reshape(out_dims)
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.product(x)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        self.apply(x, true)
     }
 }
 

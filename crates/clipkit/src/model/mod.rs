@@ -8,6 +8,7 @@ mod encoder;
 mod layers;
 mod network;
 mod ops;
+mod packed;
 mod text;
 mod vision;
 

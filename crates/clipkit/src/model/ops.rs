@@ -100,8 +100,12 @@ impl CustomOp2 for BiasActivationOp {
         let chunk = rows_per_task(x.len() / n, n) * n;
         out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
             for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                for i in 0..n {
-                    o[i] = act.scalar(row[i] + bias[i]);
+                if act == Activation::QuickGelu {
+                    quick_gelu_row(o, row, bias);
+                } else {
+                    for i in 0..n {
+                        o[i] = act.scalar(row[i] + bias[i]);
+                    }
                 }
             }
         });
@@ -113,7 +117,7 @@ impl Activation {
     /// The activation of one value, as PyTorch defines it.
     pub fn scalar(self, x: f32) -> f32 {
         match self {
-            Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+            Activation::QuickGelu => x / (1.0 + exp_fast(-1.702 * x)),
             Activation::Gelu => 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)),
             Activation::GeluTanh => {
                 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -123,6 +127,52 @@ impl Activation {
             Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
+}
+
+/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises.
+fn quick_gelu_row(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { quick_gelu_row_avx2(out, x, bias) };
+        return;
+    }
+    quick_gelu_row_portable(out, x, bias);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quick_gelu_row_avx2(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    quick_gelu_row_portable(out, x, bias);
+}
+
+#[inline(always)]
+fn quick_gelu_row_portable(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    for ((o, &v), &b) in out.iter_mut().zip(x).zip(bias) {
+        let v = v + b;
+        *o = v / (1.0 + exp_fast(-1.702 * v));
+    }
+}
+
+/// e^x for f32 without a libm call, so loops over it vectorise: x = n·ln2 + r with
+/// |r| ≤ ln2/2, a degree-6 polynomial for e^r (relative error < 2e-7 on that range), and 2^n
+/// put into the exponent bits. Inputs beyond ±87 saturate to 0 or a huge finite value, which
+/// is what callers (sigmoids) need.
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 87.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    f32::from_bits(p.to_bits().wrapping_add(((n as i32) << 23) as u32))
 }
 
 /// Multi-head attention straight from the fused projection: qkv (B, T, 3·C) laid out as
@@ -209,6 +259,26 @@ fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
         for s in &mut row[visible..] {
             *s = 0.0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_fast_is_accurate_to_a_few_ulp() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x < 87.0 {
+            let rel = ((exp_fast(x) - x.exp()) / x.exp()).abs();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        // Saturation keeps sigmoids well defined far from zero.
+        assert!(exp_fast(-1000.0) < 1e-37 && exp_fast(-1000.0) >= 0.0);
+        assert!(exp_fast(1000.0).is_finite() && exp_fast(1000.0) > 1e37);
     }
 }
 

@@ -31,7 +31,7 @@ impl VisionTower {
         let channels = config.num_channels;
         let emb = vb.pp("embeddings");
         let conv = emb.get((c, channels, p, p), "patch_embedding.weight")?;
-        let patch_embedding = Linear::from_parts(conv.reshape((c, channels * p * p))?, None);
+        let patch_embedding = Linear::from_parts(conv.reshape((c, channels * p * p))?, None)?;
         let shape = EncoderShape {
             hidden: c,
             intermediate: config.intermediate_size,

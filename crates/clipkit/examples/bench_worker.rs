@@ -1,0 +1,185 @@
+//! Timing worker for `tools/bench_vs_torch.py`: loads a model once, then times forward passes
+//! on request, so a driver can interleave clipkit and PyTorch measurements in one run.
+//!
+//! Build and run:
+//!
+//! ```text
+//! cargo build --release --example bench_worker
+//! RAYON_NUM_THREADS=2 target/release/examples/bench_worker --model target/bench-model
+//! ```
+//!
+//! Thread count: candle's CPU kernels and rayon both read `RAYON_NUM_THREADS`, so set it in the
+//! environment before the process starts.
+//!
+//! Protocol (one command per line on stdin, one answer line on stdout, flushed):
+//!
+//! - at start-up, after loading: `ready load_s=<seconds> threads=<rayon threads> image_size=<S>`
+//! - `image B N` → one untimed warm-up pass, then N timed passes of `embed_pixels` on a fixed
+//!   (B, 3, S, S) batch of pseudo-random pixels; answers the elapsed seconds of the N passes.
+//! - `text B N` → the same for `embed_token_ids` on B rows of exactly 77 tokens
+//!   (start token, 75 pseudo-random ordinary ids, end token).
+//! - `quit` (or end of input) → exit.
+//!
+//! Malformed commands answer `error <message>` and the worker keeps going.
+
+use std::error::Error;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use clipkit::Clip;
+
+type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+/// CLIP's start- and end-of-text ids and the context length the text workload fills.
+const BOS: u32 = 49406;
+const EOS: u32 = 49407;
+const TEXT_TOKENS: usize = 77;
+
+/// A tiny deterministic generator (xorshift64*), so the example needs no extra dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in [lo, hi).
+    fn range_u32(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + (self.next_u64() % u64::from(hi - lo)) as u32
+    }
+}
+
+/// (B, 3, S, S) pixels roughly like normalised images: uniform in [-1.8, 2.1].
+fn random_pixels(batch: usize, size: usize, rng: &mut Rng) -> BoxResult<Tensor> {
+    let data: Vec<f32> = (0..batch * 3 * size * size)
+        .map(|_| rng.next_f32() * 3.9 - 1.8)
+        .collect();
+    Ok(Tensor::from_vec(
+        data,
+        (batch, 3, size, size),
+        &Device::Cpu,
+    )?)
+}
+
+/// B rows of exactly 77 ids: start token, 75 ordinary ids, end token.
+fn random_token_rows(batch: usize, rng: &mut Rng) -> Vec<Vec<u32>> {
+    (0..batch)
+        .map(|_| {
+            let mut row = Vec::with_capacity(TEXT_TOKENS);
+            row.push(BOS);
+            row.extend((0..TEXT_TOKENS - 2).map(|_| rng.range_u32(1000, 40000)));
+            row.push(EOS);
+            row
+        })
+        .collect()
+}
+
+/// One warm-up call, then `n` timed calls; returns the seconds the timed calls took.
+fn time_passes(n: usize, mut pass: impl FnMut() -> BoxResult<Tensor>) -> BoxResult<f64> {
+    pass()?; // warm-up: first-touch allocations, page faults on the mapped weights
+    let start = Instant::now();
+    for _ in 0..n {
+        let out = pass()?;
+        // Touch the result so nothing can be skipped.
+        std::hint::black_box(out.dims());
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn parse_args() -> BoxResult<PathBuf> {
+    let mut args = std::env::args().skip(1);
+    let mut model = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--model" => model = args.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                eprintln!("usage: bench_worker --model DIR   (commands on stdin: image B N | text B N | quit)");
+                std::process::exit(0);
+            }
+            other => {
+                return Err(
+                    format!("unknown argument {other:?}; usage: bench_worker --model DIR").into(),
+                )
+            }
+        }
+    }
+    model.ok_or_else(|| "missing --model DIR".into())
+}
+
+/// Parses `B N` from the rest of a command line.
+fn parse_batch_and_count(rest: &[&str]) -> BoxResult<(usize, usize)> {
+    match rest {
+        [b, n] => {
+            let b: usize = b.parse()?;
+            let n: usize = n.parse()?;
+            if b == 0 || n == 0 {
+                return Err("B and N must be at least 1".into());
+            }
+            Ok((b, n))
+        }
+        _ => Err("expected two numbers: B N".into()),
+    }
+}
+
+fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<String>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(Some("error empty command".into())),
+        ["quit"] => Ok(None),
+        ["image", rest @ ..] => {
+            let (b, n) = parse_batch_and_count(rest)?;
+            let pixels = random_pixels(b, clip.config().vision_config.image_size, rng)?;
+            let secs = time_passes(n, || Ok(clip.embed_pixels(&pixels)?))?;
+            Ok(Some(format!("{secs:.6}")))
+        }
+        ["text", rest @ ..] => {
+            let (b, n) = parse_batch_and_count(rest)?;
+            let ids = random_token_rows(b, rng);
+            // embed_token_ids splits into chunks of the clip's batch size; B must be one chunk.
+            let secs = time_passes(n, || Ok(clip.embed_token_ids(&ids)?))?;
+            Ok(Some(format!("{secs:.6}")))
+        }
+        [other, ..] => Ok(Some(format!("error unknown command {other:?}"))),
+    }
+}
+
+fn main() -> BoxResult<()> {
+    let model = parse_args()?;
+    let start = Instant::now();
+    // A batch size far above any benchmarked B, so one command is one forward pass.
+    let clip = Clip::load(&model)?.with_batch_size(1 << 20);
+    let load_s = start.elapsed().as_secs_f64();
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(
+        out,
+        "ready load_s={load_s:.6} threads={} image_size={}",
+        rayon::current_num_threads(),
+        clip.config().vision_config.image_size
+    )?;
+    out.flush()?;
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let answer = match run_command(&clip, line.trim(), &mut rng) {
+            Ok(Some(answer)) => answer,
+            Ok(None) => break,
+            Err(e) => format!("error {e}"),
+        };
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
