@@ -101,3 +101,15 @@ fn decoded_images_match_pil_before_resizing() {
         assert!(worst <= tol, "{name}: decoded pixels differ by {worst} levels");
     }
 }
+
+#[test]
+fn images_over_the_pixel_limit_are_refused_before_decoding() {
+    // 97 × 61 = 5917 pixels declared in the header.
+    let err = clipkit::image_io::load_rgb(&image("wide_rgb.png"), 5000).unwrap_err();
+    assert!(
+        matches!(err, clipkit::Error::ImageTooLarge { width: 97, height: 61, limit: 5000, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wide_rgb.png"));
+    assert!(clipkit::image_io::load_rgb(&image("wide_rgb.png"), 5917).is_ok());
+}

@@ -3,8 +3,8 @@
 //! General-purpose GEMM libraries re-pack the weight matrix on every call. With few rows of
 //! input (one image is 50 tokens) that packing costs as much as the arithmetic, so here the
 //! weights (out, in) are laid out once in panels of 16 output channels, k-major, and an
-//! AVX2/FMA kernel computes 6 × 16 output tiles straight from the panels and the unpacked
-//! input rows. The bias is the tiles' starting value. Threads take blocks of rows, or for
+//! AVX2/FMA kernel computes 6 × 16 output tiles from the panels and from the input rows,
+//! which are re-laid per depth block (cheap: they are few and reused by every panel). The bias is the tiles' starting value. Threads take blocks of rows, or for
 //! small inputs ranges of panels, and write disjoint parts of the output.
 //!
 //! Shapes: X (M, K) row-major, W (N, K) as in the checkpoint, Y = X Wᵀ + b (M, N).
@@ -98,22 +98,33 @@ impl PackedWeight {
     /// Computes `panels` of the output for `m` rows of x into `out` (row stride N).
     fn rows(&self, x: &[f32], m: usize, panels: std::ops::Range<usize>, bias: &[f32], out: SendPtr) {
         let (n, k) = (self.n, self.k);
+        let tiles = m.div_ceil(MR);
+        // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
+        // the kernel's broadcasts read one contiguous stream.
+        let mut packed_x = vec![0f32; tiles * KC * MR];
         for kb in (0..k).step_by(KC) {
             let kc = KC.min(k - kb);
+            for (t, tile_x) in packed_x.chunks_exact_mut(KC * MR).enumerate() {
+                for r in 0..MR.min(m - t * MR) {
+                    let row = &x[(t * MR + r) * k + kb..(t * MR + r) * k + kb + kc];
+                    for (kk, &v) in row.iter().enumerate() {
+                        tile_x[kk * MR + r] = v;
+                    }
+                }
+            }
             for p in panels.clone() {
                 let panel = &self.data[p * k * NR + kb * NR..p * k * NR + (kb + kc) * NR];
                 let cols = NR.min(n - p * NR);
                 let init = if kb == 0 { Init::Bias(&bias[p * NR..p * NR + NR]) } else { Init::Accumulate };
-                for r0 in (0..m).step_by(MR) {
-                    let rows = MR.min(m - r0);
-                    let x0 = &x[r0 * k + kb..];
-                    // SAFETY: the tile covers rows r0..r0+rows and columns p·16..p·16+cols of
-                    // the (M, N) output, inside `out`, written by this call alone; x0 holds
-                    // `rows` rows of stride k with at least kc values each; the panel slice
-                    // holds kc × 16 values.
+                for t in 0..tiles {
+                    let rows = MR.min(m - t * MR);
+                    let tile_x = &packed_x[t * KC * MR..];
+                    // SAFETY: the tile covers rows t·6..t·6+rows and columns p·16..p·16+cols
+                    // of the (M, N) output, inside `out`, written by this call alone; tile_x
+                    // holds kc × 6 values and the panel slice kc × 16.
                     unsafe {
-                        let c = out.0.add(r0 * n + p * NR);
-                        tile(rows, x0.as_ptr(), k, panel.as_ptr(), kc, c, n, cols, init);
+                        let c = out.0.add(t * MR * n + p * NR);
+                        tile(rows, tile_x.as_ptr(), panel.as_ptr(), kc, c, n, cols, init);
                     }
                 }
             }
@@ -132,14 +143,14 @@ enum Init<'a> {
 
 /// Dispatches on the tile's row count so the kernel's loops are fully unrolled.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(rows: usize, x: *const f32, ldx: usize, w: *const f32, kc: usize, c: *mut f32, ldc: usize, cols: usize, init: Init) {
+unsafe fn tile(rows: usize, x: *const f32, w: *const f32, kc: usize, c: *mut f32, ldc: usize, cols: usize, init: Init) {
     match rows {
-        6 => kernel::<6>(x, ldx, w, kc, c, ldc, cols, init),
-        5 => kernel::<5>(x, ldx, w, kc, c, ldc, cols, init),
-        4 => kernel::<4>(x, ldx, w, kc, c, ldc, cols, init),
-        3 => kernel::<3>(x, ldx, w, kc, c, ldc, cols, init),
-        2 => kernel::<2>(x, ldx, w, kc, c, ldc, cols, init),
-        _ => kernel::<1>(x, ldx, w, kc, c, ldc, cols, init),
+        6 => kernel::<6>(x, w, kc, c, ldc, cols, init),
+        5 => kernel::<5>(x, w, kc, c, ldc, cols, init),
+        4 => kernel::<4>(x, w, kc, c, ldc, cols, init),
+        3 => kernel::<3>(x, w, kc, c, ldc, cols, init),
+        2 => kernel::<2>(x, w, kc, c, ldc, cols, init),
+        _ => kernel::<1>(x, w, kc, c, ldc, cols, init),
     }
 }
 
@@ -148,7 +159,6 @@ unsafe fn tile(rows: usize, x: *const f32, ldx: usize, w: *const f32, kc: usize,
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel<const R: usize>(
     x: *const f32,
-    ldx: usize,
     w: *const f32,
     kc: usize,
     c: *mut f32,
@@ -178,7 +188,7 @@ unsafe fn kernel<const R: usize>(
         let w0 = _mm256_loadu_ps(w.add(kk * NR));
         let w1 = _mm256_loadu_ps(w.add(kk * NR + 8));
         for (r, a) in acc.iter_mut().enumerate() {
-            let xv = _mm256_broadcast_ss(&*x.add(r * ldx + kk));
+            let xv = _mm256_broadcast_ss(&*x.add(kk * MR + r));
             a[0] = _mm256_fmadd_ps(xv, w0, a[0]);
             a[1] = _mm256_fmadd_ps(xv, w1, a[1]);
         }
@@ -199,7 +209,7 @@ unsafe fn kernel<const R: usize>(
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const R: usize>(_: *const f32, _: usize, _: *const f32, _: usize, _: *mut f32, _: usize, _: usize, _: Init) {
+unsafe fn kernel<const R: usize>(_: *const f32, _: *const f32, _: usize, _: *mut f32, _: usize, _: usize, _: Init) {
     unreachable!("PackedWeight::supported() is false off x86-64")
 }
 
