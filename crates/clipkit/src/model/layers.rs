@@ -72,9 +72,7 @@ impl Linear {
                     (Some(b), true) => Some(b.to_vec1::<f32>()?),
                     _ => None,
                 };
-                let values = x2.flatten_all()?.to_vec1::<f32>()?;
-                let y = packed.matmul(&values, bias.as_deref());
-                Tensor::from_vec(y, (rows, packed.out_dim()), x.device())?
+                x2.contiguous()?.apply_op1_no_bwd(&PackedLinearOp { weight: packed, bias: bias.as_deref() })?
             }
             Weight::Packed(_) => candle_core::bail!("packed weights serve gradient-free f32 inputs only"),
             Weight::Tensor(w) => {
@@ -95,6 +93,38 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, true)
+    }
+}
+
+/// The packed product as a candle op, so the kernel reads the input tensor's storage in
+/// place: x (M, K) → (M, N).
+struct PackedLinearOp<'a> {
+    weight: &'a PackedWeight,
+    bias: Option<&'a [f32]>,
+}
+
+impl candle_core::CustomOp1 for PackedLinearOp<'_> {
+    fn name(&self) -> &'static str {
+        "clipkit-packed-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("packed linear: expected f32 input");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("packed linear: expected a contiguous input");
+        };
+        let (m, k) = layout.shape().dims2()?;
+        if k != self.weight.in_dim() {
+            candle_core::bail!("packed linear: input width {k}, weight expects {}", self.weight.in_dim());
+        }
+        let y = self.weight.matmul(&data[start..end], self.bias);
+        Ok((candle_core::CpuStorage::F32(y), (m, self.weight.out_dim()).into()))
     }
 }
 

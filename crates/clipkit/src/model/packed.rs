@@ -62,6 +62,11 @@ impl PackedWeight {
         self.n
     }
 
+    /// Input width K.
+    pub fn in_dim(&self) -> usize {
+        self.k
+    }
+
     /// Y = X Wᵀ (+ bias): x (M, K) row-major → (M, N) row-major.
     pub fn matmul(&self, x: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
