@@ -69,6 +69,8 @@ fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
     };
     // candle reads RAYON_NUM_THREADS for its matrix products; set it before any thread starts.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()?;
     Ok(())
 }

@@ -20,7 +20,9 @@ fn image(name: &str) -> String {
 }
 
 fn reference(name: &str) -> std::collections::HashMap<String, candle_core::Tensor> {
-    let path = fixtures().join("reference").join(format!("{name}.safetensors"));
+    let path = fixtures()
+        .join("reference")
+        .join(format!("{name}.safetensors"));
     candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap()
 }
 
@@ -37,36 +39,72 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
     fn explain(&self) -> String {
-        format!("command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}", self.command, self.output.status, self.stdout(), self.stderr())
+        format!(
+            "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+            self.command,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
     }
     fn json(&self) -> Value {
-        assert!(self.output.status.success(), "command failed\n{}", self.explain());
-        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", self.explain()))
+        assert!(
+            self.output.status.success(),
+            "command failed\n{}",
+            self.explain()
+        );
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", self.explain()))
     }
     /// Asserts a clean failure: non-zero exit, a message naming `culprit`, no panic.
     fn assert_fails_naming(&self, culprit: &str) {
         let err = self.stderr();
-        assert!(!self.output.status.success(), "should fail\n{}", self.explain());
-        assert!(err.contains(culprit), "message should name {culprit}\n{}", self.explain());
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panicked\n{}", self.explain());
+        assert!(
+            !self.output.status.success(),
+            "should fail\n{}",
+            self.explain()
+        );
+        assert!(
+            err.contains(culprit),
+            "message should name {culprit}\n{}",
+            self.explain()
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "panicked\n{}",
+            self.explain()
+        );
     }
 }
 
 fn clipkit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clipkit"));
     cmd.args(args);
-    let command = format!("clipkit {}", args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" "));
+    let command = format!(
+        "clipkit {}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let output = cmd.output().expect("clipkit runs");
     Run { command, output }
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -74,7 +112,12 @@ fn embed_json_contract_and_parity_with_transformers() {
     let m = model("clip-a");
     let want = reference("clip-a");
     let texts = ["a photo of a cat", "", "-leading dash"];
-    let mut args = vec!["embed".to_string(), "--model".into(), m.display().to_string(), "--json".into()];
+    let mut args = vec![
+        "embed".to_string(),
+        "--model".into(),
+        m.display().to_string(),
+        "--json".into(),
+    ];
     for i in 0..4 {
         args.extend(["--image".to_string(), image(&format!("a_input_{i}.png"))]);
     }
@@ -88,7 +131,10 @@ fn embed_json_contract_and_parity_with_transformers() {
     let images = out["images"].as_array().unwrap();
     let ref_images: Vec<Vec<f32>> = want["image_embeds"].to_vec2().unwrap();
     for (i, img) in images.iter().enumerate() {
-        assert!(img["path"].as_str().unwrap().ends_with(&format!("a_input_{i}.png")));
+        assert!(img["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("a_input_{i}.png")));
         let e = floats(&img["embedding"]);
         let norm: f32 = e.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "unit length");
@@ -98,7 +144,10 @@ fn embed_json_contract_and_parity_with_transformers() {
     let ref_texts: Vec<Vec<f32>> = want["text_embeds"].to_vec2().unwrap();
     let got_texts = out["texts"].as_array().unwrap();
     for (got, r) in got_texts.iter().zip([0, 1, 3]) {
-        assert!(max_diff(&floats(&got["embedding"]), &ref_texts[r]) <= 1e-4, "text {r}");
+        assert!(
+            max_diff(&floats(&got["embedding"]), &ref_texts[r]) <= 1e-4,
+            "text {r}"
+        );
     }
     assert_eq!(got_texts[1]["text"], "");
     assert_eq!(got_texts[2]["text"], "-leading dash");
@@ -108,7 +157,15 @@ fn embed_json_contract_and_parity_with_transformers() {
 
 #[test]
 fn embed_omits_logits_without_both_kinds() {
-    let out = clipkit(&["embed", "--model", model("clip-b").to_str().unwrap(), "--text", "x", "--json"]).json();
+    let out = clipkit(&[
+        "embed",
+        "--model",
+        model("clip-b").to_str().unwrap(),
+        "--text",
+        "x",
+        "--json",
+    ])
+    .json();
     assert!(out.get("logits_per_image").is_none());
     assert_eq!(out["images"].as_array().unwrap().len(), 0);
 }
@@ -117,23 +174,49 @@ fn embed_omits_logits_without_both_kinds() {
 fn tokenize_json_contract_and_truncation_flag() {
     let long = "cat ".repeat(100);
     let out = clipkit(&[
-        "tokenize", "--model", model("clip-b").to_str().unwrap(), "--text", "a photo of a cat", "--text", "-x", "--text", "", "--text", &long, "--json",
+        "tokenize",
+        "--model",
+        model("clip-b").to_str().unwrap(),
+        "--text",
+        "a photo of a cat",
+        "--text",
+        "-x",
+        "--text",
+        "",
+        "--text",
+        &long,
+        "--json",
     ]);
     let json = out.json();
     let texts = json["texts"].as_array().unwrap();
-    let ids = |i: usize| -> Vec<u64> { texts[i]["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect() };
+    let ids = |i: usize| -> Vec<u64> {
+        texts[i]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
     assert_eq!(ids(0), [49406, 320, 1125, 539, 320, 2368, 49407]);
     assert_eq!(ids(2), [49406, 49407]);
     assert_eq!(ids(3).len(), 77);
     assert_eq!(texts[3]["truncated"], true);
     assert_eq!(texts[0]["truncated"], false);
-    assert!(out.stderr().contains("truncated"), "truncation must be reported on stderr");
+    assert!(
+        out.stderr().contains("truncated"),
+        "truncation must be reported on stderr"
+    );
 }
 
 #[test]
 fn classify_json_matches_reference_probabilities() {
     let want: Vec<Vec<f32>> = reference("clip-b")["zeroshot_probs"].to_vec2().unwrap();
-    let mut args: Vec<String> = vec!["classify".into(), "--model".into(), model("clip-b").display().to_string(), "--json".into()];
+    let mut args: Vec<String> = vec![
+        "classify".into(),
+        "--model".into(),
+        model("clip-b").display().to_string(),
+        "--json".into(),
+    ];
     for i in 0..4 {
         args.extend(["--image".into(), image(&format!("b_input_{i}.png"))]);
     }
@@ -153,11 +236,17 @@ fn classify_json_matches_reference_probabilities() {
         let total: f64 = scored.iter().map(|l| l["prob"].as_f64().unwrap()).sum();
         assert!((total - 1.0).abs() < 1e-5);
         for l in scored {
-            let j = labels.iter().position(|x| *x == l["label"].as_str().unwrap()).unwrap();
+            let j = labels
+                .iter()
+                .position(|x| *x == l["label"].as_str().unwrap())
+                .unwrap();
             assert!((l["prob"].as_f64().unwrap() as f32 - want[i][j]).abs() <= 1e-4);
         }
         let probs: Vec<f64> = scored.iter().map(|l| l["prob"].as_f64().unwrap()).collect();
-        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "sorted, most probable first");
+        assert!(
+            probs.windows(2).all(|w| w[0] >= w[1]),
+            "sorted, most probable first"
+        );
     }
 }
 
@@ -167,8 +256,18 @@ fn classify_reads_labels_file_and_builtin_templates() {
     let labels = dir.path().join("labels.txt");
     std::fs::write(&labels, "# animals\ncat\n\ndog\n").unwrap();
     let out = clipkit(&[
-        "classify", "--model", model("clip-a").to_str().unwrap(), "--image", &image("photo.webp"),
-        "--labels-file", labels.to_str().unwrap(), "--template-set", "imagenet80", "--top-k", "1", "--json",
+        "classify",
+        "--model",
+        model("clip-a").to_str().unwrap(),
+        "--image",
+        &image("photo.webp"),
+        "--labels-file",
+        labels.to_str().unwrap(),
+        "--template-set",
+        "imagenet80",
+        "--top-k",
+        "1",
+        "--json",
     ])
     .json();
     let labels = out["results"][0]["labels"].as_array().unwrap();
@@ -180,13 +279,25 @@ fn classify_reads_labels_file_and_builtin_templates() {
 fn preprocess_writes_npy_equal_to_reference_pixels() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("px.npy");
-    let run = clipkit(&["preprocess", "--model", model("clip-a").to_str().unwrap(), "--image", &image("wide_rgb.png"), "--out", out.to_str().unwrap()]);
+    let run = clipkit(&[
+        "preprocess",
+        "--model",
+        model("clip-a").to_str().unwrap(),
+        "--image",
+        &image("wide_rgb.png"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(run.output.status.success(), "{}", run.explain());
     let bytes = std::fs::read(&out).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(npy.shape(), &[3, 32, 32]);
     let got: Vec<f32> = npy.into_vec().unwrap();
-    let want: Vec<f32> = reference("clip-a")["pixel_values/wide_rgb.png"].flatten_all().unwrap().to_vec1().unwrap();
+    let want: Vec<f32> = reference("clip-a")["pixel_values/wide_rgb.png"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert!(max_diff(&got, &want) <= 1e-5);
 }
 
@@ -202,12 +313,44 @@ fn bad_images_fail_cleanly_naming_the_file() {
     std::fs::write(&truncated, &jpeg[..jpeg.len() / 3]).unwrap();
     let missing = dir.path().join("missing.png");
     let m = model("clip-a");
-    for bad in [&text_png, &empty, &truncated, &missing, &dir.path().to_path_buf()] {
+    for bad in [
+        &text_png,
+        &empty,
+        &truncated,
+        &missing,
+        &dir.path().to_path_buf(),
+    ] {
         let name = bad.display().to_string();
-        clipkit(&["embed", "--model", m.to_str().unwrap(), "--image", &name, "--json"]).assert_fails_naming(&name);
-        clipkit(&["classify", "--model", m.to_str().unwrap(), "--image", &name, "--label", "x"]).assert_fails_naming(&name);
+        clipkit(&[
+            "embed",
+            "--model",
+            m.to_str().unwrap(),
+            "--image",
+            &name,
+            "--json",
+        ])
+        .assert_fails_naming(&name);
+        clipkit(&[
+            "classify",
+            "--model",
+            m.to_str().unwrap(),
+            "--image",
+            &name,
+            "--label",
+            "x",
+        ])
+        .assert_fails_naming(&name);
         let out = dir.path().join("o.npy");
-        clipkit(&["preprocess", "--model", m.to_str().unwrap(), "--image", &name, "--out", out.to_str().unwrap()]).assert_fails_naming(&name);
+        clipkit(&[
+            "preprocess",
+            "--model",
+            m.to_str().unwrap(),
+            "--image",
+            &name,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert_fails_naming(&name);
     }
 }
 
@@ -225,28 +368,83 @@ fn broken_copy(of: &str, dir: &Path, damage: impl FnOnce(&Path)) -> PathBuf {
 #[test]
 fn broken_model_folders_fail_cleanly_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
-        ("clip-a", Box::new(|d: &Path| std::fs::remove_file(d.join("config.json")).unwrap()), "config.json"),
-        ("clip-a", Box::new(|d: &Path| std::fs::write(d.join("config.json"), "{\"text_config\": {\"hidden_size\": \"x\"}, \"vision_config\": {}}").unwrap()), "text_config.hidden_size"),
-        ("clip-a", Box::new(|d: &Path| {
-            let f = d.join("model.safetensors");
-            let bytes = std::fs::read(&f).unwrap();
-            std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
-        }), "model.safetensors"),
-        ("clip-a", Box::new(|d: &Path| std::fs::write(d.join("model.safetensors"), b"").unwrap()), "model.safetensors"),
-        ("clip-a", Box::new(|d: &Path| std::fs::write(d.join("tokenizer.json"), "{oops").unwrap()), "tokenizer.json"),
-        ("clip-a", Box::new(|d: &Path| std::fs::remove_file(d.join("preprocessor_config.json")).unwrap()), "preprocessor_config.json"),
-        ("clip-b", Box::new(|d: &Path| std::fs::remove_file(d.join("model-00003-of-00004.safetensors")).unwrap()), "model-00003-of-00004.safetensors"),
-        ("clip-b", Box::new(|d: &Path| std::fs::remove_file(d.join("vocab.json")).unwrap()), "vocab.json"),
-        ("clip-b", Box::new(|d: &Path| {
-            let f = d.join("config.json");
-            let text = std::fs::read_to_string(&f).unwrap().replace("\"intermediate_size\": 80", "\"intermediate_size\": 81");
-            std::fs::write(&f, text).unwrap();
-        }), "vision_model.encoder.layers.0.mlp.fc1.weight"),
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
+        (
+            "clip-a",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("config.json")).unwrap()),
+            "config.json",
+        ),
+        (
+            "clip-a",
+            Box::new(|d: &Path| {
+                std::fs::write(
+                    d.join("config.json"),
+                    "{\"text_config\": {\"hidden_size\": \"x\"}, \"vision_config\": {}}",
+                )
+                .unwrap()
+            }),
+            "text_config.hidden_size",
+        ),
+        (
+            "clip-a",
+            Box::new(|d: &Path| {
+                let f = d.join("model.safetensors");
+                let bytes = std::fs::read(&f).unwrap();
+                std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+            "model.safetensors",
+        ),
+        (
+            "clip-a",
+            Box::new(|d: &Path| std::fs::write(d.join("model.safetensors"), b"").unwrap()),
+            "model.safetensors",
+        ),
+        (
+            "clip-a",
+            Box::new(|d: &Path| std::fs::write(d.join("tokenizer.json"), "{oops").unwrap()),
+            "tokenizer.json",
+        ),
+        (
+            "clip-a",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("preprocessor_config.json")).unwrap()),
+            "preprocessor_config.json",
+        ),
+        (
+            "clip-b",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join("model-00003-of-00004.safetensors")).unwrap()
+            }),
+            "model-00003-of-00004.safetensors",
+        ),
+        (
+            "clip-b",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("vocab.json")).unwrap()),
+            "vocab.json",
+        ),
+        (
+            "clip-b",
+            Box::new(|d: &Path| {
+                let f = d.join("config.json");
+                let text = std::fs::read_to_string(&f)
+                    .unwrap()
+                    .replace("\"intermediate_size\": 80", "\"intermediate_size\": 81");
+                std::fs::write(&f, text).unwrap();
+            }),
+            "vision_model.encoder.layers.0.mlp.fc1.weight",
+        ),
     ];
     for (i, (of, damage, culprit)) in cases.into_iter().enumerate() {
         let folder = broken_copy(of, &dir.path().join(i.to_string()), damage);
-        clipkit(&["embed", "--model", folder.to_str().unwrap(), "--text", "hi", "--json"]).assert_fails_naming(culprit);
+        clipkit(&[
+            "embed",
+            "--model",
+            folder.to_str().unwrap(),
+            "--text",
+            "hi",
+            "--json",
+        ])
+        .assert_fails_naming(culprit);
     }
 }
 
@@ -256,20 +454,41 @@ fn checkpoint_with_missing_and_extra_tensors_lists_them_all() {
     let folder = broken_copy("clip-a", dir.path(), |d| {
         let f = d.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&f, &candle_core::Device::Cpu).unwrap();
-        let mut kept: std::collections::HashMap<String, candle_core::Tensor> =
-            tensors.into_iter().filter(|(k, _)| k != "logit_scale" && k != "text_projection.weight").collect();
-        kept.insert("surprise.weight".into(), candle_core::Tensor::zeros(3, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap());
+        let mut kept: std::collections::HashMap<String, candle_core::Tensor> = tensors
+            .into_iter()
+            .filter(|(k, _)| k != "logit_scale" && k != "text_projection.weight")
+            .collect();
+        kept.insert(
+            "surprise.weight".into(),
+            candle_core::Tensor::zeros(3, candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap(),
+        );
         candle_core::safetensors::save(&kept, &f).unwrap();
     });
     let run = clipkit(&["embed", "--model", folder.to_str().unwrap(), "--text", "hi"]);
-    for name in ["missing tensor logit_scale", "missing tensor text_projection.weight", "unexpected tensor surprise.weight"] {
+    for name in [
+        "missing tensor logit_scale",
+        "missing tensor text_projection.weight",
+        "unexpected tensor surprise.weight",
+    ] {
         run.assert_fails_naming(name);
     }
 }
 
 #[test]
 fn threads_flag_is_accepted_and_validated() {
-    let out = clipkit(&["--threads", "1", "embed", "--model", model("clip-a").to_str().unwrap(), "--text", "x", "--json"]).json();
+    let out = clipkit(&[
+        "--threads",
+        "1",
+        "embed",
+        "--model",
+        model("clip-a").to_str().unwrap(),
+        "--text",
+        "x",
+        "--json",
+    ])
+    .json();
     assert_eq!(out["dim"], 24);
-    clipkit(&["--threads", "0", "tokenize", "--model", "x", "--text", "y"]).assert_fails_naming("threads");
+    clipkit(&["--threads", "0", "tokenize", "--model", "x", "--text", "y"])
+        .assert_fails_naming("threads");
 }

@@ -26,7 +26,10 @@ fn write_large_model(dir: &Path) -> u64 {
                 t.insert(format!("{p}.self_attn.{proj}.bias"), randn(&[h]));
             }
             for ln in ["layer_norm1", "layer_norm2"] {
-                t.insert(format!("{p}.{ln}.weight"), Tensor::ones(h, DType::F32, &Device::Cpu).unwrap());
+                t.insert(
+                    format!("{p}.{ln}.weight"),
+                    Tensor::ones(h, DType::F32, &Device::Cpu).unwrap(),
+                );
                 t.insert(format!("{p}.{ln}.bias"), randn(&[h]));
             }
             t.insert(format!("{p}.mlp.fc1.weight"), randn(&[4 * h, h]));
@@ -42,17 +45,38 @@ fn write_large_model(dir: &Path) -> u64 {
         ("vision_model.post_layernorm", vh),
         ("text_model.final_layer_norm", th),
     ] {
-        t.insert(format!("{name}.weight"), Tensor::ones(h, DType::F32, &Device::Cpu).unwrap());
+        t.insert(
+            format!("{name}.weight"),
+            Tensor::ones(h, DType::F32, &Device::Cpu).unwrap(),
+        );
         t.insert(format!("{name}.bias"), randn(&[h]));
     }
-    t.insert("vision_model.embeddings.class_embedding".into(), randn(&[vh]));
-    t.insert("vision_model.embeddings.patch_embedding.weight".into(), randn(&[vh, 3, 32, 32]));
-    t.insert("vision_model.embeddings.position_embedding.weight".into(), randn(&[50, vh]));
-    t.insert("text_model.embeddings.token_embedding.weight".into(), randn(&[vocab, th]));
-    t.insert("text_model.embeddings.position_embedding.weight".into(), randn(&[ctx, th]));
+    t.insert(
+        "vision_model.embeddings.class_embedding".into(),
+        randn(&[vh]),
+    );
+    t.insert(
+        "vision_model.embeddings.patch_embedding.weight".into(),
+        randn(&[vh, 3, 32, 32]),
+    );
+    t.insert(
+        "vision_model.embeddings.position_embedding.weight".into(),
+        randn(&[50, vh]),
+    );
+    t.insert(
+        "text_model.embeddings.token_embedding.weight".into(),
+        randn(&[vocab, th]),
+    );
+    t.insert(
+        "text_model.embeddings.position_embedding.weight".into(),
+        randn(&[ctx, th]),
+    );
     t.insert("visual_projection.weight".into(), randn(&[proj, vh]));
     t.insert("text_projection.weight".into(), randn(&[proj, th]));
-    t.insert("logit_scale".into(), Tensor::new(2.6592f32, &Device::Cpu).unwrap());
+    t.insert(
+        "logit_scale".into(),
+        Tensor::new(2.6592f32, &Device::Cpu).unwrap(),
+    );
     let checkpoint = dir.join("model.safetensors");
     candle_core::safetensors::save(&t, &checkpoint).unwrap();
     let config = format!(
@@ -89,12 +113,30 @@ fn loading_needs_little_more_memory_than_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let size = write_large_model(dir.path());
     let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .args(["embed", "--model", dir.path().to_str().unwrap(), "--text", "a photo of a cat", "--json"])
+        .args([
+            "embed",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--text",
+            "a photo of a cat",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let peak = children_peak_rss();
     let ratio = peak as f64 / size as f64;
-    eprintln!("checkpoint {} MiB, peak RSS {} MiB, ratio {ratio:.2}", size >> 20, peak >> 20);
-    assert!(ratio <= MAX_RSS_RATIO, "peak RSS {ratio:.2}x the checkpoint size (limit {MAX_RSS_RATIO})");
+    eprintln!(
+        "checkpoint {} MiB, peak RSS {} MiB, ratio {ratio:.2}",
+        size >> 20,
+        peak >> 20
+    );
+    assert!(
+        ratio <= MAX_RSS_RATIO,
+        "peak RSS {ratio:.2}x the checkpoint size (limit {MAX_RSS_RATIO})"
+    );
 }

@@ -97,24 +97,36 @@ impl Checkpoint {
 
     /// Ends loading: an error listing every missing, mis-shaped or unexpected tensor, if any.
     pub fn finish(self) -> Result<()> {
-        let report = self.report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let report = self
+            .report
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut problems = report.problems;
         for (name, &file) in &self.locations {
             let ignored = IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s));
             if !ignored && !report.served.contains(name) {
-                let shape = self.files[file].metadata.info(name).map(|i| i.shape.clone());
+                let shape = self.files[file]
+                    .metadata
+                    .info(name)
+                    .map(|i| i.shape.clone());
                 problems.push(format!("  unexpected tensor {name} {shape:?}"));
             }
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::Weights { path: self.origin, problems: problems.join("\n") })
+            Err(Error::Weights {
+                path: self.origin,
+                problems: problems.join("\n"),
+            })
         }
     }
 
     fn note(&self, f: impl FnOnce(&mut LoadReport)) {
-        let mut report = self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut report = self
+            .report
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut report);
     }
 
@@ -131,7 +143,9 @@ impl Checkpoint {
         // SAFETY: the mapping is read-only and private; dropped pages are re-read from the
         // file if touched again, so no reader can observe changed contents.
         unsafe {
-            let _ = file.mmap.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, end - start);
+            let _ =
+                file.mmap
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, offset, end - start);
         }
         Some(tensor)
     }
@@ -150,7 +164,10 @@ impl SimpleBackend for Served<'_> {
     ) -> candle_core::Result<Tensor> {
         let ckpt = self.0;
         let Some(tensor) = ckpt.read(name) else {
-            ckpt.note(|r| r.problems.push(format!("  missing tensor {name} {:?}", shape.dims())));
+            ckpt.note(|r| {
+                r.problems
+                    .push(format!("  missing tensor {name} {:?}", shape.dims()))
+            });
             return Tensor::zeros(shape, dtype, dev);
         };
         let tensor = tensor?;
@@ -179,7 +196,9 @@ impl SimpleBackend for Served<'_> {
                 });
                 tensor?.to_dtype(dtype)?.to_device(dev)
             }
-            None => Err(candle_core::Error::CannotFindTensor { path: name.to_string() }),
+            None => Err(candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
+            }),
         }
     }
 
@@ -193,10 +212,17 @@ fn map_file(path: &Path) -> Result<MappedFile> {
     // SAFETY: the mapping is read-only; a checkpoint changed on disk while clipkit reads it
     // can yield wrong numbers but not memory unsafety in safe code that copies the bytes out.
     let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
-        Error::CorruptCheckpoint { path: path.to_path_buf(), message: e.to_string() }
-    })?;
-    Ok(MappedFile { path: path.to_path_buf(), mmap, header_len, metadata })
+    let (header_len, metadata) =
+        safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    Ok(MappedFile {
+        path: path.to_path_buf(),
+        mmap,
+        header_len,
+        metadata,
+    })
 }
 
 /// The distinct shard files named by a `model.safetensors.index.json`, in first-seen order.

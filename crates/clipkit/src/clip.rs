@@ -55,7 +55,8 @@ impl Clip {
                 hint: "not a model folder".into(),
             });
         }
-        let config = ClipConfig::from_file(&require(dir, "config.json", "the model's configuration")?)?;
+        let config =
+            ClipConfig::from_file(&require(dir, "config.json", "the model's configuration")?)?;
         let preprocess = PreprocessConfig::from_file(&require(
             dir,
             "preprocessor_config.json",
@@ -130,8 +131,10 @@ impl Clip {
     pub fn embed_images(&self, images: &[RgbImage]) -> Result<Tensor> {
         let mut parts = Vec::new();
         for chunk in images.chunks(self.batch_size) {
-            let pixels: Vec<Tensor> =
-                chunk.par_iter().map(|img| self.preprocess(img)).collect::<Result<_>>()?;
+            let pixels: Vec<Tensor> = chunk
+                .par_iter()
+                .map(|img| self.preprocess(img))
+                .collect::<Result<_>>()?;
             parts.push(self.embed_pixels(&Tensor::stack(&pixels, 0)?)?);
         }
         self.concat(parts)
@@ -166,8 +169,10 @@ impl Clip {
 
     /// Unit-length embeddings (N, E) of texts, tokenized and embedded in batches.
     pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor> {
-        let tokens: Vec<Tokenized> =
-            texts.iter().map(|t| self.tokenizer.encode(t.as_ref())).collect::<Result<_>>()?;
+        let tokens: Vec<Tokenized> = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(t.as_ref()))
+            .collect::<Result<_>>()?;
         let ids: Vec<Vec<u32>> = tokens.into_iter().map(|t| t.ids).collect();
         self.embed_token_ids(&ids)
     }
@@ -187,12 +192,19 @@ impl Clip {
         let scale = f64::from(self.logit_scale()?);
         let logits_per_image = (image_embeds.matmul(&text_embeds.t()?)? * scale)?;
         let logits_per_text = logits_per_image.t()?.contiguous()?;
-        Ok(Logits { logits_per_image, logits_per_text })
+        Ok(Logits {
+            logits_per_image,
+            logits_per_text,
+        })
     }
 
     fn concat(&self, parts: Vec<Tensor>) -> Result<Tensor> {
         if parts.is_empty() {
-            return Ok(Tensor::zeros((0, self.embedding_dim()), candle_core::DType::F32, &Device::Cpu)?);
+            return Ok(Tensor::zeros(
+                (0, self.embedding_dim()),
+                candle_core::DType::F32,
+                &Device::Cpu,
+            )?);
         }
         Ok(Tensor::cat(&parts, 0)?)
     }
@@ -221,7 +233,10 @@ fn require(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(Error::MissingFile { path, hint: what.into() })
+        Err(Error::MissingFile {
+            path,
+            hint: what.into(),
+        })
     }
 }
 
@@ -230,7 +245,9 @@ fn check_input_size(preprocess: &PreprocessConfig, config: &ClipConfig, dir: &Pa
     let s = config.vision_config.image_size as u32;
     let produced = match (preprocess.crop, preprocess.resize) {
         (Some(crop), _) => Some(crop),
-        (None, Some(crate::preprocess::ResizeTarget::Exact { height, width })) => Some((height, width)),
+        (None, Some(crate::preprocess::ResizeTarget::Exact { height, width })) => {
+            Some((height, width))
+        }
         _ => None,
     };
     match produced {

@@ -188,7 +188,11 @@ impl ClipConfig {
             let field = e.path().to_string();
             Error::Config {
                 path: path.to_path_buf(),
-                field: if field == "." { "(top level)".into() } else { field },
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
                 message: e.into_inner().to_string(),
             }
         })?;
@@ -207,15 +211,39 @@ impl ClipConfig {
             ("projection_dim", self.projection_dim),
             ("text_config.vocab_size", self.text_config.vocab_size),
             ("text_config.hidden_size", self.text_config.hidden_size),
-            ("text_config.intermediate_size", self.text_config.intermediate_size),
-            ("text_config.num_hidden_layers", self.text_config.num_hidden_layers),
-            ("text_config.num_attention_heads", self.text_config.num_attention_heads),
-            ("text_config.max_position_embeddings", self.text_config.max_position_embeddings),
+            (
+                "text_config.intermediate_size",
+                self.text_config.intermediate_size,
+            ),
+            (
+                "text_config.num_hidden_layers",
+                self.text_config.num_hidden_layers,
+            ),
+            (
+                "text_config.num_attention_heads",
+                self.text_config.num_attention_heads,
+            ),
+            (
+                "text_config.max_position_embeddings",
+                self.text_config.max_position_embeddings,
+            ),
             ("vision_config.hidden_size", self.vision_config.hidden_size),
-            ("vision_config.intermediate_size", self.vision_config.intermediate_size),
-            ("vision_config.num_hidden_layers", self.vision_config.num_hidden_layers),
-            ("vision_config.num_attention_heads", self.vision_config.num_attention_heads),
-            ("vision_config.num_channels", self.vision_config.num_channels),
+            (
+                "vision_config.intermediate_size",
+                self.vision_config.intermediate_size,
+            ),
+            (
+                "vision_config.num_hidden_layers",
+                self.vision_config.num_hidden_layers,
+            ),
+            (
+                "vision_config.num_attention_heads",
+                self.vision_config.num_attention_heads,
+            ),
+            (
+                "vision_config.num_channels",
+                self.vision_config.num_channels,
+            ),
             ("vision_config.image_size", self.vision_config.image_size),
             ("vision_config.patch_size", self.vision_config.patch_size),
         ];
@@ -225,10 +253,13 @@ impl ClipConfig {
             }
         }
         let t = &self.text_config;
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(fail(
                 "text_config.num_attention_heads",
-                format!("{} heads do not divide hidden_size {}", t.num_attention_heads, t.hidden_size),
+                format!(
+                    "{} heads do not divide hidden_size {}",
+                    t.num_attention_heads, t.hidden_size
+                ),
             ));
         }
         if t.max_position_embeddings < 2 {
@@ -238,16 +269,22 @@ impl ClipConfig {
             ));
         }
         let v = &self.vision_config;
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(fail(
                 "vision_config.num_attention_heads",
-                format!("{} heads do not divide hidden_size {}", v.num_attention_heads, v.hidden_size),
+                format!(
+                    "{} heads do not divide hidden_size {}",
+                    v.num_attention_heads, v.hidden_size
+                ),
             ));
         }
         if v.patch_size > v.image_size {
             return Err(fail(
                 "vision_config.patch_size",
-                format!("patch {} is larger than image_size {}", v.patch_size, v.image_size),
+                format!(
+                    "patch {} is larger than image_size {}",
+                    v.patch_size, v.image_size
+                ),
             ));
         }
         for (field, eps) in [
@@ -300,15 +337,33 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (r#"{"vision_config": {}}"#, "text_config"),
-            (r#"{"text_config": {"hidden_size": "wide"}, "vision_config": {}}"#, "text_config.hidden_size"),
-            (r#"{"text_config": {"hidden_act": "tanh"}, "vision_config": {}}"#, "text_config.hidden_act"),
-            (r#"{"text_config": {}, "vision_config": {"num_attention_heads": 7}}"#, "vision_config.num_attention_heads"),
-            (r#"{"text_config": {}, "vision_config": {"patch_size": 0}}"#, "vision_config.patch_size"),
-            (r#"{"text_config": {"layer_norm_eps": -1.0}, "vision_config": {}}"#, "text_config.layer_norm_eps"),
+            (
+                r#"{"text_config": {"hidden_size": "wide"}, "vision_config": {}}"#,
+                "text_config.hidden_size",
+            ),
+            (
+                r#"{"text_config": {"hidden_act": "tanh"}, "vision_config": {}}"#,
+                "text_config.hidden_act",
+            ),
+            (
+                r#"{"text_config": {}, "vision_config": {"num_attention_heads": 7}}"#,
+                "vision_config.num_attention_heads",
+            ),
+            (
+                r#"{"text_config": {}, "vision_config": {"patch_size": 0}}"#,
+                "vision_config.patch_size",
+            ),
+            (
+                r#"{"text_config": {"layer_norm_eps": -1.0}, "vision_config": {}}"#,
+                "text_config.layer_norm_eps",
+            ),
         ];
         for (text, field) in cases {
             let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(field), "error for {text} should name {field}: {err}");
+            assert!(
+                err.contains(field),
+                "error for {text} should name {field}: {err}"
+            );
         }
     }
 }

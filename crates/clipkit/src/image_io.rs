@@ -27,9 +27,15 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
 /// Decodes `path` (first frame, EXIF orientation applied) without changing its pixel format.
 pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
     if path.is_dir() {
-        return Err(Error::Image { path: path.into(), message: "is a directory".into() });
+        return Err(Error::Image {
+            path: path.into(),
+            message: "is a directory".into(),
+        });
     }
-    let bad = |e: image::ImageError| Error::Image { path: path.into(), message: e.to_string().trim().to_string() };
+    let bad = |e: image::ImageError| Error::Image {
+        path: path.into(),
+        message: e.to_string().trim().to_string(),
+    };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
@@ -47,7 +53,10 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
         } else {
             "unrecognised format (JPEG, PNG, WebP, BMP and GIF are supported)".to_string()
         };
-        return Err(Error::Image { path: path.into(), message });
+        return Err(Error::Image {
+            path: path.into(),
+            message,
+        });
     }
     let mut limits = Limits::default();
     // Room for the largest allowed image at 16 bits per channel with alpha.
@@ -56,7 +65,12 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
     let mut decoder = reader.into_decoder().map_err(bad)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(Error::ImageTooLarge { path: path.into(), width, height, limit: max_pixels });
+        return Err(Error::ImageTooLarge {
+            path: path.into(),
+            width,
+            height,
+            limit: max_pixels,
+        });
     }
     let orientation = decoder.orientation().map_err(bad)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
@@ -111,10 +125,16 @@ mod tests {
 
     #[test]
     fn jpeg_completeness_looks_after_the_last_scan() {
-        assert!(jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 0xFF, 0xD9]));
-        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00]));
+        assert!(jpeg_is_complete(&[
+            0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 0xFF, 0xD9
+        ]));
+        assert!(!jpeg_is_complete(&[
+            0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00
+        ]));
         // A complete thumbnail before a cut main image does not count.
-        assert!(!jpeg_is_complete(&[0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA, 7, 7]));
+        assert!(!jpeg_is_complete(&[
+            0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA, 7, 7
+        ]));
     }
 
     #[test]

@@ -86,9 +86,12 @@ fn bicubic() -> u32 {
 fn one_255th() -> f64 {
     1.0 / 255.0
 }
+// OpenAI's published CLIP statistics, digit for digit as transformers carries them.
+#[allow(clippy::excessive_precision)]
 fn openai_mean() -> Vec<f32> {
     vec![0.481_454_66, 0.457_827_5, 0.408_210_73]
 }
+#[allow(clippy::excessive_precision)]
 fn openai_std() -> Vec<f32> {
     vec![0.268_629_54, 0.261_302_58, 0.275_777_11]
 }
@@ -113,11 +116,21 @@ impl PreprocessConfig {
         let resize = if raw.do_resize {
             Some(match raw.size {
                 Some(RawSize::Square(s)) => ResizeTarget::ShortestEdge(s),
-                Some(RawSize::Map { shortest_edge: Some(s), .. }) => ResizeTarget::ShortestEdge(s),
-                Some(RawSize::Map { height: Some(height), width: Some(width), .. }) => {
-                    ResizeTarget::Exact { height, width }
+                Some(RawSize::Map {
+                    shortest_edge: Some(s),
+                    ..
+                }) => ResizeTarget::ShortestEdge(s),
+                Some(RawSize::Map {
+                    height: Some(height),
+                    width: Some(width),
+                    ..
+                }) => ResizeTarget::Exact { height, width },
+                _ => {
+                    return Err(fail(
+                        "size",
+                        "needs `shortest_edge`, or `height` and `width`".into(),
+                    ))
                 }
-                _ => return Err(fail("size", "needs `shortest_edge`, or `height` and `width`".into())),
             })
         } else {
             None
@@ -125,28 +138,45 @@ impl PreprocessConfig {
         let crop = if raw.do_center_crop {
             Some(match raw.crop_size {
                 Some(RawSize::Square(s)) => (s, s),
-                Some(RawSize::Map { height: Some(h), width: Some(w), .. }) => (h, w),
+                Some(RawSize::Map {
+                    height: Some(h),
+                    width: Some(w),
+                    ..
+                }) => (h, w),
                 _ => return Err(fail("crop_size", "needs `height` and `width`".into())),
             })
         } else {
             None
         };
-        if matches!(resize, Some(ResizeTarget::ShortestEdge(0)) | Some(ResizeTarget::Exact { height: 0, .. }) | Some(ResizeTarget::Exact { width: 0, .. })) {
+        if matches!(
+            resize,
+            Some(ResizeTarget::ShortestEdge(0))
+                | Some(ResizeTarget::Exact { height: 0, .. })
+                | Some(ResizeTarget::Exact { width: 0, .. })
+        ) {
             return Err(fail("size", "must be at least 1".into()));
         }
         if matches!(crop, Some((0, _)) | Some((_, 0))) {
             return Err(fail("crop_size", "must be at least 1".into()));
         }
-        let filter = Filter::from_pil(raw.resample)
-            .ok_or_else(|| fail("resample", format!("unknown PIL resampling filter {}", raw.resample)))?;
+        let filter = Filter::from_pil(raw.resample).ok_or_else(|| {
+            fail(
+                "resample",
+                format!("unknown PIL resampling filter {}", raw.resample),
+            )
+        })?;
         let normalize = if raw.do_normalize {
             let three = |v: &[f32], field: &str| -> Result<[f32; 3]> {
-                <[f32; 3]>::try_from(v).map_err(|_| fail(field, format!("needs 3 values, got {}", v.len())))
+                <[f32; 3]>::try_from(v)
+                    .map_err(|_| fail(field, format!("needs 3 values, got {}", v.len())))
             };
             let mean = three(&raw.image_mean, "image_mean")?;
             let std = three(&raw.image_std, "image_std")?;
             if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
-                return Err(fail("image_std", "values must be finite and non-zero".into()));
+                return Err(fail(
+                    "image_std",
+                    "values must be finite and non-zero".into(),
+                ));
             }
             Some((mean, std))
         } else {
@@ -187,7 +217,11 @@ impl PreprocessConfig {
             for x in 0..out_w {
                 let (sy, sx) = (y as i64 + top, x as i64 + left);
                 let inside = sy >= 0 && sx >= 0 && sy < i64::from(h) && sx < i64::from(w);
-                let px = if inside { image.get_pixel(sx as u32, sy as u32).0 } else { [0; 3] };
+                let px = if inside {
+                    image.get_pixel(sx as u32, sy as u32).0
+                } else {
+                    [0; 3]
+                };
                 for c in 0..3 {
                     out[c * plane + y * out_w + x] = (f32::from(px[c]) * scale - mean[c]) / std[c];
                 }
@@ -202,7 +236,11 @@ fn resized_size(height: u32, width: u32, target: ResizeTarget) -> (u32, u32) {
     match target {
         ResizeTarget::Exact { height, width } => (height, width),
         ResizeTarget::ShortestEdge(size) => {
-            let (short, long) = if width <= height { (width, height) } else { (height, width) };
+            let (short, long) = if width <= height {
+                (width, height)
+            } else {
+                (height, width)
+            };
             let new_long = (f64::from(size) * f64::from(long) / f64::from(short)) as u32;
             if width <= height {
                 (new_long, size)
@@ -219,14 +257,21 @@ mod tests {
 
     #[test]
     fn shortest_edge_follows_transformers_rounding() {
-        assert_eq!(resized_size(61, 97, ResizeTarget::ShortestEdge(32)), (32, 50));
-        assert_eq!(resized_size(130, 45, ResizeTarget::ShortestEdge(48)), (138, 48));
+        assert_eq!(
+            resized_size(61, 97, ResizeTarget::ShortestEdge(32)),
+            (32, 50)
+        );
+        assert_eq!(
+            resized_size(130, 45, ResizeTarget::ShortestEdge(48)),
+            (138, 48)
+        );
         assert_eq!(resized_size(5, 7, ResizeTarget::ShortestEdge(32)), (32, 44));
     }
 
     #[test]
     fn nested_and_legacy_forms_agree() {
-        let nested = r#"{"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}"#;
+        let nested =
+            r#"{"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}"#;
         let legacy = r#"{"size": 224, "crop_size": 224}"#;
         let a = PreprocessConfig::from_json(nested, Path::new("p.json")).unwrap();
         let b = PreprocessConfig::from_json(legacy, Path::new("p.json")).unwrap();

@@ -137,11 +137,19 @@ fn taps(in_size: usize, out_size: usize, filter: Filter) -> Taps {
         for x in 0..count {
             let w = if total != 0.0 { k[x] / total } else { k[x] };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            weights[xx * ksize + x] = if w < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            weights[xx * ksize + x] = if w < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin, count));
     }
-    Taps { bounds, weights, ksize }
+    Taps {
+        bounds,
+        weights,
+        ksize,
+    }
 }
 
 fn clip8(acc: i64) -> u8 {
@@ -174,7 +182,12 @@ pub fn resize(image: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbI
             // Only the input rows the vertical pass reads go through the horizontal pass.
             let first = vertical.bounds[0].0;
             let (last_start, last_count) = vertical.bounds[h_out - 1];
-            let wide = horizontal_pass(src, w_in, first..last_start + last_count, &taps(w_in, w_out, filter));
+            let wide = horizontal_pass(
+                src,
+                w_in,
+                first..last_start + last_count,
+                &taps(w_in, w_out, filter),
+            );
             vertical_pass(&wide, w_out, first, &vertical)
         }
     };
@@ -257,13 +270,25 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_in_fixed_point() {
-        for filter in [Filter::Bicubic, Filter::Bilinear, Filter::Lanczos, Filter::Box, Filter::Hamming] {
+        for filter in [
+            Filter::Bicubic,
+            Filter::Bilinear,
+            Filter::Lanczos,
+            Filter::Box,
+            Filter::Hamming,
+        ] {
             for (n_in, n_out) in [(48, 32), (7, 32), (1000, 224), (224, 224)] {
                 let t = taps(n_in, n_out, filter);
                 for xx in 0..n_out {
                     let (_, count) = t.bounds[xx];
-                    let sum: i64 = t.weights[xx * t.ksize..xx * t.ksize + count].iter().map(|&w| i64::from(w)).sum();
-                    assert!((sum - (1 << PRECISION_BITS)).abs() <= count as i64, "{filter:?} {n_in}->{n_out}");
+                    let sum: i64 = t.weights[xx * t.ksize..xx * t.ksize + count]
+                        .iter()
+                        .map(|&w| i64::from(w))
+                        .sum();
+                    assert!(
+                        (sum - (1 << PRECISION_BITS)).abs() <= count as i64,
+                        "{filter:?} {n_in}->{n_out}"
+                    );
                 }
             }
         }

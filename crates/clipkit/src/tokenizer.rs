@@ -58,7 +58,11 @@ impl ClipTokenizer {
                 "context length {context_length} leaves no room for start and end tokens"
             )));
         }
-        Ok(ClipTokenizer { inner, context_length, source })
+        Ok(ClipTokenizer {
+            inner,
+            context_length,
+            source,
+        })
     }
 
     /// The most ids a text may have, start and end tokens included.
@@ -69,10 +73,13 @@ impl ClipTokenizer {
     /// Tokenizes one text. Too long a text keeps its start token, its first
     /// `context_length - 2` tokens and its end token, and is marked `truncated`.
     pub fn encode(&self, text: &str) -> Result<Tokenized> {
-        let encoding = self.inner.encode(text, true).map_err(|e| Error::Tokenizer {
-            path: self.source.clone(),
-            message: format!("cannot encode {text:?}: {e}"),
-        })?;
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer {
+                path: self.source.clone(),
+                message: format!("cannot encode {text:?}: {e}"),
+            })?;
         let mut ids = encoding.get_ids().to_vec();
         let truncated = ids.len() > self.context_length;
         if truncated {
@@ -106,7 +113,10 @@ fn from_vocab_and_merges(dir: &Path) -> Result<Tokenizer> {
         message: e.to_string(),
     };
     let (Some(vocab_str), Some(merges_str)) = (vocab.to_str(), merges.to_str()) else {
-        return Err(Error::InvalidArgument(format!("non-UTF-8 path {}", dir.display())));
+        return Err(Error::InvalidArgument(format!(
+            "non-UTF-8 path {}",
+            dir.display()
+        )));
     };
     let bpe = BPE::from_file(vocab_str, merges_str)
         .unk_token(END_TOKEN.into())
@@ -125,14 +135,22 @@ fn from_vocab_and_merges(dir: &Path) -> Result<Tokenizer> {
     let mut tokenizer = Tokenizer::new(bpe);
     let normalizer = NormalizerSequence::new(vec![
         NFC.into(),
-        Replace::new(tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()), " ")
-            .map_err(|e| fail(&vocab, e))?
-            .into(),
+        Replace::new(
+            tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()),
+            " ",
+        )
+        .map_err(|e| fail(&vocab, e))?
+        .into(),
         Lowercase.into(),
     ]);
-    let words = Split::new(SplitPattern::Regex(WORD_PATTERN.into()), SplitDelimiterBehavior::Removed, true)
-        .map_err(|e| fail(&vocab, e))?;
-    let pre = PreTokenizerSequence::new(vec![words.into(), ByteLevel::new(false, true, true).into()]);
+    let words = Split::new(
+        SplitPattern::Regex(WORD_PATTERN.into()),
+        SplitDelimiterBehavior::Removed,
+        true,
+    )
+    .map_err(|e| fail(&vocab, e))?;
+    let pre =
+        PreTokenizerSequence::new(vec![words.into(), ByteLevel::new(false, true, true).into()]);
     tokenizer
         .with_normalizer(Some(normalizer))
         .with_pre_tokenizer(Some(pre))

@@ -73,10 +73,14 @@ impl ZeroShotClassifier {
     /// Embeds every label through every template and ensembles per label.
     pub fn new(clip: &Clip, labels: &[String], templates: &[String]) -> Result<Self> {
         if labels.is_empty() {
-            return Err(Error::InvalidArgument("at least one label is needed".into()));
+            return Err(Error::InvalidArgument(
+                "at least one label is needed".into(),
+            ));
         }
         if templates.is_empty() {
-            return Err(Error::InvalidArgument("at least one template is needed".into()));
+            return Err(Error::InvalidArgument(
+                "at least one template is needed".into(),
+            ));
         }
         let prompts: Vec<String> = labels
             .iter()
@@ -118,7 +122,10 @@ impl ZeroShotClassifier {
                     .labels
                     .iter()
                     .zip(row)
-                    .map(|(label, prob)| LabelScore { label: label.clone(), prob })
+                    .map(|(label, prob)| LabelScore {
+                        label: label.clone(),
+                        prob,
+                    })
                     .collect();
                 scores.sort_by(|a, b| b.prob.total_cmp(&a.prob));
                 Ok(scores)
@@ -142,7 +149,10 @@ mod tests {
 
     #[test]
     fn templates_are_filled_once() {
-        assert_eq!(fill_template("a photo of a {}.", "cat"), "a photo of a cat.");
+        assert_eq!(
+            fill_template("a photo of a {}.", "cat"),
+            "a photo of a cat."
+        );
         assert_eq!(fill_template("cat photo:", "cat"), "cat photo: cat");
     }
 }

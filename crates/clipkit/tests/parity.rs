@@ -14,7 +14,11 @@ const EMBED_TOL: f32 = 1e-4;
 const PROB_TOL: f32 = 1e-4;
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn check_model(name: &str) {
@@ -27,21 +31,44 @@ fn check_model(name: &str) {
         .map(|f| clip.load_image(&image(f)).unwrap())
         .collect();
     let image_embeds = clip.embed_images(&images).unwrap();
-    assert_close(&format!("{name} image_embeds"), &image_embeds, &want["image_embeds"], EMBED_TOL);
+    assert_close(
+        &format!("{name} image_embeds"),
+        &image_embeds,
+        &want["image_embeds"],
+        EMBED_TOL,
+    );
 
     let texts = strings(&meta["texts"]);
     let text_embeds = clip.embed_texts(&texts).unwrap();
-    assert_close(&format!("{name} text_embeds"), &text_embeds, &want["text_embeds"], EMBED_TOL);
+    assert_close(
+        &format!("{name} text_embeds"),
+        &text_embeds,
+        &want["text_embeds"],
+        EMBED_TOL,
+    );
 
     let scale = clip.logit_scale().unwrap();
     let want_scale = want["logit_scale"].to_scalar::<f32>().unwrap();
-    assert!((scale - want_scale).abs() <= 1e-5 * want_scale, "logit_scale {scale} vs {want_scale}");
+    assert!(
+        (scale - want_scale).abs() <= 1e-5 * want_scale,
+        "logit_scale {scale} vs {want_scale}"
+    );
 
     // Logits are cosines times the scale, so their tolerance scales with it.
     let logits = clip.logits(&image_embeds, &text_embeds).unwrap();
     let logit_tol = EMBED_TOL * scale;
-    assert_close(&format!("{name} logits_per_image"), &logits.logits_per_image, &want["logits_per_image"], logit_tol);
-    assert_close(&format!("{name} logits_per_text"), &logits.logits_per_text, &want["logits_per_text"], logit_tol);
+    assert_close(
+        &format!("{name} logits_per_image"),
+        &logits.logits_per_image,
+        &want["logits_per_image"],
+        logit_tol,
+    );
+    assert_close(
+        &format!("{name} logits_per_text"),
+        &logits.logits_per_text,
+        &want["logits_per_text"],
+        logit_tol,
+    );
 
     let labels = strings(&meta["zeroshot"]["labels"]);
     let templates = strings(&meta["zeroshot"]["templates"]);
@@ -53,7 +80,12 @@ fn check_model(name: &str) {
         EMBED_TOL,
     );
     let probs = classifier.probs(&image_embeds).unwrap();
-    assert_close(&format!("{name} zeroshot_probs"), &probs, &want["zeroshot_probs"], PROB_TOL);
+    assert_close(
+        &format!("{name} zeroshot_probs"),
+        &probs,
+        &want["zeroshot_probs"],
+        PROB_TOL,
+    );
 }
 
 #[test]

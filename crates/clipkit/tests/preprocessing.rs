@@ -36,24 +36,38 @@ fn check_pixels(model: &str) {
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
     let mut worst = 0f32;
-    for name in meta["images"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()) {
+    for name in meta["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+    {
         if DELIBERATE_DIFFERENCES.contains(&name) {
             continue;
         }
-        let got = clip.preprocess(&clip.load_image(&image(name)).unwrap()).unwrap();
+        let got = clip
+            .preprocess(&clip.load_image(&image(name)).unwrap())
+            .unwrap();
         let reference = &want[&format!("pixel_values/{name}")];
         assert_eq!(got.dims(), reference.dims(), "{model} {name}: shape");
         // Back to 0..1 units before comparing: Δ · std.
-        for c in 0..3 {
+        for (c, s) in std.iter().enumerate() {
             let g = got.get(c).unwrap();
             let r = reference.get(c).unwrap();
-            let diff = max_abs_diff(&g, &r) * std[c];
+            let diff = max_abs_diff(&g, &r) * s;
             let tol = if name.ends_with(".jpg") { JPEG } else { EXACT };
-            assert!(diff <= tol, "{model} {name} channel {c}: {:.2} levels apart", diff / LEVEL);
+            assert!(
+                diff <= tol,
+                "{model} {name} channel {c}: {:.2} levels apart",
+                diff / LEVEL
+            );
             worst = worst.max(diff);
         }
     }
-    eprintln!("{model}: worst pixel difference {:.3} levels", worst / LEVEL);
+    eprintln!(
+        "{model}: worst pixel difference {:.3} levels",
+        worst / LEVEL
+    );
 }
 
 #[test]
@@ -96,9 +110,18 @@ fn decoded_images_match_pil_before_resizing() {
         let want: Vec<u8> = want.flatten_all().unwrap().to_vec1().unwrap();
         // JPEG decoders may round IDCT output differently by a level; lossless formats are exact.
         let tol = if name.ends_with(".jpg") { 2 } else { 0 };
-        let worst = got.as_raw().iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        let worst = got
+            .as_raw()
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
         assert_eq!(got.as_raw().len(), want.len(), "{name}: size");
-        assert!(worst <= tol, "{name}: decoded pixels differ by {worst} levels");
+        assert!(
+            worst <= tol,
+            "{name}: decoded pixels differ by {worst} levels"
+        );
     }
 }
 
@@ -107,7 +130,15 @@ fn images_over_the_pixel_limit_are_refused_before_decoding() {
     // 97 × 61 = 5917 pixels declared in the header.
     let err = clipkit::image_io::load_rgb(&image("wide_rgb.png"), 5000).unwrap_err();
     assert!(
-        matches!(err, clipkit::Error::ImageTooLarge { width: 97, height: 61, limit: 5000, .. }),
+        matches!(
+            err,
+            clipkit::Error::ImageTooLarge {
+                width: 97,
+                height: 61,
+                limit: 5000,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("wide_rgb.png"));

@@ -9,19 +9,31 @@ use common::*;
 fn check(model: &str) {
     let tokenizer = ClipTokenizer::from_dir(&model_dir(model), 77).unwrap();
     let path = fixtures().join("reference/tokenizer_cases.json");
-    let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = cases["cases"].as_array().unwrap();
     assert!(cases.len() >= 200);
     let mut failures = Vec::new();
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = tokenizer.encode(text).unwrap();
         if got.ids != want || got.truncated != case["truncated"].as_bool().unwrap() {
             failures.push(format!("{text:?}: got {:?} want {want:?}", got.ids));
         }
     }
-    assert!(failures.is_empty(), "{model}: {} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{model}: {} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

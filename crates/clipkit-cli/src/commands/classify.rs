@@ -70,7 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
-    let top_k = args.top_k.unwrap_or(if args.json { labels.len() } else { 5 });
+    let top_k = args
+        .top_k
+        .unwrap_or(if args.json { labels.len() } else { 5 });
     let results: Vec<ImageResult> = args
         .images
         .iter()
@@ -80,7 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             labels: scores
                 .into_iter()
                 .take(top_k)
-                .map(|s| LabelProb { label: s.label, prob: s.prob })
+                .map(|s| LabelProb {
+                    label: s.label,
+                    prob: s.prob,
+                })
                 .collect(),
         })
         .collect();
@@ -100,7 +105,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn collect_labels(args: &Args) -> anyhow::Result<Vec<String>> {
     let mut labels = args.labels.clone();
     if let Some(file) = &args.labels_file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read labels", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("{}: cannot read labels", file.display()))?;
         labels.extend(
             text.lines()
                 .map(str::trim)
@@ -117,7 +123,10 @@ fn collect_labels(args: &Args) -> anyhow::Result<Vec<String>> {
 /// Explicit templates and the named set together; "simple" when neither is given.
 fn collect_templates(args: &Args) -> Vec<String> {
     let mut templates = args.templates.clone();
-    let set = args.template_set.as_deref().and_then(TemplateSet::from_name);
+    let set = args
+        .template_set
+        .as_deref()
+        .and_then(TemplateSet::from_name);
     if let Some(set) = set {
         templates.extend(set.templates());
     }

@@ -61,10 +61,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let clip = load_model(&args.model, args.batch_size)?;
 
     let bar = progress::bar(args.images.len(), "embedding images");
-    let image_embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;
+    let image_embeds =
+        clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
-    let tokens = clip.tokenizer().encode_batch(&args.texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let tokens = clip
+        .tokenizer()
+        .encode_batch(&args.texts.iter().map(String::as_str).collect::<Vec<_>>())?;
     for (text, t) in args.texts.iter().zip(&tokens) {
         if t.truncated {
             warn_truncated(text, clip.tokenizer().context_length());
@@ -74,7 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text_embeds = clip.embed_token_ids(&ids)?;
 
     let logits_per_image = if !args.images.is_empty() && !args.texts.is_empty() {
-        Some(clip.logits(&image_embeds, &text_embeds)?.logits_per_image.to_vec2::<f32>()?)
+        Some(
+            clip.logits(&image_embeds, &text_embeds)?
+                .logits_per_image
+                .to_vec2::<f32>()?,
+        )
     } else {
         None
     };
@@ -85,19 +92,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .images
             .iter()
             .zip(rows(&image_embeds)?)
-            .map(|(path, embedding)| ImageEmbedding { path: path.display().to_string(), embedding })
+            .map(|(path, embedding)| ImageEmbedding {
+                path: path.display().to_string(),
+                embedding,
+            })
             .collect(),
         texts: args
             .texts
             .iter()
             .zip(rows(&text_embeds)?)
             .zip(&tokens)
-            .map(|((text, embedding), t)| TextEmbedding { text: text.clone(), embedding, truncated: t.truncated })
+            .map(|((text, embedding), t)| TextEmbedding {
+                text: text.clone(),
+                embedding,
+                truncated: t.truncated,
+            })
             .collect(),
         logits_per_image,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&output).context("serialising output")?);
+        println!(
+            "{}",
+            serde_json::to_string(&output).context("serialising output")?
+        );
     } else {
         print_summary(&output);
     }
@@ -109,8 +126,17 @@ fn rows(t: &Tensor) -> anyhow::Result<Vec<Vec<f32>>> {
 }
 
 fn print_summary(output: &Output) {
-    println!("embedding dim {}, logit scale {:.4}", output.dim, output.logit_scale);
-    let head = |e: &[f32]| e.iter().take(4).map(|v| format!("{v:+.4}")).collect::<Vec<_>>().join(" ");
+    println!(
+        "embedding dim {}, logit scale {:.4}",
+        output.dim, output.logit_scale
+    );
+    let head = |e: &[f32]| {
+        e.iter()
+            .take(4)
+            .map(|v| format!("{v:+.4}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for image in &output.images {
         println!("image {}: [{} …]", image.path, head(&image.embedding));
     }

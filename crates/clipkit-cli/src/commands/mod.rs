@@ -12,14 +12,17 @@ use clipkit::Clip;
 
 /// Loads a model folder with the given batch size, naming the folder on failure.
 pub fn load_model(dir: &Path, batch_size: usize) -> anyhow::Result<Clip> {
-    let clip = Clip::load(dir).with_context(|| format!("cannot load model from {}", dir.display()))?;
+    let clip =
+        Clip::load(dir).with_context(|| format!("cannot load model from {}", dir.display()))?;
     Ok(clip.with_batch_size(batch_size))
 }
 
 /// Warns on stderr about a text cut to the context length.
 pub fn warn_truncated(text: &str, context_length: usize) {
     let preview: String = text.chars().take(40).collect();
-    eprintln!("warning: text {preview:?}… is longer than {context_length} tokens and was truncated");
+    eprintln!(
+        "warning: text {preview:?}… is longer than {context_length} tokens and was truncated"
+    );
 }
 
 /// Checks image paths exist and are files before any work starts.

@@ -29,14 +29,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load preprocessing from {}", args.model.display()))?;
     let image = clipkit::image_io::load_rgb(&args.image, clipkit::image_io::DEFAULT_MAX_PIXELS)?;
     let (pixels, h, w) = config.apply(&image)?;
-    let file = std::fs::File::create(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
     let mut writer = npyz::WriteOptions::<f32>::new()
         .default_dtype()
         .shape(&[3, h as u64, w as u64])
         .writer(std::io::BufWriter::new(file))
         .begin_nd()
         .with_context(|| format!("{}: cannot write", args.out.display()))?;
-    writer.extend(pixels).with_context(|| format!("{}: cannot write", args.out.display()))?;
-    writer.finish().with_context(|| format!("{}: cannot write", args.out.display()))?;
+    writer
+        .extend(pixels)
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
     Ok(())
 }

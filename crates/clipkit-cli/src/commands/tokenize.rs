@@ -15,7 +15,12 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Text to tokenize (repeatable; may be empty or begin with '-').
-    #[arg(long = "text", value_name = "TEXT", required = true, allow_hyphen_values = true)]
+    #[arg(
+        long = "text",
+        value_name = "TEXT",
+        required = true,
+        allow_hyphen_values = true
+    )]
     texts: Vec<String>,
     /// Print JSON.
     #[arg(long)]
@@ -47,14 +52,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if t.truncated {
             warn_truncated(&text, context);
         }
-        texts.push(Tokens { text, ids: t.ids, truncated: t.truncated });
+        texts.push(Tokens {
+            text,
+            ids: t.ids,
+            truncated: t.truncated,
+        });
     }
     if args.json {
         println!("{}", serde_json::to_string(&Output { texts })?);
     } else {
         for t in texts {
             let ids: Vec<String> = t.ids.iter().map(u32::to_string).collect();
-            println!("{:?}: {}{}", t.text, ids.join(" "), if t.truncated { " (truncated)" } else { "" });
+            println!(
+                "{:?}: {}{}",
+                t.text,
+                ids.join(" "),
+                if t.truncated { " (truncated)" } else { "" }
+            );
         }
     }
     Ok(())

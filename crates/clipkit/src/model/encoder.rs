@@ -58,7 +58,10 @@ impl SelfAttention {
     fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
         let qkv = self.qkv.forward(x)?; // (B, T, 3C)
         let ctx = if fused_ok(&[&qkv]) {
-            qkv.apply_op1_no_bwd(&AttentionOp { heads: self.heads, causal })?
+            qkv.apply_op1_no_bwd(&AttentionOp {
+                heads: self.heads,
+                causal,
+            })?
         } else {
             self.composite(&qkv, causal)?
         };
@@ -76,8 +79,13 @@ impl SelfAttention {
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let scores = q.matmul(&k.t()?)?; // (B, H, T, T)
-        let scores = if causal { scores.broadcast_add(&causal_mask(t, q.device())?)? } else { scores };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let scores = if causal {
+            scores.broadcast_add(&causal_mask(t, q.device())?)?
+        } else {
+            scores
+        };
+        // The composite softmax, which has a backward pass (the fused one does not).
+        let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
         let ctx = probs.matmul(&v)?; // (B, H, T, D)
         ctx.transpose(1, 2)?.reshape((b, t, c))
     }
@@ -102,9 +110,12 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let pre = self.fc1.product(x)?; // (B, T, I)
         let h = match self.fc1.bias() {
-            Some(bias) if fused_ok(&[&pre, bias]) => {
-                pre.apply_op2_no_bwd(bias, &BiasActivationOp { activation: self.activation })?
-            }
+            Some(bias) if fused_ok(&[&pre, bias]) => pre.apply_op2_no_bwd(
+                bias,
+                &BiasActivationOp {
+                    activation: self.activation,
+                },
+            )?,
             Some(bias) => self.activation.apply(&pre.broadcast_add(bias)?)?,
             None => self.activation.apply(&pre)?,
         };
@@ -131,7 +142,9 @@ impl EncoderLayer {
     }
 
     fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
-        let attended = self.self_attn.forward(&self.layer_norm1.forward(x)?, causal)?;
+        let attended = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(x)?, causal)?;
         let x = (x + attended)?;
         let transformed = self.mlp.forward(&self.layer_norm2.forward(&x)?)?;
         x + transformed
@@ -188,24 +201,51 @@ mod tests {
             (Activation::Silu, false),
             (Activation::Relu, true),
         ] {
-            let shape = EncoderShape { hidden: 24, intermediate: 40, layers: 2, heads: 3, activation, eps: 1e-5 };
+            let shape = EncoderShape {
+                hidden: 24,
+                intermediate: 40,
+                layers: 2,
+                heads: 3,
+                activation,
+                eps: 1e-5,
+            };
             let varmap = VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
             Encoder::new(vb.clone(), &shape).unwrap();
             // Move every weight off its initial value (gains of one, biases of zero).
             for v in varmap.all_vars() {
-                v.set(&(v.as_tensor() + Tensor::randn(0f32, 0.1, v.shape(), &Device::Cpu).unwrap()).unwrap()).unwrap();
+                v.set(
+                    &(v.as_tensor() + Tensor::randn(0f32, 0.1, v.shape(), &Device::Cpu).unwrap())
+                        .unwrap(),
+                )
+                .unwrap();
             }
             // Built from variables: gradients are tracked, so the composite path runs.
             let trained = Encoder::new(vb, &shape).unwrap();
             // Plain copies of the same weights: nothing is tracked, so the fused path runs.
-            let plain: std::collections::HashMap<String, Tensor> =
-                varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
-            let inference = Encoder::new(VarBuilder::from_tensors(plain, DType::F32, &Device::Cpu), &shape).unwrap();
+            let plain: std::collections::HashMap<String, Tensor> = varmap
+                .data()
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+                .collect();
+            let inference = Encoder::new(
+                VarBuilder::from_tensors(plain, DType::F32, &Device::Cpu),
+                &shape,
+            )
+            .unwrap();
             let x = Tensor::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
             let a = trained.forward(&x, causal).unwrap();
             let b = inference.forward(&x, causal).unwrap();
-            let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(diff < 1e-4, "{activation:?} causal={causal}: {diff}");
         }
     }

@@ -34,13 +34,19 @@ impl Linear {
     /// Loads `weight` (and `bias` when `with_bias`) under `vb`.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, with_bias: bool) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = if with_bias { Some(vb.get(out_dim, "bias")?) } else { None };
+        let bias = if with_bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
         Self::from_parts(weight, bias)
     }
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
     pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        let packable = PackedWeight::supported() && fused_ok(&[&weight]) && bias.as_ref().is_none_or(|b| fused_ok(&[b]));
+        let packable = PackedWeight::supported()
+            && fused_ok(&[&weight])
+            && bias.as_ref().is_none_or(|b| fused_ok(&[b]));
         let weight = if packable {
             let (n, k) = weight.dims2()?;
             let values = weight.flatten_all()?.to_vec1::<f32>()?;
@@ -72,9 +78,14 @@ impl Linear {
                     (Some(b), true) => Some(b.to_vec1::<f32>()?),
                     _ => None,
                 };
-                x2.contiguous()?.apply_op1_no_bwd(&PackedLinearOp { weight: packed, bias: bias.as_deref() })?
+                x2.contiguous()?.apply_op1_no_bwd(&PackedLinearOp {
+                    weight: packed,
+                    bias: bias.as_deref(),
+                })?
             }
-            Weight::Packed(_) => candle_core::bail!("packed weights serve gradient-free f32 inputs only"),
+            Weight::Packed(_) => {
+                candle_core::bail!("packed weights serve gradient-free f32 inputs only")
+            }
             Weight::Tensor(w) => {
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
@@ -121,10 +132,16 @@ impl candle_core::CustomOp1 for PackedLinearOp<'_> {
         };
         let (m, k) = layout.shape().dims2()?;
         if k != self.weight.in_dim() {
-            candle_core::bail!("packed linear: input width {k}, weight expects {}", self.weight.in_dim());
+            candle_core::bail!(
+                "packed linear: input width {k}, weight expects {}",
+                self.weight.in_dim()
+            );
         }
         let y = self.weight.matmul(&data[start..end], self.bias);
-        Ok((candle_core::CpuStorage::F32(y), (m, self.weight.out_dim()).into()))
+        Ok((
+            candle_core::CpuStorage::F32(y),
+            (m, self.weight.out_dim()).into(),
+        ))
     }
 }
 
@@ -139,7 +156,11 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `weight` and `bias` of width `dim` under `vb`.
     pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(LayerNorm { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps })
+        Ok(LayerNorm {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps,
+        })
     }
 }
 
@@ -147,13 +168,21 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.contiguous()?;
         if fused_ok(&[&x, &self.weight, &self.bias]) {
-            return x.apply_op3_no_bwd(&self.weight, &self.bias, &LayerNormOp { eps: self.eps as f32 });
+            return x.apply_op3_no_bwd(
+                &self.weight,
+                &self.bias,
+                &LayerNormOp {
+                    eps: self.eps as f32,
+                },
+            );
         }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
     }
 }
 

@@ -44,7 +44,8 @@ impl ClipNetwork {
 
     /// pixels (B, 3, S, S) → projected, not normalised, image features (B, E).
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.visual_projection.forward(&self.vision_model.forward(pixels)?)
+        self.visual_projection
+            .forward(&self.vision_model.forward(pixels)?)
     }
 
     /// Token-id rows of equal length → projected, not normalised, text features (B, E).

@@ -62,17 +62,19 @@ impl CustomOp3 for LayerNormOp {
         }
         let mut out = vec![0f32; x.len()];
         let chunk = rows_per_task(x.len() / c, c) * c;
-        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
-            for (o, row) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                // Two passes: the mean, then the variance around it.
-                let mean = row.iter().sum::<f32>() / c as f32;
-                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-                let inv = 1.0 / (var + self.eps).sqrt();
-                for i in 0..c {
-                    o[i] = (row[i] - mean) * inv * gain[i] + bias[i];
+        out.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(out, x)| {
+                for (o, row) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    // Two passes: the mean, then the variance around it.
+                    let mean = row.iter().sum::<f32>() / c as f32;
+                    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                    let inv = 1.0 / (var + self.eps).sqrt();
+                    for i in 0..c {
+                        o[i] = (row[i] - mean) * inv * gain[i] + bias[i];
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -88,7 +90,13 @@ impl CustomOp2 for BiasActivationOp {
         "clipkit-bias-activation"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s1, l1, "activation input")?;
         let bias = contiguous_f32(s2, l2, "activation bias")?;
         let n = bias.len();
@@ -98,17 +106,19 @@ impl CustomOp2 for BiasActivationOp {
         let act = self.activation;
         let mut out = vec![0f32; x.len()];
         let chunk = rows_per_task(x.len() / n, n) * n;
-        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
-            for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                if act == Activation::QuickGelu {
-                    quick_gelu_row(o, row, bias);
-                } else {
-                    for i in 0..n {
-                        o[i] = act.scalar(row[i] + bias[i]);
+        out.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(out, x)| {
+                for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    if act == Activation::QuickGelu {
+                        quick_gelu_row(o, row, bias);
+                    } else {
+                        for i in 0..n {
+                            o[i] = act.scalar(row[i] + bias[i]);
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -118,7 +128,10 @@ impl Activation {
     pub fn scalar(self, x: f32) -> f32 {
         match self {
             Activation::QuickGelu => x / (1.0 + exp_fast(-1.702 * x)),
-            Activation::Gelu => 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Activation::Gelu => {
+                0.5 * x
+                    * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
             Activation::GeluTanh => {
                 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
                 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
@@ -217,22 +230,48 @@ impl CustomOp1 for AttentionOp {
                 unsafe {
                     // scores = Q Kᵀ: (T×D)·(D×T), Kᵀ read through strides.
                     gemm::gemm(
-                        t, t, d,
-                        scores.as_mut_ptr(), 1, t as isize, false,
-                        q, 1, rs,
-                        k, rs, 1,
-                        0.0, 1.0, false, false, false,
+                        t,
+                        t,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        t as isize,
+                        false,
+                        q,
+                        1,
+                        rs,
+                        k,
+                        rs,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
                         gemm::Parallelism::None,
                     );
                     softmax_rows(scores, t, self.causal);
                     let dst = out_ptr.get().add(bi * t * c + hi * d);
                     // context = P V: (T×T)·(T×D), written into the head's columns.
                     gemm::gemm(
-                        t, d, t,
-                        dst, 1, c as isize, false,
-                        scores.as_ptr(), 1, t as isize,
-                        v, 1, rs,
-                        0.0, 1.0, false, false, false,
+                        t,
+                        d,
+                        t,
+                        dst,
+                        1,
+                        c as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        t as isize,
+                        v,
+                        1,
+                        rs,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
                         gemm::Parallelism::None,
                     );
                 }
@@ -246,7 +285,10 @@ impl CustomOp1 for AttentionOp {
 fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
     for (i, row) in scores.chunks_exact_mut(t).enumerate() {
         let visible = if causal { i + 1 } else { t };
-        let max = row[..visible].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = row[..visible]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for s in &mut row[..visible] {
             *s = (*s - max).exp();

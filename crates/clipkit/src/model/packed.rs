@@ -88,20 +88,38 @@ impl PackedWeight {
         if m <= ROWS_PER_TASK {
             // Few rows: share out the panels, so each weight is read by one thread only.
             let per_task = panels.div_ceil(2 * rayon::current_num_threads()).max(1);
-            (0..panels).into_par_iter().step_by(per_task).for_each(|p0| {
-                self.rows(x, m, p0..(p0 + per_task).min(panels), &padded_bias, out);
-            });
+            (0..panels)
+                .into_par_iter()
+                .step_by(per_task)
+                .for_each(|p0| {
+                    self.rows(x, m, p0..(p0 + per_task).min(panels), &padded_bias, out);
+                });
         } else {
             // Many rows: blocks of rows, each kept in L2 while every panel passes over it.
-            y.par_chunks_mut(ROWS_PER_TASK * n).zip(x.par_chunks(ROWS_PER_TASK * k)).for_each(|(y, x)| {
-                self.rows(x, x.len() / k, 0..panels, &padded_bias, SendPtr(y.as_mut_ptr()));
-            });
+            y.par_chunks_mut(ROWS_PER_TASK * n)
+                .zip(x.par_chunks(ROWS_PER_TASK * k))
+                .for_each(|(y, x)| {
+                    self.rows(
+                        x,
+                        x.len() / k,
+                        0..panels,
+                        &padded_bias,
+                        SendPtr(y.as_mut_ptr()),
+                    );
+                });
         }
         y
     }
 
     /// Computes `panels` of the output for `m` rows of x into `out` (row stride N).
-    fn rows(&self, x: &[f32], m: usize, panels: std::ops::Range<usize>, bias: &[f32], out: SendPtr) {
+    fn rows(
+        &self,
+        x: &[f32],
+        m: usize,
+        panels: std::ops::Range<usize>,
+        bias: &[f32],
+        out: SendPtr,
+    ) {
         let (n, k) = (self.n, self.k);
         let tiles = m.div_ceil(MR);
         // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
@@ -120,7 +138,11 @@ impl PackedWeight {
             for p in panels.clone() {
                 let panel = &self.data[p * k * NR + kb * NR..p * k * NR + (kb + kc) * NR];
                 let cols = NR.min(n - p * NR);
-                let init = if kb == 0 { Init::Bias(&bias[p * NR..p * NR + NR]) } else { Init::Accumulate };
+                let init = if kb == 0 {
+                    Init::Bias(&bias[p * NR..p * NR + NR])
+                } else {
+                    Init::Accumulate
+                };
                 for t in 0..tiles {
                     let rows = MR.min(m - t * MR);
                     let tile_x = &packed_x[t * KC * MR..];
@@ -148,7 +170,16 @@ enum Init<'a> {
 
 /// Dispatches on the tile's row count so the kernel's loops are fully unrolled.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(rows: usize, x: *const f32, w: *const f32, kc: usize, c: *mut f32, ldc: usize, cols: usize, init: Init) {
+unsafe fn tile(
+    rows: usize,
+    x: *const f32,
+    w: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    init: Init,
+) {
     match rows {
         6 => kernel::<6>(x, w, kc, c, ldc, cols, init),
         5 => kernel::<5>(x, w, kc, c, ldc, cols, init),
@@ -185,7 +216,10 @@ unsafe fn kernel<const R: usize>(
             for (r, a) in acc.iter_mut().enumerate() {
                 let mut buf = [0f32; NR];
                 std::ptr::copy_nonoverlapping(c.add(r * ldc), buf.as_mut_ptr(), cols);
-                *a = [_mm256_loadu_ps(buf.as_ptr()), _mm256_loadu_ps(buf.as_ptr().add(8))];
+                *a = [
+                    _mm256_loadu_ps(buf.as_ptr()),
+                    _mm256_loadu_ps(buf.as_ptr().add(8)),
+                ];
             }
         }
     }
@@ -214,7 +248,15 @@ unsafe fn kernel<const R: usize>(
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const R: usize>(_: *const f32, _: *const f32, _: usize, _: *mut f32, _: usize, _: usize, _: Init) {
+unsafe fn kernel<const R: usize>(
+    _: *const f32,
+    _: *const f32,
+    _: usize,
+    _: *mut f32,
+    _: usize,
+    _: usize,
+    _: Init,
+) {
     unreachable!("PackedWeight::supported() is false off x86-64")
 }
 
@@ -232,7 +274,9 @@ mod tests {
         let mut y = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                let dot: f64 = (0..k).map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t])).sum();
+                let dot: f64 = (0..k)
+                    .map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t]))
+                    .sum();
                 y[i * n + j] = dot as f32 + b[j];
             }
         }
@@ -244,13 +288,28 @@ mod tests {
         if !PackedWeight::supported() {
             return;
         }
-        for (m, n, k) in [(1, 1, 1), (7, 17, 300), (50, 48, 513), (13, 33, 256), (2, 100, 31), (61, 16, 1000)] {
-            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
+        for (m, n, k) in [
+            (1, 1, 1),
+            (7, 17, 300),
+            (50, 48, 513),
+            (13, 33, 256),
+            (2, 100, 31),
+            (61, 16, 1000),
+        ] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+                .collect();
             let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
             let got = PackedWeight::pack(&w, n, k).matmul(&x, Some(&b));
             let want = reference(&x, &w, &b, m, n, k);
-            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(worst < 1e-3, "{m}x{n}x{k}: {worst}");
         }
     }

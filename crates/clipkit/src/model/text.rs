@@ -34,8 +34,10 @@ impl TextTower {
         };
         Ok(TextTower {
             token_embedding: candle_nn::embedding(config.vocab_size, c, emb.pp("token_embedding"))?,
-            position_embedding: emb
-                .get((config.max_position_embeddings, c), "position_embedding.weight")?,
+            position_embedding: emb.get(
+                (config.max_position_embeddings, c),
+                "position_embedding.weight",
+            )?,
             encoder: Encoder::new(vb.pp("encoder"), &shape)?,
             final_layer_norm: LayerNorm::new(vb.pp("final_layer_norm"), c, config.layer_norm_eps)?,
             config: config.clone(),
@@ -59,8 +61,15 @@ impl TextTower {
                 self.config.max_position_embeddings
             );
         }
-        if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
-            candle_core::bail!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size);
+        if let Some(bad) = ids
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
+            candle_core::bail!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab_size
+            );
         }
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let ids_t = Tensor::from_vec(flat, (b, t), &Device::Cpu)?;
@@ -68,11 +77,17 @@ impl TextTower {
         let tokens = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, t)?)?;
         let hidden = self.encoder.forward(&tokens, true)?;
         let hidden = self.final_layer_norm.forward(&hidden)?; // (B, T, C)
-        let positions: Vec<u32> =
-            ids.iter().map(|row| pooled_position(row, self.config.pooling()) as u32).collect();
+        let positions: Vec<u32> = ids
+            .iter()
+            .map(|row| pooled_position(row, self.config.pooling()) as u32)
+            .collect();
         let c = self.config.hidden_size;
         let rows = hidden.reshape((b * t, c))?;
-        let index: Vec<u32> = positions.iter().enumerate().map(|(i, &p)| i as u32 * t as u32 + p).collect();
+        let index: Vec<u32> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| i as u32 * t as u32 + p)
+            .collect();
         rows.index_select(&Tensor::from_vec(index, b, &Device::Cpu)?, 0) // (B, C)
     }
 }
@@ -100,8 +115,17 @@ mod tests {
 
     #[test]
     fn pooling_follows_transformers() {
-        assert_eq!(pooled_position(&[49406, 320, 49407, 49407], TextPooling::FirstEos(49407)), 2);
-        assert_eq!(pooled_position(&[49406, 320, 5], TextPooling::FirstEos(49407)), 0);
-        assert_eq!(pooled_position(&[49406, 320, 49407, 49407], TextPooling::ArgmaxId), 2);
+        assert_eq!(
+            pooled_position(&[49406, 320, 49407, 49407], TextPooling::FirstEos(49407)),
+            2
+        );
+        assert_eq!(
+            pooled_position(&[49406, 320, 5], TextPooling::FirstEos(49407)),
+            0
+        );
+        assert_eq!(
+            pooled_position(&[49406, 320, 49407, 49407], TextPooling::ArgmaxId),
+            2
+        );
     }
 }

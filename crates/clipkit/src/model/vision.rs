@@ -43,7 +43,8 @@ impl VisionTower {
         Ok(VisionTower {
             patch_embedding,
             class_embedding: emb.get(c, "class_embedding")?,
-            position_embedding: emb.get((config.num_positions(), c), "position_embedding.weight")?,
+            position_embedding: emb
+                .get((config.num_positions(), c), "position_embedding.weight")?,
             // The checkpoint's own spelling.
             pre_layrnorm: LayerNorm::new(vb.pp("pre_layrnorm"), c, config.layer_norm_eps)?,
             encoder: Encoder::new(vb.pp("encoder"), &shape)?,
@@ -80,7 +81,9 @@ impl VisionTower {
         let class = self.class_embedding.reshape((1, 1, c))?.repeat((b, 1, 1))?;
         let tokens = Tensor::cat(&[class, patches], 1)?; // (B, P + 1, C)
         let tokens = tokens.broadcast_add(&self.position_embedding)?;
-        let hidden = self.encoder.forward(&self.pre_layrnorm.forward(&tokens)?, false)?;
+        let hidden = self
+            .encoder
+            .forward(&self.pre_layrnorm.forward(&tokens)?, false)?;
         let class_state = hidden.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
         self.post_layernorm.forward(&class_state)
     }

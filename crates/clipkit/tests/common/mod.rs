@@ -21,7 +21,9 @@ pub fn image(name: &str) -> PathBuf {
 
 /// Reference tensors of one model, by name.
 pub fn reference(name: &str) -> HashMap<String, Tensor> {
-    let path = fixtures().join("reference").join(format!("{name}.safetensors"));
+    let path = fixtures()
+        .join("reference")
+        .join(format!("{name}.safetensors"));
     candle_core::safetensors::load(&path, &Device::Cpu).expect("reference tensors load")
 }
 
@@ -36,7 +38,10 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Fails with the first mismatching values when `a` and `b` differ by more than `tol`.
@@ -53,7 +58,10 @@ pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
             .take(5)
             .map(|(i, (x, y))| format!("[{i}] got {x} want {y}"))
             .collect();
-        panic!("{what}: max abs diff {diff} > {tol}; first mismatches: {}", first.join(", "));
+        panic!(
+            "{what}: max abs diff {diff} > {tol}; first mismatches: {}",
+            first.join(", ")
+        );
     }
     eprintln!("{what}: max abs diff {diff:.2e} (tolerance {tol:.0e})");
 }
