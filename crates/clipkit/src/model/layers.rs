@@ -49,8 +49,16 @@ impl Linear {
             && bias.as_ref().is_none_or(|b| fused_ok(&[b]));
         let weight = if packable {
             let (n, k) = weight.dims2()?;
-            let values = weight.flatten_all()?.to_vec1::<f32>()?;
-            Weight::Packed(Arc::new(PackedWeight::pack(&values, n, k)))
+            let weight = weight.contiguous()?;
+            let (storage, layout) = weight.storage_and_layout();
+            let values = match (&*storage, layout.contiguous_offsets()) {
+                (
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)),
+                    Some((start, end)),
+                ) => &data[start..end],
+                _ => candle_core::bail!("packing expects a contiguous f32 CPU weight"),
+            };
+            Weight::Packed(Arc::new(PackedWeight::pack(values, n, k)))
         } else {
             Weight::Tensor(weight)
         };

@@ -46,14 +46,16 @@ impl PackedWeight {
         assert_eq!(w.len(), n * k, "weight buffer does not match its shape");
         let panels = n.div_ceil(NR);
         let mut data = vec![0f32; panels * k * NR];
-        for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
-            for j in 0..NR.min(n - p * NR) {
-                let row = &w[(p * NR + j) * k..(p * NR + j + 1) * k];
-                for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * NR + j] = v;
+        data.par_chunks_exact_mut(k * NR)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for j in 0..NR.min(n - p * NR) {
+                    let row = &w[(p * NR + j) * k..(p * NR + j + 1) * k];
+                    for (kk, &v) in row.iter().enumerate() {
+                        panel[kk * NR + j] = v;
+                    }
                 }
-            }
-        }
+            });
         PackedWeight { data, n, k }
     }
 
