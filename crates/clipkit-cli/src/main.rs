@@ -32,6 +32,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    clipkit::allocator::keep_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

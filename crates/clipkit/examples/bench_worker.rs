@@ -154,6 +154,7 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
 }
 
 fn main() -> BoxResult<()> {
+    clipkit::allocator::keep_freed_memory();
     let model = parse_args()?;
     let start = Instant::now();
     // A batch size far above any benchmarked B, so one command is one forward pass.

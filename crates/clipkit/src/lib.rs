@@ -5,6 +5,7 @@
 //! [`zeroshot::ZeroShotClassifier`].
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod checkpoint;
 mod clip;
 pub mod config;
