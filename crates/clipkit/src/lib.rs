@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod image_io;
 pub mod model;
+pub mod paths;
 pub mod preprocess;
 pub mod resample;
 pub mod tokenizer;

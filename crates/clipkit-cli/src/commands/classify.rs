@@ -6,15 +6,14 @@ use anyhow::Context;
 use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
 use serde::Serialize;
 
-use super::{check_image_paths, load_model};
+use super::{check_image_paths, load_model, ModelArg};
 use crate::progress;
 
 /// Arguments of `clipkit classify`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder (HuggingFace CLIP layout).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Image file to classify (repeatable).
     #[arg(long = "image", value_name = "PATH", required = true)]
     images: Vec<PathBuf>,
@@ -63,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = collect_labels(&args)?;
     let templates = collect_templates(&args);
     check_image_paths(&args.images)?;
-    let clip = load_model(&args.model, args.batch_size)?;
+    let clip = load_model(&args.model.dir()?, args.batch_size)?;
     let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
 
     let bar = progress::bar(args.images.len(), "classifying");

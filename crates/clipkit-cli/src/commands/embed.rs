@@ -6,15 +6,14 @@ use anyhow::Context;
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{check_image_paths, load_model, warn_truncated};
+use super::{check_image_paths, load_model, warn_truncated, ModelArg};
 use crate::progress;
 
 /// Arguments of `clipkit embed`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder (HuggingFace CLIP layout).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Image file to embed (repeatable).
     #[arg(long = "image", value_name = "PATH")]
     images: Vec<PathBuf>,
@@ -58,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("nothing to embed: give at least one --image or --text");
     }
     check_image_paths(&args.images)?;
-    let clip = load_model(&args.model, args.batch_size)?;
+    let clip = load_model(&args.model.dir()?, args.batch_size)?;
 
     let bar = progress::bar(args.images.len(), "embedding images");
     let image_embeds =

@@ -37,3 +37,30 @@ pub fn check_image_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The `--model` option shared by every command that runs a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArg {
+    /// Model folder (HuggingFace CLIP layout). Default: the model `clipkit quickstart` saved
+    /// (under $CLIPKIT_HOME, else the user data directory).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+}
+
+impl ModelArg {
+    /// The folder to load: the one given, or the default model when it exists.
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.model {
+            return Ok(dir.clone());
+        }
+        let default = clipkit::paths::default_model_dir();
+        if !default.join("config.json").is_file() {
+            anyhow::bail!(
+                "no --model given and no default model at {}; run `clipkit quickstart` to train \
+                 one, or pass --model DIR",
+                default.display()
+            );
+        }
+        Ok(default)
+    }
+}

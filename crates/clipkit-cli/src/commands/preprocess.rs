@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use npyz::WriterBuilder;
 
-use super::check_image_paths;
+use super::{check_image_paths, ModelArg};
 
 /// Arguments of `clipkit preprocess`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder (its preprocessor_config.json is used).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Image file.
     #[arg(long)]
     image: PathBuf,
@@ -23,10 +22,11 @@ pub struct Args {
 
 /// Runs `clipkit preprocess`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let model_dir = args.model.dir()?;
     check_image_paths(std::slice::from_ref(&args.image))?;
-    let config_path = args.model.join("preprocessor_config.json");
+    let config_path = model_dir.join("preprocessor_config.json");
     let config = clipkit::preprocess::PreprocessConfig::from_file(&config_path)
-        .with_context(|| format!("cannot load preprocessing from {}", args.model.display()))?;
+        .with_context(|| format!("cannot load preprocessing from {}", model_dir.display()))?;
     let image = clipkit::image_io::load_rgb(&args.image, clipkit::image_io::DEFAULT_MAX_PIXELS)?;
     let (pixels, h, w) = config.apply(&image)?;
     let file = std::fs::File::create(&args.out)

@@ -1,19 +1,16 @@
 //! `clipkit tokenize`: token ids of texts, with start and end tokens.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clipkit::tokenizer::ClipTokenizer;
 use serde::Serialize;
 
-use super::warn_truncated;
+use super::{warn_truncated, ModelArg};
 
 /// Arguments of `clipkit tokenize`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder (its tokenizer files and config.json's context length are used).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Text to tokenize (repeatable; may be empty or begin with '-').
     #[arg(
         long = "text",
@@ -41,11 +38,12 @@ struct Tokens {
 
 /// Runs `clipkit tokenize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args.model.join("config.json");
+    let model_dir = args.model.dir()?;
+    let config_path = model_dir.join("config.json");
     let config = clipkit::config::ClipConfig::from_file(&config_path)
-        .with_context(|| format!("cannot load model from {}", args.model.display()))?;
+        .with_context(|| format!("cannot load model from {}", model_dir.display()))?;
     let context = config.text_config.max_position_embeddings;
-    let tokenizer = ClipTokenizer::from_dir(&args.model, context)?;
+    let tokenizer = ClipTokenizer::from_dir(&model_dir, context)?;
     let mut texts = Vec::with_capacity(args.texts.len());
     for text in args.texts {
         let t = tokenizer.encode(&text)?;
