@@ -16,6 +16,7 @@ pub mod paths;
 pub mod preprocess;
 pub mod resample;
 pub mod tokenizer;
+pub mod train;
 pub mod zeroshot;
 
 pub use clip::{l2_normalize, Clip, Logits, DEFAULT_BATCH_SIZE};

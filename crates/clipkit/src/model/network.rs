@@ -53,6 +53,11 @@ impl ClipNetwork {
         self.text_projection.forward(&self.text_model.forward(ids)?)
     }
 
+    /// The logit-scale parameter itself (a scalar, log of the multiplier).
+    pub fn log_logit_scale(&self) -> &Tensor {
+        &self.logit_scale
+    }
+
     /// The multiplier of cosine similarities: exp(logit_scale).
     pub fn logit_scale(&self) -> Result<f32> {
         self.logit_scale.exp()?.to_scalar::<f32>()

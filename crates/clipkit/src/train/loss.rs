@@ -1,0 +1,58 @@
+//! CLIP's objective: the N×N cosine similarities of a batch of (image, caption) pairs,
+//! scaled by the learned temperature, with cross-entropy along rows and along columns.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::clip::l2_normalize;
+
+/// The loss of one batch and the logits it came from.
+#[derive(Debug, Clone)]
+pub struct ContrastiveOutput {
+    /// Scalar: mean of the image→text and text→image cross-entropies.
+    pub loss: Tensor,
+    /// (N images, N texts): scaled cosine similarities.
+    pub logits_per_image: Tensor,
+}
+
+/// Symmetric InfoNCE, as transformers' `CLIPModel(return_loss=True)` computes it.
+///
+/// `image_features` and `text_features` are the projected, not yet normalised, features
+/// (N, E) of matching pairs (row i of one belongs to row i of the other); `log_scale` is the
+/// scalar logit-scale parameter, whose exponential multiplies the cosine similarities.
+pub fn contrastive_loss(
+    image_features: &Tensor,
+    text_features: &Tensor,
+    log_scale: &Tensor,
+) -> Result<ContrastiveOutput> {
+    let n = image_features.dim(0)?;
+    let images = l2_normalize(image_features)?;
+    let texts = l2_normalize(text_features)?;
+    let logits_per_text = texts
+        .matmul(&images.t()?)?
+        .broadcast_mul(&log_scale.exp()?)?; // (N texts, N images)
+    let logits_per_image = logits_per_text.t()?;
+    let targets = Tensor::arange(0u32, n as u32, &Device::Cpu)?;
+    let text_loss = candle_nn::loss::cross_entropy(&logits_per_text, &targets)?;
+    let image_loss = candle_nn::loss::cross_entropy(&logits_per_image, &targets)?;
+    let loss = ((text_loss + image_loss)? * 0.5)?.to_dtype(DType::F32)?;
+    Ok(ContrastiveOutput {
+        loss,
+        logits_per_image,
+    })
+}
+
+/// Top-1 accuracy of matching each image to its own caption and each caption to its image,
+/// averaged: a readable training metric beside the loss.
+pub fn pair_accuracy(logits_per_image: &Tensor) -> Result<f32> {
+    let n = logits_per_image.dim(0)?;
+    let targets = Tensor::arange(0u32, n as u32, &Device::Cpu)?;
+    let hits = |logits: &Tensor| -> Result<f32> {
+        let predicted = logits.argmax(1)?;
+        predicted
+            .eq(&targets)?
+            .to_dtype(DType::F32)?
+            .mean_all()?
+            .to_scalar::<f32>()
+    };
+    Ok((hits(logits_per_image)? + hits(&logits_per_image.t()?)?) / 2.0)
+}

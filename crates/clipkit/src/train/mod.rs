@@ -1,0 +1,18 @@
+//! Contrastive training: CLIP's symmetric InfoNCE objective, the AdamW optimiser with a
+//! warm-up + cosine schedule, and the trainable parameter set.
+//!
+//! Training runs the same [`ClipNetwork`](crate::model::ClipNetwork) as inference. Its
+//! weights are candle variables, so every layer takes the differentiable composite path
+//! instead of the fused inference kernels, and the network is rebuilt from the variables at
+//! each step (the query/key/value concatenation is then part of the graph).
+
+mod init;
+mod loss;
+mod optimizer;
+mod parameters;
+mod schedule;
+
+pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
+pub use optimizer::{AdamW, AdamWConfig, StepReport};
+pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
+pub use schedule::LrSchedule;

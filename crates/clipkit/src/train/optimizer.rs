@@ -1,0 +1,185 @@
+//! AdamW (decoupled weight decay) with per-parameter decay groups, gradient clipping by
+//! global norm, and a state that can be saved and restored to resume a run exactly.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Result, Tensor, Var};
+
+use super::parameters::{decays, Parameters};
+
+/// AdamW's hyper-parameters (the learning rate comes from the schedule at each step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    /// Decay of the first-moment estimate.
+    pub beta1: f64,
+    /// Decay of the second-moment estimate.
+    pub beta2: f64,
+    /// Added to the root of the second moment.
+    pub eps: f64,
+    /// Decoupled weight decay, applied to matrices only (see [`decays`]).
+    pub weight_decay: f64,
+    /// Gradients are scaled down so their global L2 norm is at most this; `None` disables.
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for AdamWConfig {
+    /// The CLIP paper's choices: β = (0.9, 0.98), ε = 1e-6, decay 0.2; clipping at norm 1.
+    fn default() -> Self {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-6,
+            weight_decay: 0.2,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+struct Slot {
+    name: String,
+    var: Var,
+    decays: bool,
+    /// First and second moment estimates, flattened.
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// The optimiser and its moment estimates for every parameter.
+pub struct AdamW {
+    slots: Vec<Slot>,
+    config: AdamWConfig,
+    steps_taken: u64,
+}
+
+/// What one optimiser step saw.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    /// Global L2 norm of the gradients before clipping.
+    pub grad_norm: f64,
+}
+
+impl AdamW {
+    /// An optimiser over every parameter, with zeroed moments.
+    pub fn new(parameters: &Parameters, config: AdamWConfig) -> Self {
+        let slots = parameters
+            .vars()
+            .iter()
+            .map(|(name, var)| Slot {
+                name: name.clone(),
+                var: var.clone(),
+                decays: decays(name, var.shape()),
+                m: vec![0.0; var.elem_count()],
+                v: vec![0.0; var.elem_count()],
+            })
+            .collect();
+        AdamW {
+            slots,
+            config,
+            steps_taken: 0,
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.steps_taken
+    }
+
+    /// Applies one update with learning rate `lr` from the gradients of a backward pass.
+    /// Parameters without a gradient (unused in the graph) are left alone.
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<StepReport> {
+        let mut flat: Vec<Option<Vec<f32>>> = Vec::with_capacity(self.slots.len());
+        let mut square_sum = 0f64;
+        for slot in &self.slots {
+            let grad = match grads.get(slot.var.as_tensor()) {
+                Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
+                None => {
+                    flat.push(None);
+                    continue;
+                }
+            };
+            square_sum += grad
+                .iter()
+                .map(|&g| f64::from(g) * f64::from(g))
+                .sum::<f64>();
+            flat.push(Some(grad));
+        }
+        let grad_norm = square_sum.sqrt();
+        // torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below one.
+        let clip = match self.config.max_grad_norm {
+            Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
+            None => 1.0,
+        } as f32;
+        self.steps_taken += 1;
+        let t = self.steps_taken as i32;
+        let c = self.config;
+        let bias1 = 1.0 - c.beta1.powi(t);
+        let bias2_root = (1.0 - c.beta2.powi(t)).sqrt();
+        let step_size = (lr / bias1) as f32;
+        let (beta1, beta2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
+        for (slot, grad) in self.slots.iter_mut().zip(flat) {
+            let Some(grad) = grad else { continue };
+            let mut values = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let shrink = if slot.decays {
+                (1.0 - lr * c.weight_decay) as f32
+            } else {
+                1.0
+            };
+            for (((p, g), m), v) in values
+                .iter_mut()
+                .zip(grad)
+                .zip(slot.m.iter_mut())
+                .zip(slot.v.iter_mut())
+            {
+                let g = g * clip;
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                let denom = v.sqrt() / bias2_root as f32 + eps;
+                *p = *p * shrink - step_size * *m / denom;
+            }
+            slot.var
+                .set(&Tensor::from_vec(values, slot.var.shape(), &Device::Cpu)?)?;
+        }
+        Ok(StepReport { grad_norm })
+    }
+
+    /// The moments as named tensors (`m.<name>`, `v.<name>`) and the step count, to save.
+    pub fn state(&self) -> Result<(HashMap<String, Tensor>, u64)> {
+        let mut tensors = HashMap::new();
+        for slot in &self.slots {
+            let shape = slot.var.shape();
+            tensors.insert(
+                format!("m.{}", slot.name),
+                Tensor::from_slice(&slot.m, shape, &Device::Cpu)?,
+            );
+            tensors.insert(
+                format!("v.{}", slot.name),
+                Tensor::from_slice(&slot.v, shape, &Device::Cpu)?,
+            );
+        }
+        Ok((tensors, self.steps_taken))
+    }
+
+    /// Restores moments and step count saved by [`AdamW::state`].
+    pub fn restore(&mut self, tensors: &HashMap<String, Tensor>, steps_taken: u64) -> Result<()> {
+        for slot in &mut self.slots {
+            for (prefix, moment) in [("m", &mut slot.m), ("v", &mut slot.v)] {
+                let key = format!("{prefix}.{}", slot.name);
+                let saved = tensors.get(&key).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("optimizer state lacks {key}"))
+                })?;
+                let values = saved.flatten_all()?.to_vec1::<f32>()?;
+                if values.len() != moment.len() {
+                    candle_core::bail!(
+                        "optimizer state {key} has {} values, the parameter {}",
+                        values.len(),
+                        moment.len()
+                    );
+                }
+                *moment = values;
+            }
+        }
+        self.steps_taken = steps_taken;
+        Ok(())
+    }
+}
