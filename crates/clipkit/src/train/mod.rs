@@ -11,8 +11,10 @@ mod loss;
 mod optimizer;
 mod parameters;
 mod schedule;
+mod step;
 
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
 pub use optimizer::{AdamW, AdamWConfig, StepReport};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use schedule::LrSchedule;
+pub use step::{gradients, train_step, Batch, StepMetrics};

@@ -108,8 +108,16 @@ impl Parameters {
             .collect()
     }
 
+    /// exp(logit_scale): the current multiplier of cosine similarities.
+    pub fn logit_scale(&self) -> candle_core::Result<f32> {
+        match self.vars.get(LOGIT_SCALE) {
+            Some(var) => var.as_tensor().exp()?.to_scalar::<f32>(),
+            None => candle_core::bail!("the model has no {LOGIT_SCALE}"),
+        }
+    }
+
     /// Keeps the logit scale in [0, ln 100].
-    pub fn clamp_logit_scale(&self) -> Result<()> {
+    pub fn clamp_logit_scale(&self) -> candle_core::Result<()> {
         if let Some(var) = self.vars.get(LOGIT_SCALE) {
             var.set(&var.as_tensor().clamp(0f32, MAX_LOGIT_SCALE)?)?;
         }
