@@ -75,6 +75,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Training or evaluation data cannot be used.
+    #[error("data: {0}")]
+    Data(String),
     /// A caller passed an argument the library cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -6,9 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod atomic_dir;
 pub mod checkpoint;
 mod clip;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod image_io;
 pub mod model;

@@ -7,14 +7,21 @@
 //! each step (the query/key/value concatenation is then part of the graph).
 
 mod init;
+mod loader;
 mod loss;
 mod optimizer;
 mod parameters;
+mod run;
 mod schedule;
 mod step;
 
+pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
 pub use optimizer::{AdamW, AdamWConfig, StepReport};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
+pub use run::{
+    read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,
+    ASSET_FILES,
+};
 pub use schedule::LrSchedule;
 pub use step::{gradients, train_step, Batch, StepMetrics};

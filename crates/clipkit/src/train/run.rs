@@ -1,0 +1,414 @@
+//! A training run in a folder: the loop, its metrics, checkpoints and resumption.
+//!
+//! Layout of a run folder:
+//! - `checkpoint/`: the latest checkpoint, a HuggingFace model folder (loadable by
+//!   [`Clip::load`](crate::Clip::load)) plus `optimizer.safetensors` and `trainer_state.json`;
+//!   replaced atomically, so a run killed at any moment resumes from the last one written;
+//! - `model/`: the final model, written when the run completes;
+//! - `metrics.jsonl`: one line per step.
+//!
+//! Running the same command again on the same folder resumes from `checkpoint/` instead of
+//! restarting; a completed run is not trained again.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::loader::{BatchLoader, Preparation, SampleOrder};
+use super::optimizer::{AdamW, AdamWConfig};
+use super::parameters::Parameters;
+use super::schedule::LrSchedule;
+use super::step::{train_step, StepMetrics};
+use crate::atomic_dir::{replace_dir, write_synced};
+use crate::checkpoint::SINGLE_FILE;
+use crate::data::PairSource;
+use crate::error::{Error, Result};
+
+/// Everything that decides what a run computes. Saved with each checkpoint; a resume with
+/// different settings is refused rather than silently mixing two runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Optimiser steps in the whole run.
+    pub steps: usize,
+    /// Pairs per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Steps of linear warm-up.
+    pub warmup_steps: usize,
+    /// Learning rate at the end of the cosine decay.
+    pub min_learning_rate: f64,
+    /// Decoupled weight decay of matrices.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip, if any.
+    pub max_grad_norm: Option<f64>,
+    /// Seed of the sample order.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+}
+
+impl RunSettings {
+    fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            peak: self.learning_rate,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.steps,
+            floor: self.min_learning_rate,
+        }
+    }
+
+    fn adamw(&self) -> AdamWConfig {
+        AdamWConfig {
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            ..AdamWConfig::default()
+        }
+    }
+}
+
+/// The files besides the weights that make a saved model folder complete and loadable:
+/// `config.json`, the tokenizer files and `preprocessor_config.json`, by file name.
+#[derive(Debug, Clone, Default)]
+pub struct ModelAssets {
+    /// File name → contents.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl ModelAssets {
+    /// The asset files of an existing model folder (to fine-tune it): its configuration,
+    /// preprocessing and tokenizer files, whichever exist.
+    pub fn from_model_dir(dir: &Path) -> Result<Self> {
+        let mut files = Vec::new();
+        for name in ASSET_FILES {
+            let path = dir.join(name);
+            if path.is_file() {
+                files.push((name.to_string(), fs::read(&path).map_err(|e| Error::io(&path, e))?));
+            }
+        }
+        Ok(ModelAssets { files })
+    }
+
+    /// Writes the assets and the weights as a model folder into `dir`.
+    pub fn write_model(&self, dir: &Path, weights: &HashMap<String, candle_core::Tensor>) -> Result<()> {
+        for (name, bytes) in &self.files {
+            write_synced(&dir.join(name), bytes)?;
+        }
+        let path = dir.join(SINGLE_FILE);
+        candle_core::safetensors::save(weights, &path)?;
+        crate::atomic_dir::sync_file(&path)
+    }
+}
+
+/// The files of a model folder other than its weights.
+pub const ASSET_FILES: [&str; 7] = [
+    "config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+];
+
+const CHECKPOINT_DIR: &str = "checkpoint";
+const MODEL_DIR: &str = "model";
+const METRICS_FILE: &str = "metrics.jsonl";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const STATE_FILE: &str = "trainer_state.json";
+
+/// Where a run keeps its files.
+#[derive(Debug, Clone)]
+pub struct RunFolder {
+    root: PathBuf,
+}
+
+impl RunFolder {
+    /// A run folder at `root` (created when the run starts).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunFolder { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest checkpoint (a model folder).
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join(CHECKPOINT_DIR)
+    }
+
+    /// The final model, once the run has completed.
+    pub fn model(&self) -> PathBuf {
+        self.root.join(MODEL_DIR)
+    }
+
+    /// The per-step metrics.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join(METRICS_FILE)
+    }
+}
+
+/// What the trainer saves beside a checkpoint to resume from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    /// Steps completed.
+    step: usize,
+    /// Samples skipped so far.
+    skipped: usize,
+    settings: RunSettings,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsLine {
+    /// Step number, from 1.
+    pub step: usize,
+    /// Contrastive loss.
+    pub loss: f32,
+    /// In-batch pair accuracy.
+    pub accuracy: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// exp(logit_scale) after the step.
+    pub logit_scale: f32,
+    /// Training throughput of this step (pairs per second).
+    pub samples_per_s: f64,
+    /// Samples skipped so far.
+    pub skipped: usize,
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The run continues from a checkpoint at this step.
+    Resumed(usize),
+    /// A step finished.
+    Step(&'a MetricsLine),
+    /// A checkpoint was written after this step.
+    Checkpoint(usize),
+    /// A sample could not be read and was skipped.
+    Skipped(&'a str),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The final model folder.
+    pub model: PathBuf,
+    /// Steps trained by this call (0 when the run had already completed).
+    pub steps_trained: usize,
+    /// Samples skipped in the whole run.
+    pub skipped: usize,
+    /// The last step's metrics, if this call trained any.
+    pub last: Option<MetricsLine>,
+}
+
+/// Trains `parameters` on `source` according to `settings`, in `folder`, resuming from the
+/// folder's checkpoint when there is one. `assets` completes every saved model folder.
+pub fn run(
+    folder: &RunFolder,
+    settings: &RunSettings,
+    parameters: Parameters,
+    assets: &ModelAssets,
+    source: Arc<dyn PairSource>,
+    preparation: Arc<Preparation>,
+    mut observe: impl FnMut(Progress),
+) -> Result<RunSummary> {
+    if settings.steps == 0 || settings.batch_size < 2 || settings.checkpoint_every == 0 {
+        return Err(Error::InvalidArgument(
+            "a run needs at least one step, batches of at least two pairs and checkpoints \
+             every one or more steps"
+                .into(),
+        ));
+    }
+    fs::create_dir_all(folder.root()).map_err(|e| Error::io(folder.root(), e))?;
+    let mut optimizer = AdamW::new(&parameters, settings.adamw());
+    let (start, mut skipped) = resume(folder, settings, &parameters, &mut optimizer)?;
+    if start > 0 {
+        observe(Progress::Resumed(start));
+    }
+    if start >= settings.steps && folder.model().join(SINGLE_FILE).is_file() {
+        return Ok(RunSummary {
+            model: folder.model(),
+            steps_trained: 0,
+            skipped,
+            last: None,
+        });
+    }
+    truncate_metrics(&folder.metrics(), start)?;
+    let mut metrics = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(folder.metrics())
+        .map_err(|e| Error::io(folder.metrics(), e))?;
+    let order = SampleOrder {
+        seed: settings.seed,
+        batch_size: settings.batch_size,
+    };
+    let loader = BatchLoader::spawn(source, preparation, order, start, settings.steps)?;
+    let schedule = settings.schedule();
+    let shards = rayon::current_num_threads();
+    let mut last = None;
+    for step in start..settings.steps {
+        let loaded = loader
+            .next_batch()
+            .ok_or_else(|| Error::Data("the data loader stopped early".into()))??;
+        for problem in &loaded.skipped {
+            observe(Progress::Skipped(problem));
+        }
+        skipped += loaded.skipped.len();
+        let lr = schedule.at(step);
+        let started = Instant::now();
+        let StepMetrics {
+            loss,
+            accuracy,
+            grad_norm,
+            logit_scale,
+        } = train_step(&parameters, &mut optimizer, &loaded.batch, lr, shards)?;
+        if !loss.is_finite() {
+            return Err(Error::Data(format!(
+                "the loss became {loss} at step {}; lower the learning rate",
+                step + 1
+            )));
+        }
+        let line = MetricsLine {
+            step: step + 1,
+            loss,
+            accuracy,
+            lr,
+            grad_norm,
+            logit_scale,
+            samples_per_s: loaded.batch.ids.len() as f64 / started.elapsed().as_secs_f64(),
+            skipped,
+        };
+        let text = serde_json::to_string(&line).map_err(|e| Error::Data(e.to_string()))?;
+        writeln!(metrics, "{text}").map_err(|e| Error::io(folder.metrics(), e))?;
+        observe(Progress::Step(&line));
+        last = Some(line);
+        let done = step + 1;
+        if done % settings.checkpoint_every == 0 || done == settings.steps {
+            metrics
+                .sync_data()
+                .map_err(|e| Error::io(folder.metrics(), e))?;
+            save_checkpoint(folder, settings, &parameters, &optimizer, assets, done, skipped)?;
+            observe(Progress::Checkpoint(done));
+        }
+    }
+    let weights = parameters.values()?;
+    replace_dir(&folder.model(), |dir| assets.write_model(dir, &weights))?;
+    Ok(RunSummary {
+        model: folder.model(),
+        steps_trained: settings.steps - start,
+        skipped,
+        last,
+    })
+}
+
+/// Loads the folder's checkpoint into `parameters` and `optimizer`, if there is one:
+/// (steps done, samples skipped).
+fn resume(
+    folder: &RunFolder,
+    settings: &RunSettings,
+    parameters: &Parameters,
+    optimizer: &mut AdamW,
+) -> Result<(usize, usize)> {
+    let dir = folder.checkpoint();
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.is_file() {
+        return Ok((0, 0));
+    }
+    let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: state_path.clone(),
+        field: e.to_string(),
+        message: "unreadable trainer state".into(),
+    })?;
+    if state.settings != *settings {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds a run with other settings ({:?}); resume it with the same options or \
+             train into another folder",
+            folder.root().display(),
+            state.settings
+        )));
+    }
+    let weights_path = dir.join(SINGLE_FILE);
+    let weights = candle_core::safetensors::load(&weights_path, &candle_core::Device::Cpu)
+        .map_err(|e| Error::CorruptCheckpoint {
+            path: weights_path.clone(),
+            message: e.to_string(),
+        })?;
+    parameters.load_values(&weights, &weights_path)?;
+    let optimizer_path = dir.join(OPTIMIZER_FILE);
+    let moments = candle_core::safetensors::load(&optimizer_path, &candle_core::Device::Cpu)
+        .map_err(|e| Error::CorruptCheckpoint {
+            path: optimizer_path.clone(),
+            message: e.to_string(),
+        })?;
+    optimizer.restore(&moments, state.step as u64)?;
+    Ok((state.step, state.skipped))
+}
+
+fn save_checkpoint(
+    folder: &RunFolder,
+    settings: &RunSettings,
+    parameters: &Parameters,
+    optimizer: &AdamW,
+    assets: &ModelAssets,
+    step: usize,
+    skipped: usize,
+) -> Result<()> {
+    let weights = parameters.values()?;
+    let (moments, _) = optimizer.state()?;
+    let state = TrainerState {
+        step,
+        skipped,
+        settings: settings.clone(),
+    };
+    let state_json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Data(e.to_string()))?;
+    replace_dir(&folder.checkpoint(), |dir| {
+        assets.write_model(dir, &weights)?;
+        let path = dir.join(OPTIMIZER_FILE);
+        candle_core::safetensors::save(&moments, &path)?;
+        crate::atomic_dir::sync_file(&path)?;
+        // Written last: a folder with a state file is complete.
+        write_synced(&dir.join(STATE_FILE), &state_json)
+    })
+}
+
+/// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let kept: Vec<String> = BufReader::new(file)
+        .lines()
+        .map_while(std::result::Result::ok)
+        .filter(|line| {
+            serde_json::from_str::<MetricsLine>(line).is_ok_and(|m| m.step <= step)
+        })
+        .collect();
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    write_synced(path, text.as_bytes())
+}
+
+/// Reads a run's `metrics.jsonl` (lines that do not parse are ignored).
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect())
+}
