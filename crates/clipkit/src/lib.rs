@@ -6,12 +6,14 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod atomic_dir;
 pub mod checkpoint;
 mod clip;
 pub mod config;
 pub mod error;
 pub mod image_io;
 pub mod model;
+pub mod model_folder;
 pub mod paths;
 pub mod preprocess;
 pub mod resample;
