@@ -95,6 +95,28 @@ impl Checkpoint {
         VarBuilder::from_backend(Box::new(Served(self)), DType::F32, Device::Cpu)
     }
 
+    /// Every tensor of the checkpoint by name, converted to f32, leaving out the buffers that
+    /// carry no weights (`embeddings.position_ids`).
+    pub fn into_tensors(self) -> Result<BTreeMap<String, Tensor>> {
+        let mut tensors = BTreeMap::new();
+        for (name, &file) in &self.locations {
+            if IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                continue;
+            }
+            let corrupt = |message: String| Error::CorruptCheckpoint {
+                path: self.files[file].path.clone(),
+                message,
+            };
+            let tensor = self
+                .read(name)
+                .ok_or_else(|| corrupt(format!("{name}: data outside the file")))?
+                .and_then(|t| t.to_dtype(DType::F32))
+                .map_err(|e| corrupt(format!("{name}: {e}")))?;
+            tensors.insert(name.clone(), tensor);
+        }
+        Ok(tensors)
+    }
+
     /// Ends loading: an error listing every missing, mis-shaped or unexpected tensor, if any.
     pub fn finish(self) -> Result<()> {
         let report = self

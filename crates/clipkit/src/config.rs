@@ -7,12 +7,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// The activation function of a tower's MLP (`hidden_act` in `config.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Activation {
     /// `x * sigmoid(1.702 x)`, OpenAI CLIP's choice.
     #[serde(rename = "quick_gelu")]
@@ -20,8 +20,9 @@ pub enum Activation {
     /// The exact, erf-based GELU.
     #[serde(rename = "gelu")]
     Gelu,
-    /// The tanh approximation of GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
-    #[serde(alias = "gelu_new", alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    /// The tanh approximation of GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`); written
+    /// as `gelu_new`.
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
     GeluTanh,
     /// `max(x, 0)`.
     #[serde(rename = "relu")]
@@ -32,7 +33,7 @@ pub enum Activation {
 }
 
 /// The text tower's configuration (`text_config`), defaults as in transformers' `CLIPTextConfig`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct TextConfig {
     /// Number of token ids the embedding table holds. Default 49408.
@@ -98,7 +99,7 @@ impl TextConfig {
 }
 
 /// The image tower's configuration (`vision_config`), defaults as in `CLIPVisionConfig`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct VisionConfig {
     /// Width of the residual stream. Default 768.
@@ -150,7 +151,10 @@ impl VisionConfig {
 }
 
 /// A whole CLIP model's configuration (`CLIPConfig`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// `Serialize` gives the typed fields only; [`ClipConfig::to_json`] writes the file
+/// transformers loads.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ClipConfig {
     /// The text tower.
     #[serde(alias = "text_config_dict")]
@@ -164,6 +168,27 @@ pub struct ClipConfig {
     /// Initial value of the log temperature (used when training from scratch). Default 2.6592.
     #[serde(default = "default_logit_scale_init")]
     pub logit_scale_init_value: f64,
+}
+
+/// The layout of transformers' `config.json` for `CLIPModel`.
+#[derive(Serialize)]
+struct HfClipConfig<'a> {
+    architectures: [&'static str; 1],
+    model_type: &'static str,
+    dtype: &'static str,
+    projection_dim: usize,
+    logit_scale_init_value: f64,
+    text_config: HfTower<'a, TextConfig>,
+    vision_config: HfTower<'a, VisionConfig>,
+}
+
+/// One tower's sub-config with the fields transformers adds to it.
+#[derive(Serialize)]
+struct HfTower<'a, T> {
+    model_type: &'static str,
+    projection_dim: usize,
+    #[serde(flatten)]
+    fields: &'a T,
 }
 
 fn default_projection_dim() -> usize {
@@ -198,6 +223,31 @@ impl ClipConfig {
         })?;
         config.validate(path)?;
         Ok(config)
+    }
+
+    /// `config.json` as transformers writes it for `CLIPModel`: every typed field, plus the
+    /// markers transformers needs to pick the model class (`model_type`, `architectures`) and
+    /// each tower's `projection_dim`. [`ClipConfig::from_json`] reads it back unchanged.
+    pub fn to_json(&self) -> Result<String> {
+        let file = HfClipConfig {
+            architectures: ["CLIPModel"],
+            model_type: "clip",
+            dtype: "float32",
+            projection_dim: self.projection_dim,
+            logit_scale_init_value: self.logit_scale_init_value,
+            text_config: HfTower {
+                model_type: "clip_text_model",
+                projection_dim: self.projection_dim,
+                fields: &self.text_config,
+            },
+            vision_config: HfTower {
+                model_type: "clip_vision_model",
+                projection_dim: self.projection_dim,
+                fields: &self.vision_config,
+            },
+        };
+        serde_json::to_string_pretty(&file)
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise config.json: {e}")))
     }
 
     /// Checks the values describe a model that can run.
@@ -295,6 +345,15 @@ impl ClipConfig {
                 return Err(fail(field, format!("must be a positive number, got {eps}")));
             }
         }
+        if !self.logit_scale_init_value.is_finite() {
+            return Err(fail(
+                "logit_scale_init_value",
+                format!(
+                    "must be a finite number, got {}",
+                    self.logit_scale_init_value
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -331,6 +390,23 @@ mod tests {
         .unwrap();
         assert_eq!(c.text_config.hidden_act, Activation::GeluTanh);
         assert_eq!(c.vision_config.hidden_act, Activation::Gelu);
+    }
+
+    #[test]
+    fn written_json_reads_back_identical() {
+        let mut c = parse(r#"{"text_config": {"hidden_act": "gelu_pytorch_tanh"}, "vision_config": {"hidden_act": "silu", "layer_norm_eps": 1e-6}}"#).unwrap();
+        c.projection_dim = 24;
+        c.text_config.vocab_size = 321;
+        c.text_config.eos_token_id = 320;
+        let written = c.to_json().unwrap();
+        assert_eq!(parse(&written).unwrap(), c);
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(value["model_type"], "clip");
+        assert_eq!(value["architectures"][0], "CLIPModel");
+        assert_eq!(value["text_config"]["model_type"], "clip_text_model");
+        assert_eq!(value["text_config"]["hidden_act"], "gelu_new");
+        assert_eq!(value["vision_config"]["projection_dim"], 24);
+        assert_eq!(value["text_config"]["eos_token_id"], 320);
     }
 
     #[test]

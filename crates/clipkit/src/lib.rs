@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod image_io;
 pub mod model;
+pub mod model_folder;
 pub mod paths;
 pub mod preprocess;
 pub mod resample;

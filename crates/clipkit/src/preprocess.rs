@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use image::RgbImage;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::resample::{self, Filter};
@@ -96,7 +96,86 @@ fn openai_std() -> Vec<f32> {
     vec![0.268_629_54, 0.261_302_58, 0.275_777_11]
 }
 
+/// `preprocessor_config.json` in the form transformers 5 writes for `CLIPImageProcessor`.
+#[derive(Serialize)]
+struct WrittenConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crop_size: Option<HeightWidth>,
+    do_center_crop: bool,
+    do_convert_rgb: bool,
+    do_normalize: bool,
+    do_rescale: bool,
+    do_resize: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_mean: Option<[f32; 3]>,
+    image_processor_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_std: Option<[f32; 3]>,
+    resample: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rescale_factor: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<WrittenSize>,
+}
+
+#[derive(Serialize)]
+struct HeightWidth {
+    height: u32,
+    width: u32,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WrittenSize {
+    ShortestEdge { shortest_edge: u32 },
+    Exact(HeightWidth),
+}
+
 impl PreprocessConfig {
+    /// OpenAI CLIP's preprocessing for a square input of `image_size` pixels: shortest edge
+    /// to `image_size` (bicubic), centre crop, rescale by 1/255, OpenAI's mean and std.
+    pub fn openai(image_size: u32) -> Self {
+        let (mean, std) = (openai_mean(), openai_std());
+        PreprocessConfig {
+            resize: Some(ResizeTarget::ShortestEdge(image_size)),
+            filter: Filter::Bicubic,
+            crop: Some((image_size, image_size)),
+            rescale: Some(one_255th() as f32),
+            normalize: Some(([mean[0], mean[1], mean[2]], [std[0], std[1], std[2]])),
+        }
+    }
+
+    /// `preprocessor_config.json` in the nested form transformers 5 writes for
+    /// `CLIPImageProcessor`; [`PreprocessConfig::from_json`] reads it back unchanged.
+    pub fn to_json(&self) -> Result<String> {
+        let written = WrittenConfig {
+            crop_size: self
+                .crop
+                .map(|(height, width)| HeightWidth { height, width }),
+            do_center_crop: self.crop.is_some(),
+            do_convert_rgb: true,
+            do_normalize: self.normalize.is_some(),
+            do_rescale: self.rescale.is_some(),
+            do_resize: self.resize.is_some(),
+            image_mean: self.normalize.map(|(mean, _)| mean),
+            image_processor_type: "CLIPImageProcessor",
+            image_std: self.normalize.map(|(_, std)| std),
+            resample: self.filter.pil_code(),
+            rescale_factor: self.rescale,
+            size: self.resize.map(|target| match target {
+                ResizeTarget::ShortestEdge(shortest_edge) => {
+                    WrittenSize::ShortestEdge { shortest_edge }
+                }
+                ResizeTarget::Exact { height, width } => {
+                    WrittenSize::Exact(HeightWidth { height, width })
+                }
+            }),
+        };
+        serde_json::to_string_pretty(&written).map_err(|e| {
+            Error::InvalidArgument(format!("cannot serialise preprocessor_config.json: {e}"))
+        })
+    }
+
     /// Reads `preprocessor_config.json` at `path`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -277,6 +356,39 @@ mod tests {
         let b = PreprocessConfig::from_json(legacy, Path::new("p.json")).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.resize, Some(ResizeTarget::ShortestEdge(224)));
+    }
+
+    #[test]
+    fn written_json_reads_back_identical() {
+        let p = Path::new("p.json");
+        let mut configs = vec![PreprocessConfig::openai(64)];
+        configs.push(PreprocessConfig {
+            resize: Some(ResizeTarget::Exact {
+                height: 30,
+                width: 40,
+            }),
+            filter: Filter::Lanczos,
+            crop: None,
+            rescale: Some(0.5),
+            normalize: Some(([0.1, 0.2, 0.3], [0.7, 0.8, 0.9])),
+        });
+        configs.push(PreprocessConfig {
+            resize: None,
+            filter: Filter::Nearest,
+            crop: Some((5, 7)),
+            rescale: None,
+            normalize: None,
+        });
+        for config in configs {
+            let written = config.to_json().unwrap();
+            assert_eq!(PreprocessConfig::from_json(&written, p).unwrap(), config);
+        }
+        let openai = PreprocessConfig::openai(224).to_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&openai).unwrap();
+        assert_eq!(v["image_processor_type"], "CLIPImageProcessor");
+        assert_eq!(v["size"]["shortest_edge"], 224);
+        assert_eq!(v["crop_size"]["height"], 224);
+        assert_eq!(v["resample"], 3);
     }
 
     #[test]

@@ -43,6 +43,18 @@ impl Filter {
         })
     }
 
+    /// The number PIL gives this filter (the `resample` field of `preprocessor_config.json`).
+    pub fn pil_code(self) -> u32 {
+        match self {
+            Filter::Nearest => 0,
+            Filter::Lanczos => 1,
+            Filter::Bilinear => 2,
+            Filter::Bicubic => 3,
+            Filter::Box => 4,
+            Filter::Hamming => 5,
+        }
+    }
+
     fn support(self) -> f64 {
         match self {
             Filter::Nearest | Filter::Box => 0.5,

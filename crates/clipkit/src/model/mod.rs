@@ -9,9 +9,11 @@ mod layers;
 mod network;
 mod ops;
 mod packed;
+mod random;
 mod text;
 mod vision;
 
 pub use network::ClipNetwork;
+pub use random::random_weights;
 pub use text::TextTower;
 pub use vision::VisionTower;
