@@ -58,7 +58,7 @@ impl SelfAttention {
     fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
         let qkv = self.qkv.forward(x)?; // (B, T, 3C)
         let ctx = if fused_ok(&[&qkv]) {
-            qkv.apply_op1_no_bwd(&AttentionOp {
+            qkv.apply_op1(AttentionOp {
                 heads: self.heads,
                 causal,
             })?
@@ -80,7 +80,7 @@ impl SelfAttention {
         let v = qkv.get(2)?.contiguous()?;
         let scores = q.matmul(&k.t()?)?; // (B, H, T, T)
         let scores = if causal {
-            scores.broadcast_add(&causal_mask(t, q.device())?)?
+            scores.broadcast_add(&causal_mask(t, q.device())?.to_dtype(scores.dtype())?)?
         } else {
             scores
         };
@@ -110,10 +110,10 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let pre = self.fc1.product(x)?; // (B, T, I)
         let h = match self.fc1.bias() {
-            Some(bias) if fused_ok(&[&pre, bias]) => pre.apply_op2_no_bwd(
+            Some(bias) if fused_ok(&[&pre, bias]) => pre.contiguous()?.apply_op2(
                 bias,
-                &BiasActivationOp {
-                    activation: self.activation,
+                BiasActivationOp {
+                    activation: Some(self.activation),
                 },
             )?,
             Some(bias) => self.activation.apply(&pre.broadcast_add(bias)?)?,
@@ -188,12 +188,15 @@ fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Var;
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};
 
-    /// The fused inference kernels and the differentiable composite ops agree.
+    /// The fused kernels (f32) and the composite candle ops (run in f64, where the fused
+    /// kernels do not apply) agree on the output and on the gradients of every weight and of
+    /// the input.
     #[test]
-    fn fused_kernels_match_composite_ops() {
+    fn fused_kernels_match_composite_ops_forward_and_backward() {
         for (activation, causal) in [
             (Activation::QuickGelu, false),
             (Activation::Gelu, true),
@@ -220,33 +223,71 @@ mod tests {
                 )
                 .unwrap();
             }
-            // Built from variables: gradients are tracked, so the composite path runs.
-            let trained = Encoder::new(vb, &shape).unwrap();
-            // Plain copies of the same weights: nothing is tracked, so the fused path runs.
-            let plain: std::collections::HashMap<String, Tensor> = varmap
+            let wide: std::collections::HashMap<String, Var> = varmap
                 .data()
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+                .map(|(k, v)| {
+                    let value = v.as_tensor().to_dtype(DType::F64).unwrap();
+                    (k.clone(), Var::from_tensor(&value).unwrap())
+                })
                 .collect();
-            let inference = Encoder::new(
-                VarBuilder::from_tensors(plain, DType::F32, &Device::Cpu),
+            let fused = Encoder::new(vb, &shape).unwrap();
+            let composite = Encoder::new(
+                VarBuilder::from_tensors(
+                    wide.iter()
+                        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                        .collect(),
+                    DType::F64,
+                    &Device::Cpu,
+                ),
                 &shape,
             )
             .unwrap();
-            let x = Tensor::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
-            let a = trained.forward(&x, causal).unwrap();
-            let b = inference.forward(&x, causal).unwrap();
-            let diff = (a - b)
+            let x = Var::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
+            let x_wide = Var::from_tensor(&x.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
+            let probe = Tensor::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
+            let a = fused.forward(x.as_tensor(), causal).unwrap();
+            let b = composite.forward(x_wide.as_tensor(), causal).unwrap();
+            let forward = max_diff(&a, &b);
+            assert!(
+                forward < 1e-4,
+                "{activation:?} causal={causal}: output {forward}"
+            );
+            let ga = (a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let probe_wide = probe.to_dtype(DType::F64).unwrap();
+            let gb = (b * probe_wide)
                 .unwrap()
-                .abs()
+                .sum_all()
                 .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
+                .backward()
                 .unwrap();
-            assert!(diff < 1e-4, "{activation:?} causal={causal}: {diff}");
+            let dx = max_diff(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x_wide.as_tensor()).unwrap(),
+            );
+            assert!(
+                dx < 1e-4,
+                "{activation:?} causal={causal}: input gradient {dx}"
+            );
+            for (name, var) in varmap.data().lock().unwrap().iter() {
+                let g = ga.get(var.as_tensor()).unwrap();
+                let w = gb.get(wide[name].as_tensor()).unwrap();
+                let diff = max_diff(g, w);
+                assert!(diff < 1e-4, "{activation:?} causal={causal}: {name} {diff}");
+            }
         }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap() as f32
     }
 }

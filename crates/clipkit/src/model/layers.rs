@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use std::sync::Arc;
 
-use super::ops::{fused_ok, LayerNormOp};
+use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
 use super::packed::PackedWeight;
 use crate::config::Activation;
 
@@ -44,9 +44,13 @@ impl Linear {
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
     pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        // Trained weights (tracked by autograd) stay tensors; the packed kernel has no backward.
         let packable = PackedWeight::supported()
+            && !weight.track_op()
             && fused_ok(&[&weight])
-            && bias.as_ref().is_none_or(|b| fused_ok(&[b]));
+            && bias
+                .as_ref()
+                .is_none_or(|b| !b.track_op() && fused_ok(&[b]));
         let weight = if packable {
             let (n, k) = weight.dims2()?;
             let weight = weight.contiguous()?;
@@ -81,7 +85,7 @@ impl Linear {
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?; // (M, in)
         let y = match &self.weight {
-            Weight::Packed(packed) if fused_ok(&[x]) => {
+            Weight::Packed(packed) if !x.track_op() && fused_ok(&[x]) => {
                 let bias = match (&self.bias, with_bias) {
                     (Some(b), true) => Some(b.to_vec1::<f32>()?),
                     _ => None,
@@ -97,6 +101,9 @@ impl Linear {
             Weight::Tensor(w) => {
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
+                    (Some(b), true) if fused_ok(&[&y, b]) => {
+                        y.apply_op2(b, BiasActivationOp { activation: None })?
+                    }
                     (Some(b), true) => y.broadcast_add(b)?,
                     _ => y,
                 }
@@ -176,10 +183,10 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.contiguous()?;
         if fused_ok(&[&x, &self.weight, &self.bias]) {
-            return x.apply_op3_no_bwd(
+            return x.apply_op3(
                 &self.weight,
                 &self.bias,
-                &LayerNormOp {
+                LayerNormOp {
                     eps: self.eps as f32,
                 },
             );

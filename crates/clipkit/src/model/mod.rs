@@ -5,6 +5,7 @@
 //! H = heads, D = channels per head, I = MLP hidden width, P = patches, E = embedding size.
 
 mod encoder;
+mod grad_ops;
 mod layers;
 mod network;
 mod ops;

@@ -1,23 +1,28 @@
-//! Fused CPU kernels for inference: layer norm, bias + activation, and attention.
+//! Fused CPU kernels: layer norm, bias + activation, and attention.
 //!
 //! Each replaces a chain of candle ops that would allocate and sweep memory several times.
-//! They carry no backward pass, so callers use them only when no operand tracks gradients
-//! (`fused_ok`) and fall back to the composite formulation otherwise; tests check that the
-//! two agree.
+//! Their backward passes live in [`super::grad_ops`], so training uses them too. Callers use
+//! them for f32 tensors on the CPU (`fused_ok`) and fall back to the composite formulation
+//! otherwise; tests check that the two agree, forward and backward.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::grad_ops::{AttentionBackward, BiasActivationBackward, LayerNormBackward};
 use crate::config::Activation;
 
-/// Whether fused kernels may be used: every operand is on the CPU, f32, and gradient-free.
+/// Whether fused kernels may be used: every operand is an f32 tensor on the CPU.
 pub fn fused_ok(tensors: &[&Tensor]) -> bool {
     tensors
         .iter()
-        .all(|t| !t.track_op() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{what}: expected f32");
     };
@@ -28,7 +33,7 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
 }
 
 /// Rows per parallel task, so that small tensors are not split into many tiny tasks.
-fn rows_per_task(rows: usize, width: usize) -> usize {
+pub(super) fn rows_per_task(rows: usize, width: usize) -> usize {
     const MIN_ELEMENTS: usize = 16 * 1024;
     (MIN_ELEMENTS / width.max(1)).clamp(1, rows.max(1))
 }
@@ -77,12 +82,25 @@ impl CustomOp3 for LayerNormOp {
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gain: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [dx, dgain, dbias] = LayerNormBackward { eps: self.eps }.grads(x, gain, grad)?;
+        Ok((Some(dx), Some(dgain), Some(dbias)))
+    }
 }
 
-/// `activation(x + bias)` over the last axis: x (…, N), bias (N).
+/// `activation(x + bias)` over the last axis: x (…, N), bias (N); a plain bias add without
+/// an activation.
 pub struct BiasActivationOp {
-    /// The activation applied after the bias.
-    pub activation: Activation,
+    /// The activation applied after the bias, if any.
+    pub activation: Option<Activation>,
 }
 
 impl CustomOp2 for BiasActivationOp {
@@ -110,16 +128,36 @@ impl CustomOp2 for BiasActivationOp {
             .zip(x.par_chunks(chunk))
             .for_each(|(out, x)| {
                 for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                    if act == Activation::QuickGelu {
-                        quick_gelu_row(o, row, bias);
-                    } else {
-                        for i in 0..n {
-                            o[i] = act.scalar(row[i] + bias[i]);
+                    match act {
+                        Some(Activation::QuickGelu) => quick_gelu_row(o, row, bias),
+                        Some(act) => {
+                            for i in 0..n {
+                                o[i] = act.scalar(row[i] + bias[i]);
+                            }
+                        }
+                        None => {
+                            for i in 0..n {
+                                o[i] = row[i] + bias[i];
+                            }
                         }
                     }
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let backward = BiasActivationBackward {
+            activation: self.activation,
+        };
+        let [dx, dbias] = backward.grads(x, bias, grad)?;
+        Ok((Some(dx), Some(dbias)))
     }
 }
 
@@ -279,10 +317,18 @@ impl CustomOp1 for AttentionOp {
         );
         Ok((CpuStorage::F32(out), Shape::from_dims(&[b, t, c])))
     }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let backward = AttentionBackward {
+            heads: self.heads,
+            causal: self.causal,
+        };
+        Ok(Some(qkv.apply_op2_no_bwd(&grad.contiguous()?, &backward)?))
+    }
 }
 
 /// Row-wise softmax of a T×T score matrix; with `causal`, entries above the diagonal get 0.
-fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
+pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
     for (i, row) in scores.chunks_exact_mut(t).enumerate() {
         let visible = if causal { i + 1 } else { t };
         let max = row[..visible]
@@ -325,12 +371,12 @@ mod tests {
 }
 
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: used only to hand disjoint regions of one buffer to parallel jobs.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -33,7 +33,12 @@ pub struct SampleOrder {
 
 impl SampleOrder {
     /// Source indices of the batch of `step`.
-    fn indices(&self, step: usize, len: usize, cache: &mut Option<(usize, Vec<usize>)>) -> Vec<usize> {
+    fn indices(
+        &self,
+        step: usize,
+        len: usize,
+        cache: &mut Option<(usize, Vec<usize>)>,
+    ) -> Vec<usize> {
         let first = step * self.batch_size;
         (first..first + self.batch_size)
             .map(|position| {
@@ -84,20 +89,22 @@ impl BatchLoader {
     ) -> Result<Self> {
         let len = source.len();
         if len == 0 {
-            return Err(Error::Data(format!("{} holds no samples", source.describe())));
+            return Err(Error::Data(format!(
+                "{} holds no samples",
+                source.describe()
+            )));
         }
         let (sender, receiver) = sync_channel(PREFETCH);
         let worker = std::thread::spawn(move || {
             let mut cache = None;
             for step in first..end {
                 let indices = order.indices(step, len, &mut cache);
-                let loaded = load(&*source, &preparation, &indices).map(|(batch, skipped)| {
-                    LoadedBatch {
+                let loaded =
+                    load(&*source, &preparation, &indices).map(|(batch, skipped)| LoadedBatch {
                         step,
                         batch,
                         skipped,
-                    }
-                });
+                    });
                 if sender.send(loaded).is_err() {
                     return; // The training loop has stopped.
                 }
@@ -123,7 +130,9 @@ fn load(
     let prepared: Vec<std::result::Result<(Vec<f32>, Vec<u32>), String>> = indices
         .par_iter()
         .map(|&index| {
-            let pair = source.get(index).map_err(|e| format!("sample {index}: {e}"))?;
+            let pair = source
+                .get(index)
+                .map_err(|e| format!("sample {index}: {e}"))?;
             let (pixels, _, _) = preparation
                 .preprocess
                 .apply(&pair.image)
@@ -184,6 +193,9 @@ mod tests {
         assert_eq!(epoch, (0..12).collect::<Vec<_>>());
         let again = order.indices(4, 12, &mut None);
         assert_eq!(again, order.indices(4, 12, &mut cache));
-        assert_ne!(order.indices(0, 12, &mut None), order.indices(3, 12, &mut None));
+        assert_ne!(
+            order.indices(0, 12, &mut None),
+            order.indices(3, 12, &mut None)
+        );
     }
 }

@@ -21,7 +21,6 @@ pub use optimizer::{AdamW, AdamWConfig, StepReport};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use run::{
     read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,
-    ASSET_FILES,
 };
 pub use schedule::LrSchedule;
 pub use step::{gradients, train_step, Batch, StepMetrics};

@@ -101,7 +101,7 @@ impl Parameters {
     }
 
     /// Copies of the current values, detached from any graph, for saving.
-    pub fn values(&self) -> Result<HashMap<String, Tensor>> {
+    pub fn values(&self) -> Result<BTreeMap<String, Tensor>> {
         self.vars
             .iter()
             .map(|(name, var)| Ok((name.clone(), var.as_tensor().detach().copy()?)))

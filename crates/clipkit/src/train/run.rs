@@ -10,7 +10,7 @@
 //! Running the same command again on the same folder resumes from `checkpoint/` instead of
 //! restarting; a completed run is not trained again.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -24,10 +24,15 @@ use super::optimizer::{AdamW, AdamWConfig};
 use super::parameters::Parameters;
 use super::schedule::LrSchedule;
 use super::step::{train_step, StepMetrics};
-use crate::atomic_dir::{replace_dir, write_synced};
+use candle_core::Tensor;
+
+use crate::atomic_dir::write_synced;
 use crate::checkpoint::SINGLE_FILE;
+use crate::config::ClipConfig;
 use crate::data::PairSource;
 use crate::error::{Error, Result};
+use crate::model_folder::{read_tokenizer_files, write_model_folder, FolderFile, ModelFolder};
+use crate::preprocess::PreprocessConfig;
 
 /// Everything that decides what a run computes. Saved with each checkpoint; a resume with
 /// different settings is refused rather than silently mixing two runs.
@@ -72,49 +77,39 @@ impl RunSettings {
     }
 }
 
-/// The files besides the weights that make a saved model folder complete and loadable:
-/// `config.json`, the tokenizer files and `preprocessor_config.json`, by file name.
-#[derive(Debug, Clone, Default)]
+/// What completes the weights into a loadable model folder: the configuration, the image
+/// preprocessing and the tokenizer files.
+#[derive(Debug, Clone)]
 pub struct ModelAssets {
-    /// File name → contents.
-    pub files: Vec<(String, Vec<u8>)>,
+    /// Written as `config.json`.
+    pub config: ClipConfig,
+    /// Written as `preprocessor_config.json`.
+    pub preprocess: PreprocessConfig,
+    /// Tokenizer files, written as they are.
+    pub tokenizer: Vec<FolderFile>,
 }
 
 impl ModelAssets {
-    /// The asset files of an existing model folder (to fine-tune it): its configuration,
-    /// preprocessing and tokenizer files, whichever exist.
+    /// The assets of an existing model folder (to fine-tune it).
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
-        let mut files = Vec::new();
-        for name in ASSET_FILES {
-            let path = dir.join(name);
-            if path.is_file() {
-                files.push((name.to_string(), fs::read(&path).map_err(|e| Error::io(&path, e))?));
-            }
-        }
-        Ok(ModelAssets { files })
+        Ok(ModelAssets {
+            config: ClipConfig::from_file(&dir.join("config.json"))?,
+            preprocess: PreprocessConfig::from_file(&dir.join("preprocessor_config.json"))?,
+            tokenizer: read_tokenizer_files(dir)?,
+        })
     }
 
-    /// Writes the assets and the weights as a model folder into `dir`.
-    pub fn write_model(&self, dir: &Path, weights: &HashMap<String, candle_core::Tensor>) -> Result<()> {
-        for (name, bytes) in &self.files {
-            write_synced(&dir.join(name), bytes)?;
+    /// A complete model folder with these assets, `weights` and `extra` files.
+    fn folder(&self, weights: BTreeMap<String, Tensor>, extra: Vec<FolderFile>) -> ModelFolder {
+        ModelFolder {
+            config: self.config.clone(),
+            tensors: weights,
+            preprocess: self.preprocess.clone(),
+            tokenizer: self.tokenizer.clone(),
+            extra,
         }
-        let path = dir.join(SINGLE_FILE);
-        candle_core::safetensors::save(weights, &path)?;
-        crate::atomic_dir::sync_file(&path)
     }
 }
-
-/// The files of a model folder other than its weights.
-pub const ASSET_FILES: [&str; 7] = [
-    "config.json",
-    "preprocessor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-];
 
 const CHECKPOINT_DIR: &str = "checkpoint";
 const MODEL_DIR: &str = "model";
@@ -299,12 +294,22 @@ pub fn run(
             metrics
                 .sync_data()
                 .map_err(|e| Error::io(folder.metrics(), e))?;
-            save_checkpoint(folder, settings, &parameters, &optimizer, assets, done, skipped)?;
+            save_checkpoint(
+                folder,
+                settings,
+                &parameters,
+                &optimizer,
+                assets,
+                done,
+                skipped,
+            )?;
             observe(Progress::Checkpoint(done));
         }
     }
-    let weights = parameters.values()?;
-    replace_dir(&folder.model(), |dir| assets.write_model(dir, &weights))?;
+    write_model_folder(
+        &folder.model(),
+        &assets.folder(parameters.values()?, Vec::new()),
+    )?;
     Ok(RunSummary {
         model: folder.model(),
         steps_trained: settings.steps - start,
@@ -374,14 +379,19 @@ fn save_checkpoint(
         settings: settings.clone(),
     };
     let state_json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Data(e.to_string()))?;
-    replace_dir(&folder.checkpoint(), |dir| {
-        assets.write_model(dir, &weights)?;
-        let path = dir.join(OPTIMIZER_FILE);
-        candle_core::safetensors::save(&moments, &path)?;
-        crate::atomic_dir::sync_file(&path)?;
-        // Written last: a folder with a state file is complete.
-        write_synced(&dir.join(STATE_FILE), &state_json)
-    })
+    let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| Error::Data(format!("optimizer state: {e}")))?;
+    let extra = vec![
+        FolderFile {
+            name: OPTIMIZER_FILE.into(),
+            bytes: moments,
+        },
+        FolderFile {
+            name: STATE_FILE.into(),
+            bytes: state_json,
+        },
+    ];
+    write_model_folder(&folder.checkpoint(), &assets.folder(weights, extra))
 }
 
 /// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
@@ -393,9 +403,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     let kept: Vec<String> = BufReader::new(file)
         .lines()
         .map_while(std::result::Result::ok)
-        .filter(|line| {
-            serde_json::from_str::<MetricsLine>(line).is_ok_and(|m| m.step <= step)
-        })
+        .filter(|line| serde_json::from_str::<MetricsLine>(line).is_ok_and(|m| m.step <= step))
         .collect();
     let mut text = kept.join("\n");
     if !text.is_empty() {
