@@ -116,7 +116,11 @@ pub fn write_model_folder(dir: &Path, parts: &ModelFolder) -> Result<()> {
     atomic_dir::replace_dir(dir, |staging| {
         atomic_dir::write_synced(&staging.join(CONFIG_FILE), config.as_bytes())?;
         atomic_dir::write_synced(&staging.join(PREPROCESSOR_FILE), preprocess.as_bytes())?;
-        write_safetensors(&staging.join(SINGLE_FILE), &views)?;
+        write_safetensors(
+            &staging.join(SINGLE_FILE),
+            &views,
+            &staging.join(CONFIG_FILE),
+        )?;
         for file in parts.tokenizer.iter().chain(&parts.extra) {
             atomic_dir::write_synced(&staging.join(&file.name), &file.bytes)?;
         }
@@ -184,10 +188,16 @@ fn check_replaceable(dir: &Path) -> Result<()> {
     }
 }
 
-fn write_safetensors(path: &Path, views: &[(&str, F32View)]) -> Result<()> {
+/// Writes the checkpoint with the permissions of `permissions_of` (the safetensors crate
+/// writes through a private 0600 temporary file; the other files got theirs from the umask).
+fn write_safetensors(path: &Path, views: &[(&str, F32View)], permissions_of: &Path) -> Result<()> {
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views.iter().map(|(n, v)| (*n, v)), Some(metadata), path)
         .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    let permissions = std::fs::metadata(permissions_of)
+        .map_err(|e| Error::io(permissions_of, e))?
+        .permissions();
+    std::fs::set_permissions(path, permissions).map_err(|e| Error::io(path, e))?;
     atomic_dir::sync_file(path)?;
     // The views read tensor storage without an error path; the header read back against
     // the file's length proves every tensor's bytes arrived in full.

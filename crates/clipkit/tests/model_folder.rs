@@ -12,6 +12,7 @@ use clipkit::config::ClipConfig;
 use clipkit::model::{random_weights, ClipNetwork};
 use clipkit::model_folder::{read_tokenizer_files, write_model_folder, FolderFile, ModelFolder};
 use clipkit::preprocess::PreprocessConfig;
+use clipkit::tokenizer::{fit, FitOptions};
 use clipkit::{l2_normalize, Clip};
 use common::*;
 
@@ -27,12 +28,16 @@ fn small_config() -> ClipConfig {
     config
 }
 
+/// The small model with a tokenizer fitted to a few captions.
 fn small_folder() -> ModelFolder {
-    let config = small_config();
+    let mut config = small_config();
+    let captions = ["a photo of a cat", "two red squares", "a dog on the left"];
+    let fitted = fit(&captions, &FitOptions::default()).unwrap();
+    fitted.configure(&mut config.text_config);
     ModelFolder {
         tensors: random_weights(&config).unwrap(),
         preprocess: PreprocessConfig::openai(config.vision_config.image_size as u32),
-        tokenizer: read_tokenizer_files(&model_dir("clip-a")).unwrap(),
+        tokenizer: fitted.files,
         extra: vec![FolderFile {
             name: "optimizer.bin".into(),
             bytes: vec![1, 2, 3],
@@ -62,7 +67,7 @@ fn loaded_folder_embeds_as_the_in_memory_weights() {
         1e-6,
     );
 
-    let ids: Vec<Vec<u32>> = ["a photo of a cat", "two red squares", ""]
+    let ids: Vec<Vec<u32>> = ["a photo of a cat", "two red squares", "", "a zebra"]
         .iter()
         .map(|t| clip.tokenizer().encode(t).unwrap().ids)
         .collect();
@@ -83,6 +88,25 @@ fn loaded_folder_embeds_as_the_in_memory_weights() {
         1e-6,
     );
     assert!((clip.logit_scale().unwrap() - 2.6592f32.exp()).abs() < 1e-4);
+}
+
+#[test]
+fn tokenizer_files_are_copied_from_a_folder() {
+    let files = read_tokenizer_files(&model_dir("clip-b")).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "vocab.json",
+            "merges.txt",
+            "tokenizer_config.json",
+            "special_tokens_map.json"
+        ]
+    );
+    let err = read_tokenizer_files(&fixtures().join("images"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
 }
 
 #[test]
@@ -151,7 +175,9 @@ fn refuses_bad_parts_naming_the_problem() {
     assert!(err.contains("../escape"), "{err}");
 
     let mut parts = small_folder();
-    parts.tokenizer.retain(|f| f.name != "tokenizer.json");
+    parts
+        .tokenizer
+        .retain(|f| f.name == "tokenizer_config.json");
     let err = write_model_folder(&dir, &parts).unwrap_err().to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
 

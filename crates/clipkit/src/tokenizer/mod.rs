@@ -1,4 +1,5 @@
-//! CLIP's byte-level BPE tokenizer, read from a model folder.
+//! CLIP's byte-level BPE tokenizer, read from a model folder or fitted to a caption corpus
+//! ([`fit`]).
 //!
 //! `tokenizer.json` is loaded by the `tokenizers` crate exactly as transformers' fast
 //! tokenizer loads it. Folders that carry only `vocab.json` and `merges.txt` get the same
@@ -6,22 +7,17 @@
 //! whitespace to one space, lower-casing, CLIP's word-splitting pattern, byte-level BPE with
 //! `</w>` word ends, and start/end tokens around the text.
 
+mod fit;
+mod pipeline;
+
 use std::path::{Path, PathBuf};
 
-use tokenizers::models::bpe::BPE;
-use tokenizers::normalizers::{Lowercase, Replace, Sequence as NormalizerSequence, NFC};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
-use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::{Model, Tokenizer};
 
 use crate::error::{Error, Result};
 
-const START_TOKEN: &str = "<|startoftext|>";
-const END_TOKEN: &str = "<|endoftext|>";
-/// CLIP's word pattern: contractions, letter runs, single digits, runs of other symbols.
-const WORD_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+pub use fit::{fit, Alphabet, FitOptions, FittedTokenizer};
+pub use pipeline::{END_OF_WORD, END_TOKEN, START_TOKEN};
 
 /// One text turned into token ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +49,10 @@ impl ClipTokenizer {
         } else {
             (from_vocab_and_merges(dir)?, dir.join("vocab.json"))
         };
+        Self::new(inner, context_length, source)
+    }
+
+    fn new(inner: Tokenizer, context_length: usize, source: PathBuf) -> Result<Self> {
         if context_length < 2 {
             return Err(Error::InvalidArgument(format!(
                 "context length {context_length} leaves no room for start and end tokens"
@@ -118,56 +118,17 @@ fn from_vocab_and_merges(dir: &Path) -> Result<Tokenizer> {
             dir.display()
         )));
     };
-    let bpe = BPE::from_file(vocab_str, merges_str)
-        .unk_token(END_TOKEN.into())
-        .end_of_word_suffix("</w>".into())
+    let bpe = pipeline::bpe_builder()
+        .files(vocab_str.into(), merges_str.into())
         .build()
         .map_err(|e| fail(&vocab, e))?;
     let token_id = |token: &str| {
-        bpe_token_id(&bpe, token).ok_or_else(|| Error::Tokenizer {
+        bpe.token_to_id(token).ok_or_else(|| Error::Tokenizer {
             path: vocab.clone(),
             message: format!("vocabulary lacks {token}"),
         })
     };
     let start = token_id(START_TOKEN)?;
     let end = token_id(END_TOKEN)?;
-
-    let mut tokenizer = Tokenizer::new(bpe);
-    let normalizer = NormalizerSequence::new(vec![
-        NFC.into(),
-        Replace::new(
-            tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()),
-            " ",
-        )
-        .map_err(|e| fail(&vocab, e))?
-        .into(),
-        Lowercase.into(),
-    ]);
-    let words = Split::new(
-        SplitPattern::Regex(WORD_PATTERN.into()),
-        SplitDelimiterBehavior::Removed,
-        true,
-    )
-    .map_err(|e| fail(&vocab, e))?;
-    let pre =
-        PreTokenizerSequence::new(vec![words.into(), ByteLevel::new(false, true, true).into()]);
-    tokenizer
-        .with_normalizer(Some(normalizer))
-        .with_pre_tokenizer(Some(pre))
-        .with_decoder(Some(ByteLevel::default()))
-        .with_post_processor(Some(
-            RobertaProcessing::new((END_TOKEN.into(), end), (START_TOKEN.into(), start))
-                .trim_offsets(false)
-                .add_prefix_space(false),
-        ));
-    tokenizer.add_special_tokens(&[
-        AddedToken::from(START_TOKEN, true),
-        AddedToken::from(END_TOKEN, true),
-    ]);
-    Ok(tokenizer)
-}
-
-fn bpe_token_id(bpe: &BPE, token: &str) -> Option<u32> {
-    use tokenizers::Model;
-    bpe.token_to_id(token)
+    pipeline::clip_tokenizer(bpe, start, end).map_err(|e| fail(&vocab, e))
 }
