@@ -11,16 +11,20 @@ mod loader;
 mod loss;
 mod optimizer;
 mod parameters;
+mod presets;
 mod run;
 mod schedule;
+mod setup;
 mod step;
 
 pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
 pub use optimizer::{AdamW, AdamWConfig, StepReport};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
+pub use presets::{preset, PRESET_NAMES};
 pub use run::{
     read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,
 };
 pub use schedule::LrSchedule;
+pub use setup::Start;
 pub use step::{gradients, train_step, Batch, StepMetrics};

@@ -1,0 +1,253 @@
+//! `clipkit train`: contrastive training from scratch or fine-tuning, resumable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clipkit::config::ClipConfig;
+use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use clipkit::data::{CaptionsFile, PairSource, ShapesSource, WebDataset};
+use clipkit::train::{preset, read_metrics, Progress, RunFolder, RunSettings, RunSummary, Start};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::plots;
+
+/// Arguments of `clipkit train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder: checkpoints, metrics, curves and the final model (`DIR/model`). Running
+    /// the same command again resumes from the last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub model: ModelChoice,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// What to train: a new model (preset or config) or an existing one.
+#[derive(clap::Args)]
+pub struct ModelChoice {
+    /// Train a new model of this named shape (quickstart, small).
+    #[arg(long, default_value = "quickstart", conflicts_with_all = ["config", "init_from"])]
+    pub preset: String,
+    /// Train a new model of the shape in this config.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "init_from")]
+    pub config: Option<PathBuf>,
+    /// Fine-tune the model in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub init_from: Option<PathBuf>,
+}
+
+/// Where the (image, caption) pairs come from; the shapes world when none is given.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// A captions file (JSON Lines `{"path", "caption"}` or CSV `path,caption`), paths
+    /// relative to the file.
+    #[arg(long, value_name = "FILE", conflicts_with = "webdataset")]
+    pub captions: Option<PathBuf>,
+    /// WebDataset tar shards (`key.jpg` + `key.txt`), or folders of them (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub webdataset: Vec<PathBuf>,
+    /// Seed of the shapes world (when no other data is given).
+    #[arg(long, default_value_t = 0)]
+    pub shapes_seed: u64,
+}
+
+/// The run's optimisation settings.
+#[derive(clap::Args)]
+pub struct SettingsArgs {
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 600)]
+    pub steps: usize,
+    /// Pairs per batch (more negatives per positive; at least 2).
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 50)]
+    pub warmup: usize,
+    /// Final learning rate of the cosine decay.
+    #[arg(long, default_value_t = 1e-5)]
+    pub min_lr: f64,
+    /// Decoupled weight decay of weight matrices.
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Clip gradients to this global norm (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Seed of the initial weights and of the sample order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+}
+
+impl SettingsArgs {
+    /// The library's run settings.
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            steps: self.steps,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            warmup_steps: self.warmup.min(self.steps.saturating_sub(1)),
+            min_learning_rate: self.min_lr,
+            weight_decay: self.weight_decay,
+            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
+}
+
+/// Runs `clipkit train`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let summary = train(&args.out, &args.model, &args.data, &args.settings.settings())?;
+    eprintln!(
+        "model saved in {} ({} steps trained now, {} samples skipped)",
+        summary.model.display(),
+        summary.steps_trained,
+        summary.skipped
+    );
+    Ok(())
+}
+
+/// Builds the data and the starting model, trains with a progress bar, and draws the curves
+/// next to the metrics.
+pub fn train(
+    out: &Path,
+    model: &ModelChoice,
+    data: &DataArgs,
+    settings: &RunSettings,
+) -> anyhow::Result<RunSummary> {
+    let Data { source, world } = open_source(data, settings)?;
+    let start = starting_point(model, &*source, world.as_ref(), settings.seed)?;
+    let folder = RunFolder::new(out);
+    eprintln!(
+        "training {} weights on {} for {} steps of {}",
+        start.parameters.count(),
+        source.describe(),
+        settings.steps,
+        settings.batch_size
+    );
+    let bar = step_bar(settings.steps);
+    let summary = clipkit::train::run(
+        &folder,
+        settings,
+        start.parameters,
+        &start.assets,
+        source,
+        Arc::new(start.preparation),
+        |event| match event {
+            Progress::Resumed(step) => {
+                bar.set_position(step as u64);
+                bar.println(format!("resuming from the checkpoint at step {step}"));
+            }
+            Progress::Step(m) => {
+                bar.set_position(m.step as u64);
+                bar.set_message(format!(
+                    "loss {:.3} acc {:.2} lr {:.1e} {:.0} pairs/s",
+                    m.loss, m.accuracy, m.lr, m.samples_per_s
+                ));
+            }
+            Progress::Checkpoint(_) => {}
+            Progress::Skipped(problem) => bar.println(format!("skipped {problem}")),
+        },
+    )?;
+    bar.finish_and_clear();
+    let metrics = read_metrics(&folder.metrics())?;
+    let curves = out.join("curves.png");
+    plots::training_curves(&metrics, &curves)?;
+    eprintln!("curves drawn in {}", curves.display());
+    Ok(summary)
+}
+
+fn step_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    let style = ProgressStyle::with_template(
+        "step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Training pairs, and the world they come from when they are generated.
+struct Data {
+    source: Arc<dyn PairSource>,
+    world: Option<ShapesWorld>,
+}
+
+/// The pairs to train on: the given captions file or shards, else a fresh shapes-world
+/// sample for every position of every batch.
+fn open_source(data: &DataArgs, settings: &RunSettings) -> anyhow::Result<Data> {
+    if let Some(file) = &data.captions {
+        return Ok(Data {
+            source: Arc::new(CaptionsFile::open(file)?),
+            world: None,
+        });
+    }
+    if !data.webdataset.is_empty() {
+        return Ok(Data {
+            source: Arc::new(WebDataset::open(&data.webdataset)?),
+            world: None,
+        });
+    }
+    let count = settings.steps.saturating_mul(settings.batch_size).max(1);
+    let shapes = ShapesSource::new(shapes_config(data.shapes_seed), count)?;
+    Ok(Data {
+        world: Some(shapes.world().clone()),
+        source: Arc::new(shapes),
+    })
+}
+
+fn shapes_config(seed: u64) -> ShapesConfig {
+    ShapesConfig {
+        seed,
+        split: Split::Train,
+        ..ShapesConfig::default()
+    }
+}
+
+/// Most captions read from a user's data set to fit a new tokenizer.
+const TOKENIZER_CORPUS: usize = 20_000;
+
+fn starting_point(
+    model: &ModelChoice,
+    source: &dyn PairSource,
+    world: Option<&ShapesWorld>,
+    seed: u64,
+) -> anyhow::Result<Start> {
+    if let Some(dir) = &model.init_from {
+        return Start::fine_tune(dir)
+            .with_context(|| format!("cannot fine-tune the model in {}", dir.display()));
+    }
+    let config = match &model.config {
+        Some(path) => ClipConfig::from_file(path)?,
+        None => preset(&model.preset).with_context(|| {
+            format!(
+                "unknown preset {:?}; choose one of {}",
+                model.preset,
+                clipkit::train::PRESET_NAMES.join(", ")
+            )
+        })?,
+    };
+    let captions = corpus(source, world);
+    Ok(Start::scratch(config, &captions, seed)?)
+}
+
+/// Captions to fit a new tokenizer on: every phrasing of a few thousand shapes scenes, or the
+/// captions of up to [`TOKENIZER_CORPUS`] samples of the user's data.
+fn corpus(source: &dyn PairSource, world: Option<&ShapesWorld>) -> Vec<String> {
+    if let Some(world) = world {
+        return (0..4000).flat_map(|i| world.sample(i).captions).collect();
+    }
+    (0..source.len().min(TOKENIZER_CORPUS))
+        .filter_map(|i| source.get(i).ok().map(|pair| pair.caption))
+        .collect()
+}
