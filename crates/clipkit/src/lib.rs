@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod checkpoint;
 mod clip;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod image_io;
 pub mod model;

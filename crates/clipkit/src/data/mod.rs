@@ -1,0 +1,3 @@
+//! Training and evaluation data: the built-in shapes world.
+
+pub mod shapes;
