@@ -29,6 +29,9 @@ enum Command {
     Classify(commands::classify::Args),
     /// Write an image's preprocessed pixel tensor as a NumPy .npy file.
     Preprocess(commands::preprocess::Args),
+    /// Write data sets to files (the built-in shapes world).
+    #[command(subcommand)]
+    Data(commands::data::Command),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Classify(args) => commands::classify::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
+        Command::Data(command) => commands::data::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

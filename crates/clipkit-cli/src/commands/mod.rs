@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments and what it prints.
 
 pub mod classify;
+pub mod data;
 pub mod embed;
 pub mod preprocess;
 pub mod tokenize;

@@ -1,4 +1,6 @@
-//! Training data: sources of (image, caption) pairs.
+//! Training data: the built-in shapes world and sources of (image, caption) pairs.
+
+pub mod shapes;
 
 /// One training example.
 #[derive(Debug, Clone)]

@@ -1,0 +1,146 @@
+//! The captions grammar. Every phrasing it produces is true of its scene:
+//!
+//! ```text
+//! caption     = prefix? body
+//! prefix      = "a photo of " | "an image of " | "a picture of " | "there is " | "there are "
+//! body        = phrase | phrase " and " phrase | phrase ", " phrase " and " phrase
+//! phrase      = one-object | several
+//! one-object  = ("a" | "an" | "one") size? colour shape position?
+//! several     = ("two" | "three") size? colour shapes
+//! position    = "on the left" | "on the right" | "at the top" | "at the bottom" | "in the centre"
+//! ```
+//!
+//! A caption names every group of the scene once. Within one caption either every phrase
+//! carries its size or none does, and likewise its position (which only one-object
+//! phrases can carry, since the members of a group sit in different places). "there is"
+//! or "there are" agrees with the first phrase; "one" appears only in a caption of a
+//! single one-object phrase.
+
+use super::scene::{Group, Scene};
+use super::vocab::COUNT_WORDS;
+
+/// How much a noun phrase says beyond count, colour and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Detail {
+    size: bool,
+    position: bool,
+}
+
+const DETAILS: [Detail; 4] = [
+    Detail {
+        size: false,
+        position: false,
+    },
+    Detail {
+        size: true,
+        position: false,
+    },
+    Detail {
+        size: false,
+        position: true,
+    },
+    Detail {
+        size: true,
+        position: true,
+    },
+];
+
+/// Prefixes that work with any body.
+const PREFIXES: [&str; 4] = ["", "a photo of ", "an image of ", "a picture of "];
+
+/// Every phrasing of the scene, without duplicates; the first is the plainest.
+pub fn captions(scene: &Scene) -> Vec<String> {
+    let groups = scene.groups();
+    let mut orders = vec![groups.clone()];
+    if groups.len() > 1 {
+        orders.push(groups.iter().rev().copied().collect());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for detail in DETAILS {
+        for order in &orders {
+            let body = join(order.iter().map(|g| phrase(g, detail)).collect());
+            for prefix in PREFIXES {
+                push_new(&mut out, format!("{prefix}{body}"));
+            }
+            let verb = if order[0].count == 1 { "is" } else { "are" };
+            push_new(&mut out, format!("there {verb} {body}"));
+        }
+    }
+    if let [g] = groups[..] {
+        if g.count == 1 {
+            for detail in DETAILS {
+                let rest = descriptor(&g, detail);
+                push_new(&mut out, format!("one {rest}"));
+                push_new(&mut out, format!("a photo of one {rest}"));
+            }
+        }
+    }
+    out
+}
+
+/// The one phrasing that identifies what a scene shows up to sizes and positions: plain
+/// phrases, groups ordered by (colour, shape), no prefix ("two red circles and a blue
+/// star"). Two scenes with the same canonical caption have the same groups and counts.
+pub fn canonical_caption(scene: &Scene) -> String {
+    let mut groups = scene.groups();
+    groups.sort_by_key(|g| (g.colour, g.shape));
+    join(groups.iter().map(|g| phrase(g, DETAILS[0])).collect())
+}
+
+/// "a small red circle on the left", "two red circles".
+fn phrase(group: &Group, detail: Detail) -> String {
+    let rest = descriptor(group, detail);
+    if group.count == 1 {
+        with_article(&rest)
+    } else {
+        format!("{} {rest}", COUNT_WORDS[group.count - 1])
+    }
+}
+
+/// The phrase after its determiner: "small red circle on the left", "red circles".
+fn descriptor(group: &Group, detail: Detail) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    if detail.size {
+        words.push(group.size.name());
+    }
+    words.push(group.colour.name());
+    words.push(if group.count == 1 {
+        group.shape.name()
+    } else {
+        group.shape.plural()
+    });
+    if let (true, Some(position)) = (detail.position, group.position) {
+        words.push(position.phrase());
+    }
+    words.join(" ")
+}
+
+/// "a" or "an" by the first letter of what follows.
+pub fn with_article(rest: &str) -> String {
+    let vowel = rest
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiou".contains(c.to_ascii_lowercase()));
+    if vowel {
+        format!("an {rest}")
+    } else {
+        format!("a {rest}")
+    }
+}
+
+/// "x", "x and y", "x, y and z".
+fn join(mut phrases: Vec<String>) -> String {
+    match phrases.len() {
+        0 | 1 => phrases.pop().unwrap_or_default(),
+        n => {
+            let last = phrases.remove(n - 1);
+            format!("{} and {last}", phrases.join(", "))
+        }
+    }
+}
+
+fn push_new(out: &mut Vec<String>, caption: String) {
+    if !out.contains(&caption) {
+        out.push(caption);
+    }
+}

@@ -1,0 +1,207 @@
+//! Scenes: what a shapes-world image shows, sampled from a seeded random stream.
+//!
+//! A scene holds one to three objects at distinct positions. Objects that share a colour
+//! and a shape form a *group* and always share a size, so "two small red circles" is true
+//! of every member. Groups differ in (colour, shape).
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+
+use super::vocab::{is_held_out, Colour, Position, Shape, Size, BACKGROUNDS, MAX_COUNT};
+use super::Split;
+
+/// Which scenes a world draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// One to three groups, one to three objects in all (the training distribution).
+    Mixed,
+    /// One group of one to three identical objects: colour, shape, size and count are
+    /// each a single, well-defined answer (used to evaluate colour, shape and count).
+    SingleGroup,
+    /// One object: its position is a single answer too (used to evaluate position).
+    SingleObject,
+}
+
+impl Layout {
+    /// Every layout.
+    pub const ALL: [Layout; 3] = [Layout::Mixed, Layout::SingleGroup, Layout::SingleObject];
+
+    /// The layout's name on the command line (`mixed`, `single-group`, `single-object`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Mixed => "mixed",
+            Layout::SingleGroup => "single-group",
+            Layout::SingleObject => "single-object",
+        }
+    }
+
+    /// Looks a layout up by name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+/// One drawn object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// Its outline.
+    pub shape: Shape,
+    /// Its named colour.
+    pub colour: Colour,
+    /// Its size class.
+    pub size: Size,
+    /// Its named position.
+    pub position: Position,
+    /// Where its centre is drawn, (x, y) as fractions of the image side (y down): the
+    /// position's anchor plus a small jitter.
+    pub centre: (f32, f32),
+    /// Rotation in degrees (0 for circles, within ±15 otherwise).
+    pub angle: f32,
+    /// The fill actually used: the colour's nominal value jittered by a few levels.
+    pub rgb: [u8; 3],
+}
+
+/// Objects that share a colour and a shape: what one noun phrase of a caption describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// The members' shape.
+    pub shape: Shape,
+    /// The members' colour.
+    pub colour: Colour,
+    /// The members' size (always shared within a group).
+    pub size: Size,
+    /// How many members (1 to 3).
+    pub count: usize,
+    /// The member's position when the group has one member; `None` otherwise.
+    pub position: Option<Position>,
+}
+
+/// What one image shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    /// The flat background colour (muted; never close to an object colour).
+    pub background: [u8; 3],
+    /// The objects, in drawing order (they never overlap).
+    pub objects: Vec<Object>,
+}
+
+impl Scene {
+    /// The scene's groups, in the order their first member appears in `objects`.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for o in &self.objects {
+            match groups
+                .iter_mut()
+                .find(|g| g.colour == o.colour && g.shape == o.shape)
+            {
+                Some(g) => {
+                    g.count += 1;
+                    g.position = None;
+                }
+                None => groups.push(Group {
+                    shape: o.shape,
+                    colour: o.colour,
+                    size: o.size,
+                    count: 1,
+                    position: Some(o.position),
+                }),
+            }
+        }
+        groups
+    }
+}
+
+/// Jitter of an object's centre around its anchor, as a fraction of the image side. With
+/// the anchors and radii in `vocab`, two large objects at neighbouring anchors still do
+/// not touch.
+const CENTRE_JITTER: f32 = 0.025;
+/// Largest rotation of a non-circular shape, in degrees.
+const MAX_ANGLE: f32 = 15.0;
+/// Largest change of one colour channel of an object.
+const OBJECT_JITTER: i16 = 10;
+/// Largest change of one colour channel of the background.
+const BACKGROUND_JITTER: i16 = 6;
+
+/// Draws a scene for `split` and `layout` from `rng`.
+pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> Scene {
+    let counts = group_counts(rng, layout);
+    let combos = combinations(split);
+    let chosen: Vec<(Colour, Shape)> = combos.choose_multiple(rng, counts.len()).copied().collect();
+    let mut positions = Position::ALL.to_vec();
+    positions.shuffle(rng);
+    let mut positions = positions.into_iter();
+    let mut objects = Vec::new();
+    for (&count, &(colour, shape)) in counts.iter().zip(&chosen) {
+        let size = *Size::ALL.choose(rng).unwrap_or(&Size::Small);
+        for position in positions.by_ref().take(count) {
+            objects.push(place(rng, shape, colour, size, position));
+        }
+    }
+    // Interleave groups in drawing order so object order says nothing about grouping.
+    objects.shuffle(rng);
+    let background = *BACKGROUNDS.choose(rng).unwrap_or(&BACKGROUNDS[0]);
+    Scene {
+        background: jitter(rng, background, BACKGROUND_JITTER),
+        objects,
+    }
+}
+
+/// The members of each group, e.g. `[2, 1]`: two groups, three objects.
+fn group_counts(rng: &mut impl Rng, layout: Layout) -> Vec<usize> {
+    match layout {
+        Layout::SingleObject => vec![1],
+        Layout::SingleGroup => vec![rng.random_range(1..=MAX_COUNT)],
+        Layout::Mixed => match rng.random_range(1..=3) {
+            1 => vec![rng.random_range(1..=MAX_COUNT)],
+            2 => {
+                if rng.random_bool(0.5) {
+                    vec![1, 1]
+                } else {
+                    vec![2, 1]
+                }
+            }
+            _ => vec![1, 1, 1],
+        },
+    }
+}
+
+/// The (colour, shape) combinations a split draws from.
+pub(crate) fn combinations(split: Split) -> Vec<(Colour, Shape)> {
+    let unseen = split == Split::Unseen;
+    Colour::ALL
+        .iter()
+        .flat_map(|&c| Shape::ALL.iter().map(move |&s| (c, s)))
+        .filter(|&(c, s)| is_held_out(c, s) == unseen)
+        .collect()
+}
+
+fn place(
+    rng: &mut impl Rng,
+    shape: Shape,
+    colour: Colour,
+    size: Size,
+    position: Position,
+) -> Object {
+    let (ax, ay) = position.anchor();
+    let angle = if shape == Shape::Circle {
+        0.0
+    } else {
+        rng.random_range(-MAX_ANGLE..=MAX_ANGLE)
+    };
+    Object {
+        shape,
+        colour,
+        size,
+        position,
+        centre: (
+            ax + rng.random_range(-CENTRE_JITTER..=CENTRE_JITTER),
+            ay + rng.random_range(-CENTRE_JITTER..=CENTRE_JITTER),
+        ),
+        angle,
+        rgb: jitter(rng, colour.rgb(), OBJECT_JITTER),
+    }
+}
+
+fn jitter(rng: &mut impl Rng, rgb: [u8; 3], amount: i16) -> [u8; 3] {
+    rgb.map(|c| (i16::from(c) + rng.random_range(-amount..=amount)).clamp(0, 255) as u8)
+}

@@ -1,0 +1,322 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+fn world(split: Split, layout: Layout, seed: u64) -> ShapesWorld {
+    ShapesWorld::new(ShapesConfig {
+        image_size: 64,
+        seed,
+        split,
+        layout,
+    })
+    .unwrap()
+}
+
+fn words(caption: &str) -> Vec<&str> {
+    caption
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[test]
+fn same_seed_and_index_give_identical_pixels_and_captions() {
+    let a = world(Split::Train, Layout::Mixed, 7);
+    let b = world(Split::Train, Layout::Mixed, 7);
+    for index in [0, 1, 2, 1000, u64::MAX] {
+        let (x, y) = (a.sample(index), b.sample(index));
+        assert_eq!(x.image, y.image, "index {index}");
+        assert_eq!(x.caption, y.caption);
+        assert_eq!(x.captions, y.captions);
+        assert_eq!(x.scene, a.scene(index), "scene() agrees with sample()");
+    }
+    // Out-of-order access gives the same sample as in-order access.
+    let late = a.sample(5);
+    for i in 0..5 {
+        a.sample(i);
+    }
+    assert_eq!(late.image, a.sample(5).image);
+}
+
+#[test]
+fn seeds_splits_and_indices_give_different_streams() {
+    let base = world(Split::Train, Layout::Mixed, 1);
+    let other_seed = world(Split::Train, Layout::Mixed, 2);
+    let test = world(Split::Test, Layout::Mixed, 1);
+    let differ = |a: &ShapesWorld, b: &ShapesWorld| {
+        (0..50)
+            .filter(|&i| a.sample(i).image != b.sample(i).image)
+            .count()
+    };
+    assert!(differ(&base, &other_seed) >= 48);
+    assert!(differ(&base, &test) >= 48);
+    let distinct: BTreeSet<Vec<u8>> = (0..50).map(|i| base.sample(i).image.into_raw()).collect();
+    assert!(distinct.len() >= 48);
+}
+
+#[test]
+fn train_and_test_never_show_a_held_out_combination() {
+    for split in [Split::Train, Split::Test] {
+        let w = world(split, Layout::Mixed, 3);
+        for i in 0..3000 {
+            for o in w.scene(i).objects {
+                assert!(
+                    !is_held_out(o.colour, o.shape),
+                    "{split:?} sample {i} shows a held-out {} {}",
+                    o.colour,
+                    o.shape
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unseen_shows_only_and_every_held_out_combination() {
+    let w = world(Split::Unseen, Layout::Mixed, 3);
+    let mut seen = BTreeSet::new();
+    for i in 0..500 {
+        for o in w.scene(i).objects {
+            assert!(is_held_out(o.colour, o.shape));
+            seen.insert((o.colour, o.shape));
+        }
+    }
+    assert_eq!(seen.len(), held_out_combinations().len());
+}
+
+#[test]
+fn held_out_combinations_cover_every_colour_once_and_every_shape() {
+    let held = held_out_combinations();
+    let colours: BTreeSet<Colour> = held.iter().map(|c| c.0).collect();
+    let shapes: BTreeSet<Shape> = held.iter().map(|c| c.1).collect();
+    assert_eq!(colours.len(), Colour::ALL.len());
+    assert_eq!(held.len(), Colour::ALL.len());
+    assert_eq!(shapes.len(), Shape::ALL.len());
+}
+
+#[test]
+fn layouts_keep_their_promises() {
+    let mut counts = BTreeSet::new();
+    let mut group_numbers = BTreeSet::new();
+    let single_group = world(Split::Test, Layout::SingleGroup, 4);
+    let single_object = world(Split::Test, Layout::SingleObject, 4);
+    let mixed = world(Split::Train, Layout::Mixed, 4);
+    for i in 0..300 {
+        let groups = single_group.scene(i).groups();
+        assert_eq!(groups.len(), 1);
+        counts.insert(groups[0].count);
+        assert_eq!(single_object.scene(i).objects.len(), 1);
+        let scene = mixed.scene(i);
+        assert!((1..=MAX_COUNT).contains(&scene.objects.len()));
+        group_numbers.insert(scene.groups().len());
+        let positions: BTreeSet<Position> = scene.objects.iter().map(|o| o.position).collect();
+        assert_eq!(positions.len(), scene.objects.len(), "distinct positions");
+        for g in scene.groups() {
+            let sizes: BTreeSet<Size> = scene
+                .objects
+                .iter()
+                .filter(|o| o.colour == g.colour && o.shape == g.shape)
+                .map(|o| o.size)
+                .collect();
+            assert_eq!(sizes.len(), 1, "a group shares one size");
+        }
+    }
+    assert_eq!(counts, BTreeSet::from([1, 2, 3]));
+    assert_eq!(group_numbers, BTreeSet::from([1, 2, 3]));
+}
+
+#[test]
+fn captions_name_exactly_the_scene_colours_shapes_and_counts() {
+    let w = world(Split::Train, Layout::Mixed, 5);
+    for i in 0..300 {
+        let sample = w.sample(i);
+        let groups = sample.scene.groups();
+        assert!(sample.captions.contains(&sample.caption));
+        assert!(sample.captions.len() >= 8, "several phrasings");
+        for caption in &sample.captions {
+            let ws = words(caption);
+            let colours: BTreeSet<Colour> =
+                ws.iter().filter_map(|w| Colour::from_name(w)).collect();
+            let want: BTreeSet<Colour> = groups.iter().map(|g| g.colour).collect();
+            assert_eq!(colours, want, "{caption:?} vs {groups:?}");
+            for g in &groups {
+                let noun = if g.count == 1 {
+                    g.shape.name()
+                } else {
+                    g.shape.plural()
+                };
+                let phrase = format!("{} {noun}", g.colour);
+                assert!(caption.contains(&phrase), "{caption:?} lacks {phrase:?}");
+                if g.count > 1 {
+                    let counted = ws.iter().any(|w| *w == COUNT_WORDS[g.count - 1]);
+                    assert!(counted, "{caption:?} lacks the count {}", g.count);
+                }
+            }
+            for (count, word) in COUNT_WORDS.iter().enumerate().skip(1) {
+                if ws.contains(word) {
+                    assert!(groups.iter().any(|g| g.count == count + 1), "{caption:?}");
+                }
+            }
+            for p in Position::ALL {
+                if caption.contains(p.phrase()) {
+                    assert!(
+                        groups.iter().any(|g| g.position == Some(*p)),
+                        "{caption:?}: nothing alone {}",
+                        p.phrase()
+                    );
+                }
+            }
+            for s in Size::ALL {
+                if ws.contains(&s.name()) {
+                    assert!(groups.iter().any(|g| g.size == *s), "{caption:?}");
+                }
+            }
+            assert!(!caption.contains("a orange"), "{caption:?}");
+        }
+    }
+}
+
+#[test]
+fn grammar_examples_read_as_intended() {
+    let object = |shape, colour, size, position| Object {
+        shape,
+        colour,
+        size,
+        position,
+        centre: position.anchor(),
+        angle: 0.0,
+        rgb: colour.rgb(),
+    };
+    let scene = Scene {
+        background: BACKGROUNDS[0],
+        objects: vec![
+            object(Shape::Circle, Colour::Red, Size::Small, Position::Left),
+            object(Shape::Star, Colour::Orange, Size::Large, Position::Top),
+            object(Shape::Circle, Colour::Red, Size::Small, Position::Right),
+        ],
+    };
+    let all = captions(&scene);
+    for want in [
+        "two red circles and an orange star",
+        "a photo of two small red circles and a large orange star",
+        "an orange star and two red circles",
+        "two red circles and an orange star at the top",
+        "there are two red circles and an orange star",
+        "there is an orange star and two red circles",
+    ] {
+        assert!(
+            all.iter().any(|c| c == want),
+            "missing {want:?} in {all:#?}"
+        );
+    }
+    assert_eq!(
+        canonical_caption(&scene),
+        "two red circles and an orange star"
+    );
+    let single = Scene {
+        background: BACKGROUNDS[0],
+        objects: vec![object(
+            Shape::Square,
+            Colour::Blue,
+            Size::Small,
+            Position::Left,
+        )],
+    };
+    let all = captions(&single);
+    for want in [
+        "a blue square",
+        "a small blue square on the left",
+        "one blue square",
+        "a photo of a blue square",
+    ] {
+        assert!(
+            all.iter().any(|c| c == want),
+            "missing {want:?} in {all:#?}"
+        );
+    }
+}
+
+#[test]
+fn each_object_is_drawn_in_its_colour_at_its_position_on_the_background() {
+    let w = world(Split::Train, Layout::Mixed, 6);
+    for i in 0..200 {
+        let sample = w.sample(i);
+        let near = |p: &image::Rgb<u8>, rgb: [u8; 3]| {
+            p.0.iter()
+                .zip(rgb)
+                .all(|(a, b)| (i16::from(*a) - i16::from(b)).abs() <= 2)
+        };
+        for o in &sample.scene.objects {
+            let (x, y) = ((o.centre.0 * 64.0) as u32, (o.centre.1 * 64.0) as u32);
+            let pixel = sample.image.get_pixel(x, y);
+            assert!(
+                near(pixel, o.rgb),
+                "sample {i}: {pixel:?} at ({x},{y}) vs {o:?}"
+            );
+            let (ax, ay) = o.position.anchor();
+            assert!((o.centre.0 - ax).abs() < 0.03 && (o.centre.1 - ay).abs() < 0.03);
+        }
+        for (x, y) in [(0, 0), (63, 0), (0, 63), (63, 63)] {
+            let pixel = sample.image.get_pixel(x, y);
+            assert!(near(pixel, sample.scene.background), "corner of sample {i}");
+        }
+    }
+}
+
+#[test]
+fn objects_never_touch() {
+    let w = world(Split::Train, Layout::Mixed, 8);
+    for i in 0..500 {
+        let objects = w.scene(i).objects;
+        for (k, a) in objects.iter().enumerate() {
+            for b in &objects[k + 1..] {
+                let d =
+                    ((a.centre.0 - b.centre.0).powi(2) + (a.centre.1 - b.centre.1).powi(2)).sqrt();
+                let reach = 1.05 * (a.size.radius() + b.size.radius());
+                assert!(d > reach, "sample {i}: {a:?} touches {b:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn large_objects_cover_more_pixels_than_small_ones() {
+    let w = world(Split::Test, Layout::SingleObject, 9);
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    for i in 0..200 {
+        let sample = w.sample(i);
+        let o = &sample.scene.objects[0];
+        let bg = sample.scene.background;
+        let covered = sample
+            .image
+            .pixels()
+            .filter(|p| p.0.iter().zip(bg).any(|(a, b)| a.abs_diff(b) > 24))
+            .count();
+        match o.size {
+            Size::Small => small.push(covered),
+            Size::Large => large.push(covered),
+        }
+    }
+    let biggest_small = small.iter().max().copied().unwrap_or(0);
+    let smallest_large = large.iter().min().copied().unwrap_or(0);
+    assert!(
+        smallest_large > biggest_small,
+        "large {smallest_large} vs small {biggest_small}"
+    );
+}
+
+#[test]
+fn image_size_is_checked_and_honoured() {
+    assert!(ShapesWorld::new(ShapesConfig {
+        image_size: 0,
+        ..Default::default()
+    })
+    .is_err());
+    let w = ShapesWorld::new(ShapesConfig {
+        image_size: 96,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(w.sample(0).image.dimensions(), (96, 96));
+}
