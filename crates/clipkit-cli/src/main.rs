@@ -29,6 +29,8 @@ enum Command {
     Classify(commands::classify::Args),
     /// Write an image's preprocessed pixel tensor as a NumPy .npy file.
     Preprocess(commands::preprocess::Args),
+    /// Interpolate a base model and its fine-tuned version weight by weight (WiSE-FT).
+    Merge(commands::merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Classify(args) => commands::classify::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
+        Command::Merge(args) => commands::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ mod clip;
 pub mod config;
 pub mod error;
 pub mod image_io;
+pub mod merge;
 pub mod model;
 pub mod model_folder;
 pub mod paths;

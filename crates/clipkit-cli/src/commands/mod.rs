@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod embed;
+pub mod merge;
 pub mod preprocess;
 pub mod tokenize;
 
