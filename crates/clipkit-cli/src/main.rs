@@ -32,6 +32,8 @@ enum Command {
     /// Write data sets to files (the built-in shapes world).
     #[command(subcommand)]
     Data(commands::data::Command),
+    /// Interpolate a base model and its fine-tuned version weight by weight (WiSE-FT).
+    Merge(commands::merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
         Command::Data(command) => commands::data::run(command),
+        Command::Merge(args) => commands::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

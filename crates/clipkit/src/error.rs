@@ -78,6 +78,16 @@ pub enum Error {
     /// Training or evaluation data cannot be used.
     #[error("data: {0}")]
     Data(String),
+    /// Two model folders that must match (to be merged) differ.
+    #[error("{left} and {right} cannot be merged: {message}")]
+    Incompatible {
+        /// The first folder.
+        left: PathBuf,
+        /// The second folder.
+        right: PathBuf,
+        /// The first field or tensor that differs, with both values.
+        message: String,
+    },
     /// A caller passed an argument the library cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod image_io;
+pub mod merge;
 pub mod model;
 pub mod model_folder;
 pub mod paths;

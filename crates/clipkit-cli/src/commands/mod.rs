@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod data;
 pub mod embed;
+pub mod merge;
 pub mod preprocess;
 pub mod tokenize;
 
