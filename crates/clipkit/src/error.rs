@@ -75,6 +75,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A data set file, or one sample in it, is malformed or incomplete (a bad line, a
+    /// sample without a caption).
+    #[error("{path}: {message}")]
+    Data {
+        /// The data set file (captions file, tar shard) at fault.
+        path: PathBuf,
+        /// What is wrong, naming the line or member.
+        message: String,
+    },
     /// A caller passed an argument the library cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
