@@ -2,6 +2,7 @@
 //! by the `clipkit` library.
 
 mod commands;
+mod plots;
 mod progress;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     /// Write data sets to files (the built-in shapes world).
     #[command(subcommand)]
     Data(commands::data::Command),
+    /// Train a CLIP contrastively (from scratch or fine-tuning); resumes an interrupted run.
+    Train(commands::train::Args),
     /// Interpolate a base model and its fine-tuned version weight by weight (WiSE-FT).
     Merge(commands::merge::Args),
 }
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Preprocess(args) => commands::preprocess::run(args),
         Command::Data(command) => commands::data::run(command),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +81,10 @@ fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
     };
     // candle reads RAYON_NUM_THREADS for its matrix products; set it before any thread starts.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    // candle's own pool for element-wise ops stays at one thread: clipkit parallelises those
+    // itself (fused kernels, batch shards in training), and candle's spinning barrier pool
+    // would compete with that for the cores.
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()?;

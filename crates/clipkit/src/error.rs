@@ -75,9 +75,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// Training or evaluation data cannot be used.
-    #[error("data: {0}")]
-    Data(String),
+    /// A training run cannot go on (no readable samples, a diverging loss).
+    #[error("training: {0}")]
+    Training(String),
     /// Two model folders that must match (to be merged) differ.
     #[error("{left} and {right} cannot be merged: {message}")]
     Incompatible {
@@ -86,6 +86,15 @@ pub enum Error {
         /// The second folder.
         right: PathBuf,
         /// The first field or tensor that differs, with both values.
+        message: String,
+    },
+    /// A data set file, or one sample in it, is malformed or incomplete (a bad line, a
+    /// sample without a caption).
+    #[error("{path}: {message}")]
+    Data {
+        /// The data set file (captions file, tar shard) at fault.
+        path: PathBuf,
+        /// What is wrong, naming the line or member.
         message: String,
     },
     /// A caller passed an argument the library cannot use.

@@ -32,15 +32,26 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
             message: "is a directory".into(),
         });
     }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(&bytes, path, max_pixels)
+}
+
+/// Reads an encoded image held in memory (an archive member, say) into upright 8-bit RGB;
+/// `name` is what errors call it.
+pub fn load_rgb_from_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage> {
+    Ok(to_rgb_on_white(decode_bytes(bytes, name, max_pixels)?))
+}
+
+/// [`decode`] for bytes already in memory; `path` names them in errors.
+pub fn decode_bytes(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<DynamicImage> {
     let bad = |e: image::ImageError| Error::Image {
         path: path.into(),
         message: e.to_string().trim().to_string(),
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
         // The decoder would fill the missing part with grey; a user wants to hear about it.
         return Err(Error::Image {
             path: path.into(),

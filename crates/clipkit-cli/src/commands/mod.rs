@@ -6,6 +6,7 @@ pub mod embed;
 pub mod merge;
 pub mod preprocess;
 pub mod tokenize;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 

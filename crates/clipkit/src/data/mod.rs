@@ -1,26 +1,20 @@
-//! Training data: the built-in shapes world and sources of (image, caption) pairs.
+//! Training and evaluation data: the built-in shapes world, and (image, caption) pairs from
+//! any of three sources behind one random-access trait, [`PairSource`]:
+//!
+//! - [`ShapesSource`]: the procedural shapes world, generated on demand;
+//! - [`CaptionsFile`]: a folder of images listed in a JSON Lines or CSV captions file;
+//! - [`WebDataset`]: tar shards of `key.jpg` + `key.txt` members.
 
+mod captions_file;
 pub mod shapes;
+mod shapes_source;
+mod source;
+mod webdataset;
 
-/// One training example.
-#[derive(Debug, Clone)]
-pub struct Pair {
-    /// The image, any size (the loader preprocesses it).
-    pub image: image::RgbImage,
-    /// Its caption.
-    pub caption: String,
-}
+pub use captions_file::{CaptionsFile, CaptionsFormat};
+pub use shapes_source::ShapesSource;
+pub use source::{Pair, PairSource};
+pub use webdataset::{WebDataset, CAPTION_EXTENSION, IMAGE_EXTENSIONS};
 
-/// A random-access collection of pairs.
-pub trait PairSource: Send + Sync {
-    /// Number of pairs.
-    fn len(&self) -> usize;
-    /// Whether the source is empty.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// The pair at `index`; an error for a bad sample (unreadable image, missing caption).
-    fn get(&self, index: usize) -> crate::Result<Pair>;
-    /// A short description for logs.
-    fn describe(&self) -> String;
-}
+#[cfg(test)]
+mod tests;

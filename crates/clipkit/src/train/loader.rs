@@ -89,7 +89,7 @@ impl BatchLoader {
     ) -> Result<Self> {
         let len = source.len();
         if len == 0 {
-            return Err(Error::Data(format!(
+            return Err(Error::Training(format!(
                 "{} holds no samples",
                 source.describe()
             )));
@@ -159,7 +159,7 @@ fn load(
     }
     let n = rows.len();
     if n < 2 {
-        return Err(Error::Data(format!(
+        return Err(Error::Training(format!(
             "fewer than two readable samples in a batch; the last problems: {}",
             skipped.join("; ")
         )));

@@ -256,7 +256,7 @@ pub fn run(
     for step in start..settings.steps {
         let loaded = loader
             .next_batch()
-            .ok_or_else(|| Error::Data("the data loader stopped early".into()))??;
+            .ok_or_else(|| Error::Training("the data loader stopped early".into()))??;
         for problem in &loaded.skipped {
             observe(Progress::Skipped(problem));
         }
@@ -270,7 +270,7 @@ pub fn run(
             logit_scale,
         } = train_step(&parameters, &mut optimizer, &loaded.batch, lr, shards)?;
         if !loss.is_finite() {
-            return Err(Error::Data(format!(
+            return Err(Error::Training(format!(
                 "the loss became {loss} at step {}; lower the learning rate",
                 step + 1
             )));
@@ -285,7 +285,7 @@ pub fn run(
             samples_per_s: loaded.batch.ids.len() as f64 / started.elapsed().as_secs_f64(),
             skipped,
         };
-        let text = serde_json::to_string(&line).map_err(|e| Error::Data(e.to_string()))?;
+        let text = serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
         writeln!(metrics, "{text}").map_err(|e| Error::io(folder.metrics(), e))?;
         observe(Progress::Step(&line));
         last = Some(line);
@@ -378,9 +378,9 @@ fn save_checkpoint(
         skipped,
         settings: settings.clone(),
     };
-    let state_json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Data(e.to_string()))?;
+    let state_json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Training(e.to_string()))?;
     let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| Error::Data(format!("optimizer state: {e}")))?;
+        .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
     let extra = vec![
         FolderFile {
             name: OPTIMIZER_FILE.into(),

@@ -1,0 +1,58 @@
+//! The shapes world as a [`PairSource`] of a fixed length.
+
+use super::shapes::{ShapesConfig, ShapesWorld};
+use super::source::{out_of_range, Pair, PairSource};
+use crate::error::Result;
+
+/// The first `count` samples of a [`ShapesWorld`]; each index's caption is one phrasing
+/// drawn deterministically from that sample's own random stream.
+#[derive(Debug, Clone)]
+pub struct ShapesSource {
+    world: ShapesWorld,
+    count: usize,
+}
+
+impl ShapesSource {
+    /// Samples `0..count` of the world `config` describes.
+    pub fn new(config: ShapesConfig, count: usize) -> Result<Self> {
+        Ok(ShapesSource {
+            world: ShapesWorld::new(config)?,
+            count,
+        })
+    }
+
+    /// The world the samples come from.
+    pub fn world(&self) -> &ShapesWorld {
+        &self.world
+    }
+}
+
+impl PairSource for ShapesSource {
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn get(&self, index: usize) -> Result<Pair> {
+        if index >= self.count {
+            return Err(out_of_range(index, self.count));
+        }
+        let sample = self.world.sample(index as u64);
+        Ok(Pair {
+            image: sample.image,
+            caption: sample.caption,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let c = self.world.config();
+        format!(
+            "shapes world: {} samples, {} split, {} scenes, {}x{} px, seed {}",
+            self.count,
+            c.split.name(),
+            c.layout.name(),
+            c.image_size,
+            c.image_size,
+            c.seed
+        )
+    }
+}
