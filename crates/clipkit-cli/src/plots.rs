@@ -33,8 +33,24 @@ pub fn training_curves(metrics: &[MetricsLine], path: &Path) -> anyhow::Result<(
     let accuracy = smoothed(metrics.iter().map(|m| m.accuracy as f64));
     let steps: Vec<f64> = metrics.iter().map(|m| m.step as f64).collect();
     let max_loss = loss.iter().copied().fold(0.0, f64::max).max(1e-3) * 1.05;
-    draw_series(&left, "contrastive loss", &steps, &loss, last, 0.0..max_loss, RED)?;
-    draw_series(&right, "in-batch accuracy", &steps, &accuracy, last, 0.0..1.0, BLUE)?;
+    draw_series(
+        &left,
+        "contrastive loss",
+        &steps,
+        &loss,
+        last,
+        0.0..max_loss,
+        RED,
+    )?;
+    draw_series(
+        &right,
+        "in-batch accuracy",
+        &steps,
+        &accuracy,
+        last,
+        0.0..1.0,
+        BLUE,
+    )?;
     root.present()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

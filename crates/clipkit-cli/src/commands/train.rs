@@ -107,7 +107,12 @@ impl SettingsArgs {
 
 /// Runs `clipkit train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let summary = train(&args.out, &args.model, &args.data, &args.settings.settings())?;
+    let summary = train(
+        &args.out,
+        &args.model,
+        &args.data,
+        &args.settings.settings(),
+    )?;
     eprintln!(
         "model saved in {} ({} steps trained now, {} samples skipped)",
         summary.model.display(),
@@ -146,7 +151,7 @@ pub fn train(
         |event| match event {
             Progress::Resumed(step) => {
                 bar.set_position(step as u64);
-                bar.println(format!("resuming from the checkpoint at step {step}"));
+                bar.suspend(|| eprintln!("resuming from the checkpoint at step {step}"));
             }
             Progress::Step(m) => {
                 bar.set_position(m.step as u64);
@@ -156,7 +161,7 @@ pub fn train(
                 ));
             }
             Progress::Checkpoint(_) => {}
-            Progress::Skipped(problem) => bar.println(format!("skipped {problem}")),
+            Progress::Skipped(problem) => bar.suspend(|| eprintln!("skipped {problem}")),
         },
     )?;
     bar.finish_and_clear();

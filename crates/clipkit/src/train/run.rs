@@ -378,7 +378,8 @@ fn save_checkpoint(
         skipped,
         settings: settings.clone(),
     };
-    let state_json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Training(e.to_string()))?;
+    let state_json =
+        serde_json::to_vec_pretty(&state).map_err(|e| Error::Training(e.to_string()))?;
     let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
         .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
     let extra = vec![

@@ -26,7 +26,11 @@ impl Start {
     /// A new model of shape `config`, with a tokenizer fitted to `captions` (its vocabulary
     /// sets the text tower's), OpenAI-style preprocessing at the config's image size, and
     /// weights initialised from `seed`.
-    pub fn scratch<S: AsRef<str>>(mut config: ClipConfig, captions: &[S], seed: u64) -> Result<Self> {
+    pub fn scratch<S: AsRef<str>>(
+        mut config: ClipConfig,
+        captions: &[S],
+        seed: u64,
+    ) -> Result<Self> {
         let fitted = fit(
             captions,
             &FitOptions {
