@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::ops::{contiguous_f32, rows_per_task, softmax_rows, SendPtr};
+use super::ops::{contiguous_f32, exp_fast, rows_per_task, softmax_rows, SendPtr};
 use crate::config::Activation;
 
 /// Sums per-task partial column sums into one vector.
@@ -178,20 +178,85 @@ impl CustomOp3 for BiasActivationBackward {
                     .zip(x.chunks_exact(n))
                     .zip(dy.chunks_exact(n))
                 {
-                    for i in 0..n {
-                        let g = match activation {
-                            Some(act) => dy[i] * act.derivative(x[i] + bias[i]),
-                            None => dy[i],
-                        };
-                        dx[i] = g;
-                        dbias[i] += g;
-                    }
+                    gradient_row(activation, dx, x, bias, dy, &mut dbias);
                 }
                 dbias
             })
             .reduce(|| vec![0f32; n], add_columns);
         out[x.len()..].copy_from_slice(&dbias);
         Ok((CpuStorage::F32(out), Shape::from_dims(&[rows + 1, n])))
+    }
+}
+
+/// One row of the bias (+ activation) backward: dx = dy · act'(x + bias), dbias += dx.
+fn gradient_row(
+    activation: Option<Activation>,
+    dx: &mut [f32],
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    dbias: &mut [f32],
+) {
+    match activation {
+        Some(Activation::QuickGelu) => quick_gelu_gradient_row(dx, x, bias, dy, dbias),
+        Some(act) => {
+            for i in 0..dx.len() {
+                dx[i] = dy[i] * act.derivative(x[i] + bias[i]);
+                dbias[i] += dx[i];
+            }
+        }
+        None => {
+            for i in 0..dx.len() {
+                dx[i] = dy[i];
+                dbias[i] += dy[i];
+            }
+        }
+    }
+}
+
+/// The quick-GELU row through [`exp_fast`], so the loop vectorises.
+fn quick_gelu_gradient_row(dx: &mut [f32], x: &[f32], bias: &[f32], dy: &[f32], dbias: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { quick_gelu_gradient_row_avx2(dx, x, bias, dy, dbias) };
+        return;
+    }
+    quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quick_gelu_gradient_row_avx2(
+    dx: &mut [f32],
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    dbias: &mut [f32],
+) {
+    quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias);
+}
+
+#[inline(always)]
+fn quick_gelu_gradient_row_portable(
+    dx: &mut [f32],
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    dbias: &mut [f32],
+) {
+    let n = dx
+        .len()
+        .min(x.len())
+        .min(bias.len())
+        .min(dy.len())
+        .min(dbias.len());
+    for i in 0..n {
+        let z = x[i] + bias[i];
+        let s = 1.0 / (1.0 + exp_fast(-1.702 * z));
+        let g = dy[i] * (s + 1.702 * z * s * (1.0 - s));
+        dx[i] = g;
+        dbias[i] += g;
     }
 }
 
