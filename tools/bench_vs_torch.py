@@ -132,7 +132,8 @@ def spread(items: int, seconds: list[float]) -> tuple[float, float]:
 
 
 def clipkit_env(threads: int) -> dict[str, str]:
-    return {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+    # As the clipkit binary does: candle's element-wise pool stays at one thread.
+    return {**os.environ, "RAYON_NUM_THREADS": str(threads), "CANDLE_NUM_THREADS": "1"}
 
 
 class ForeignCpu:
