@@ -74,6 +74,7 @@ fn draw_series(
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 13))
         .draw()?;
     chart.draw_series(LineSeries::new(
