@@ -32,6 +32,9 @@ enum Command {
     /// Write data sets to files (the built-in shapes world).
     #[command(subcommand)]
     Data(commands::data::Command),
+    /// Evaluate a model: zero-shot accuracy, retrieval recall, linear probes.
+    #[command(subcommand)]
+    Eval(commands::eval::Command),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
         Command::Data(command) => commands::data::run(command),
+        Command::Eval(command) => commands::eval::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

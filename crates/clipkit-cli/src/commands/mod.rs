@@ -3,7 +3,9 @@
 pub mod classify;
 pub mod data;
 pub mod embed;
+pub mod eval;
 pub mod preprocess;
+pub mod templates;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
