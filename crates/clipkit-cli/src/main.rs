@@ -2,8 +2,8 @@
 //! by the `clipkit` library.
 
 mod commands;
-mod plots;
 mod progress;
+mod report;
 
 use std::process::ExitCode;
 
@@ -33,10 +33,16 @@ enum Command {
     /// Write data sets to files (the built-in shapes world).
     #[command(subcommand)]
     Data(commands::data::Command),
+    /// Generate the shapes world, train a small CLIP on it (~10 min), evaluate it and make
+    /// it the default model.
+    Quickstart(commands::quickstart::Args),
     /// Train a CLIP contrastively (from scratch or fine-tuning); resumes an interrupted run.
     Train(commands::train::Args),
     /// Interpolate a base model and its fine-tuned version weight by weight (WiSE-FT).
     Merge(commands::merge::Args),
+    /// Evaluate a model: zero-shot accuracy, retrieval recall, linear probes.
+    #[command(subcommand)]
+    Eval(commands::eval::Command),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
         Command::Data(command) => commands::data::run(command),
         Command::Merge(args) => commands::merge::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::Quickstart(args) => commands::quickstart::run(args),
+        Command::Eval(command) => commands::eval::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

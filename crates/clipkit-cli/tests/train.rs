@@ -1,6 +1,7 @@
-//! `clipkit train` end to end: a short run writes a loadable model, metrics and curves; a run
-//! killed with SIGKILL resumes from its last checkpoint and ends where an uninterrupted run
-//! ends; a resume with other settings is refused.
+//! `clipkit train` and `clipkit quickstart` end to end: a short run writes a loadable model,
+//! metrics and curves; a run killed with SIGKILL resumes from its last checkpoint and ends
+//! where an uninterrupted run ends; a resume with other settings is refused; quickstart
+//! evaluates, reports and installs the default model.
 
 mod common;
 
@@ -118,4 +119,63 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     let mut other = train_args(&killed);
     other[4] = "9".into();
     clipkit(&other).assert_fails_naming("other settings");
+}
+
+#[test]
+fn quickstart_trains_evaluates_installs_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let run = tmp.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", &home)
+        .args(["quickstart", "--out"])
+        .arg(&run)
+        .args([
+            "--steps",
+            "4",
+            "--batch-size",
+            "16",
+            "--eval-count",
+            "10",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = json["results"].as_object().unwrap();
+    let keys: Vec<&str> = results.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "colour",
+            "count",
+            "position",
+            "shape",
+            "top1",
+            "unseen_combinations"
+        ]
+    );
+    assert!(results
+        .values()
+        .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("data:image/png;base64,") && report.contains("unseen_combinations"));
+    // Installed as the default model: a command without --model uses it.
+    let installed = home.join("models").join("default");
+    assert!(installed.join("model.safetensors").is_file());
+    let embed = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", &home)
+        .args(["embed", "--text", "two red circles", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        embed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&embed.stderr)
+    );
 }

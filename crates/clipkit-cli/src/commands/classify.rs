@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
+use clipkit::zeroshot::ZeroShotClassifier;
 use serde::Serialize;
 
+use super::templates::TemplateArgs;
 use super::{check_image_paths, load_model, ModelArg};
 use crate::progress;
 
@@ -23,12 +24,8 @@ pub struct Args {
     /// File with one label per line (blank lines and lines starting with '#' are skipped).
     #[arg(long, value_name = "FILE")]
     labels_file: Option<PathBuf>,
-    /// Prompt template with '{}' where the label goes (repeatable); several are ensembled.
-    #[arg(long = "template", value_name = "TEMPLATE", allow_hyphen_values = true)]
-    templates: Vec<String>,
-    /// Built-in template set: simple ("a photo of a {}.") or imagenet80 (the CLIP paper's 80).
-    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(TemplateSet::NAMES))]
-    template_set: Option<String>,
+    #[command(flatten)]
+    templates: TemplateArgs,
     /// Labels shown per image (JSON: all labels unless given).
     #[arg(long)]
     top_k: Option<usize>,
@@ -60,7 +57,7 @@ struct LabelProb {
 /// Runs `clipkit classify`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = collect_labels(&args)?;
-    let templates = collect_templates(&args);
+    let templates = args.templates.templates();
     check_image_paths(&args.images)?;
     let clip = load_model(&args.model.dir()?, args.batch_size)?;
     let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
@@ -117,20 +114,4 @@ fn collect_labels(args: &Args) -> anyhow::Result<Vec<String>> {
         anyhow::bail!("no labels: give --label (repeatable) or --labels-file");
     }
     Ok(labels)
-}
-
-/// Explicit templates and the named set together; "simple" when neither is given.
-fn collect_templates(args: &Args) -> Vec<String> {
-    let mut templates = args.templates.clone();
-    let set = args
-        .template_set
-        .as_deref()
-        .and_then(TemplateSet::from_name);
-    if let Some(set) = set {
-        templates.extend(set.templates());
-    }
-    if templates.is_empty() {
-        templates = TemplateSet::Simple.templates();
-    }
-    templates
 }

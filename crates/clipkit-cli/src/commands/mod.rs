@@ -3,8 +3,11 @@
 pub mod classify;
 pub mod data;
 pub mod embed;
+pub mod eval;
 pub mod merge;
 pub mod preprocess;
+pub mod quickstart;
+pub mod templates;
 pub mod tokenize;
 pub mod train;
 

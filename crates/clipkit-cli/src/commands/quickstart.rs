@@ -102,7 +102,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         target
     };
     let report_path = out.join("report.html");
-    report::write_quickstart(&report_path, &clip, &out.join("curves.png"), &results, &TARGETS)?;
+    report::write_quickstart(
+        &report_path,
+        &clip,
+        &out.join("curves.png"),
+        &results,
+        &TARGETS,
+    )?;
 
     if args.json {
         let output = Output {

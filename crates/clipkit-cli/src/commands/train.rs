@@ -7,10 +7,11 @@ use anyhow::Context;
 use clipkit::config::ClipConfig;
 use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use clipkit::data::{CaptionsFile, PairSource, ShapesSource, WebDataset};
-use clipkit::train::{preset, read_metrics, Progress, RunFolder, RunSettings, RunSummary, Start};
+use clipkit::train::{
+    preset, read_metrics, write_training_curves, Progress, RunFolder, RunSettings, RunSummary,
+    Start,
+};
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::plots;
 
 /// Arguments of `clipkit train`.
 #[derive(clap::Args)]
@@ -167,7 +168,7 @@ pub fn train(
     bar.finish_and_clear();
     let metrics = read_metrics(&folder.metrics())?;
     let curves = out.join("curves.png");
-    plots::training_curves(&metrics, &curves)?;
+    write_training_curves(&metrics, &curves)?;
     eprintln!("curves drawn in {}", curves.display());
     Ok(summary)
 }

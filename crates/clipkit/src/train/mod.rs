@@ -6,6 +6,7 @@
 //! instead of the fused inference kernels, and the network is rebuilt from the variables at
 //! each step (the query/key/value concatenation is then part of the graph).
 
+mod curves;
 mod init;
 mod loader;
 mod loss;
@@ -17,6 +18,7 @@ mod schedule;
 mod setup;
 mod step;
 
+pub use curves::write_training_curves;
 pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
 pub use optimizer::{AdamW, AdamWConfig, StepReport};

@@ -45,8 +45,9 @@ const DETAILS: [Detail; 4] = [
     },
 ];
 
-/// Prefixes that work with any body.
-const PREFIXES: [&str; 4] = ["", "a photo of ", "an image of ", "a picture of "];
+/// Prefixes that work with any body (besides "there is" / "there are", which must agree
+/// with it).
+pub const PREFIXES: [&str; 4] = ["", "a photo of ", "an image of ", "a picture of "];
 
 /// Every phrasing of the scene, without duplicates; the first is the plainest.
 pub fn captions(scene: &Scene) -> Vec<String> {
@@ -85,6 +86,19 @@ pub fn canonical_caption(scene: &Scene) -> String {
     let mut groups = scene.groups();
     groups.sort_by_key(|g| (g.colour, g.shape));
     join(groups.iter().map(|g| phrase(g, DETAILS[0])).collect())
+}
+
+/// The noun phrase of one group, with or without its size and position: "a red circle",
+/// "a small red circle on the left", "two red circles" (a position is said only for a
+/// group of one that has one).
+pub fn group_phrase(group: &Group, with_size: bool, with_position: bool) -> String {
+    phrase(
+        group,
+        Detail {
+            size: with_size,
+            position: with_position,
+        },
+    )
 }
 
 /// "a small red circle on the left", "two red circles".

@@ -26,7 +26,7 @@ use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use caption::{canonical_caption, captions, with_article};
+pub use caption::{canonical_caption, captions, group_phrase, with_article, PREFIXES};
 pub use render::render;
 pub use scene::{Group, Layout, Object, Scene};
 pub use vocab::{

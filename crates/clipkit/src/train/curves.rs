@@ -1,32 +1,21 @@
-//! Pictures of results: training curves as PNG.
+//! Training curves as PNG: loss and in-batch accuracy against the step.
 
 use std::path::Path;
-use std::sync::Once;
 
-use anyhow::Context;
-use clipkit::train::MetricsLine;
 use plotters::prelude::*;
 
-/// Labels are drawn with DejaVu Sans, carried in the binary (licence beside the font file).
-const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
-
-/// Registers the label font with plotters once per process.
-pub fn register_font() {
-    static REGISTERED: Once = Once::new();
-    REGISTERED.call_once(|| {
-        // The font is valid (carried with the binary), so registration cannot fail.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
+use super::run::MetricsLine;
+use crate::error::{Error, Result};
+use crate::plot::{ensure_font, FONT};
 
 /// Draws loss and in-batch accuracy against the step, side by side, into a PNG at `path`.
-pub fn training_curves(metrics: &[MetricsLine], path: &Path) -> anyhow::Result<()> {
+pub fn write_training_curves(metrics: &[MetricsLine], path: &Path) -> Result<()> {
     if metrics.is_empty() {
-        anyhow::bail!("no metrics to plot");
+        return Err(Error::InvalidArgument("no metrics to plot".into()));
     }
-    register_font();
+    ensure_font();
     let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
+    root.fill(&WHITE).map_err(|e| chart_error(path, e))?;
     let (left, right) = root.split_horizontally(500);
     let last = metrics.last().map_or(1, |m| m.step).max(2) as f64;
     let loss = smoothed(metrics.iter().map(|m| m.loss as f64));
@@ -41,7 +30,8 @@ pub fn training_curves(metrics: &[MetricsLine], path: &Path) -> anyhow::Result<(
         last,
         0.0..max_loss,
         RED,
-    )?;
+    )
+    .map_err(|e| chart_error(path, e))?;
     draw_series(
         &right,
         "in-batch accuracy",
@@ -50,10 +40,13 @@ pub fn training_curves(metrics: &[MetricsLine], path: &Path) -> anyhow::Result<(
         last,
         0.0..1.0,
         BLUE,
-    )?;
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    )
+    .map_err(|e| chart_error(path, e))?;
+    root.present().map_err(|e| chart_error(path, e))
+}
+
+fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::io(path, std::io::Error::other(e.to_string()))
 }
 
 fn draw_series(
@@ -64,9 +57,9 @@ fn draw_series(
     last_step: f64,
     range: std::ops::Range<f64>,
     colour: RGBColor,
-) -> anyhow::Result<()> {
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
+        .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
@@ -75,7 +68,7 @@ fn draw_series(
         .configure_mesh()
         .x_desc("step")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .label_style(("sans-serif", 13))
+        .label_style((FONT, 13))
         .draw()?;
     chart.draw_series(LineSeries::new(
         steps.iter().copied().zip(values.iter().copied()),

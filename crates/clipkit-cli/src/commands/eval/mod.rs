@@ -1,0 +1,57 @@
+//! `clipkit eval`: zero-shot accuracy, retrieval recall and linear probes.
+
+pub mod linear_probe;
+pub mod retrieval;
+pub mod zeroshot;
+
+use clipkit::eval::ShapesEvalConfig;
+
+/// What `clipkit eval` measures.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Zero-shot accuracy on an ImageFolder (class-named sub-folders) or the shapes world.
+    Zeroshot(zeroshot::Args),
+    /// Image→text and text→image recall@1/5/10 on a captions file, shards or the shapes world.
+    Retrieval(retrieval::Args),
+    /// Logistic regression on frozen image embeddings, beside zero-shot.
+    LinearProbe(linear_probe::Args),
+}
+
+/// Runs `clipkit eval`.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Zeroshot(args) => zeroshot::run(args),
+        Command::Retrieval(args) => retrieval::run(args),
+        Command::LinearProbe(args) => linear_probe::run(args),
+    }
+}
+
+/// Options of the shapes-world evaluation streams.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ShapesArgs {
+    /// Shapes images per question.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    count: usize,
+    /// Seed of the evaluation streams.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Side of the generated shapes images in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = 64)]
+    size: u32,
+}
+
+impl ShapesArgs {
+    /// The library's configuration.
+    pub fn config(&self) -> ShapesEvalConfig {
+        ShapesEvalConfig {
+            count: self.count,
+            seed: self.seed,
+            image_size: self.size,
+        }
+    }
+}
+
+/// A percentage with one decimal, for tables.
+pub fn percent(fraction: f64) -> String {
+    format!("{:5.1}%", 100.0 * fraction)
+}

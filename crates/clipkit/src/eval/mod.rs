@@ -1,0 +1,29 @@
+//! Evaluation: zero-shot accuracy (ImageFolder or the shapes world), retrieval recall, and
+//! linear probes on frozen embeddings.
+//!
+//! - [`zeroshot`]: top-1/top-5, per-class accuracy and a confusion matrix on an
+//!   [`ImageFolder`], with prompt templates ensembled by [`crate::zeroshot::ZeroShotClassifier`].
+//! - [`shapes`]: the held-out shapes streams per attribute, on unseen colour–shape pairs and
+//!   by full caption ([`evaluate_shapes`] → [`ShapesReport`]), and probes beside them.
+//! - [`retrieval`]: image→text and text→image recall@1/5/10 over any [`crate::data::PairSource`].
+//! - [`linear_probe`]: softmax regression with L2 on embeddings.
+
+mod confusion_png;
+pub mod folder_probe;
+pub mod image_folder;
+pub mod linear_probe;
+pub mod metrics;
+pub mod retrieval;
+pub mod shapes;
+pub mod zeroshot;
+
+pub use confusion_png::write_confusion_png;
+pub use folder_probe::{probe_image_folder, FolderProbeReport};
+pub use image_folder::ImageFolder;
+pub use linear_probe::{LinearProbe, ProbeConfig};
+pub use metrics::{Confusion, Recall};
+pub use retrieval::RetrievalReport;
+pub use shapes::{
+    evaluate_shapes, probe_shapes, ShapesEvalConfig, ShapesProbeReport, ShapesReport,
+};
+pub use zeroshot::ZeroShotReport;
