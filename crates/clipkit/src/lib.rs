@@ -15,6 +15,7 @@ pub mod model;
 pub mod paths;
 pub mod preprocess;
 pub mod resample;
+pub mod search;
 pub mod tokenizer;
 pub mod zeroshot;
 
