@@ -29,6 +29,14 @@ enum Command {
     Classify(commands::classify::Args),
     /// Write an image's preprocessed pixel tensor as a NumPy .npy file.
     Preprocess(commands::preprocess::Args),
+    /// Index folders of images for search (incremental), or show the index with --status.
+    Index(commands::index::Args),
+    /// Find indexed images by text, by example image, or by a weighted mix.
+    Search(commands::search::Args),
+    /// List groups of near-duplicate images in the index.
+    Dupes(commands::dupes::Args),
+    /// Serve the JSON API and the search page (127.0.0.1 by default).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +60,10 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Classify(args) => commands::classify::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
+        Command::Index(args) => commands::index::run(args),
+        Command::Search(args) => commands::search::run(args),
+        Command::Dupes(args) => commands::dupes::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,10 +97,10 @@ fn fill(store: &mut EmbeddedStore, gen: &mut Clustered, n: usize) -> Result<(), 
     Ok(())
 }
 
-fn timed(
-    store: &EmbeddedStore,
-    qs: &[Vec<f32>],
-) -> Result<(Vec<Vec<Hit>>, Vec<f64>), Box<dyn Error>> {
+/// Each query's hits, and each query's latency in milliseconds.
+type Timed = (Vec<Vec<Hit>>, Vec<f64>);
+
+fn timed(store: &EmbeddedStore, qs: &[Vec<f32>]) -> Result<Timed, Box<dyn Error>> {
     let mut results = Vec::new();
     let mut ms = Vec::new();
     for q in qs {

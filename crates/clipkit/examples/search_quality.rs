@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let report = indexer::index_folders(
         &clip,
         &mut store,
-        &[images.clone()],
+        std::slice::from_ref(&images),
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
     )?;

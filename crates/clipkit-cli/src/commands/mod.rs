@@ -1,8 +1,13 @@
 //! One module per subcommand: its arguments and what it prints.
 
 pub mod classify;
+pub mod dupes;
 pub mod embed;
+pub mod index;
 pub mod preprocess;
+pub mod search;
+pub mod serve;
+pub mod store_arg;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};

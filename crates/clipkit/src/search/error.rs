@@ -21,6 +21,12 @@ pub enum SearchError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// There is no index in the folder.
+    #[error("no index at {path}; run `clipkit index DIR` first")]
+    NoIndex {
+        /// The folder searched.
+        path: PathBuf,
+    },
     /// A store file is damaged: its content contradicts what the store recorded.
     #[error("{path}: corrupt index: {message}; delete the index folder and re-run `clipkit index` to rebuild it")]
     Corrupt {

@@ -119,7 +119,8 @@ pub fn combine(weighted: &[(f32, Vec<f32>)]) -> Result<Vec<f32>> {
         }
     }
     let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(norm > 1e-6) {
+    // NaN or (near) zero: no direction to search in.
+    if norm.is_nan() || norm <= 1e-6 {
         return Err(SearchError::Query {
             query: String::new(),
             message: "the weighted terms cancel out; nothing is left to search for".into(),

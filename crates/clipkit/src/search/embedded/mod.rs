@@ -91,13 +91,9 @@ impl EmbeddedStore {
     pub fn open(dir: &Path) -> Result<Self> {
         let db_path = dir.join("index.sqlite");
         if !db_path.is_file() {
-            return Err(SearchError::io(
-                &db_path,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no index here; run `clipkit index DIR` first",
-                ),
-            ));
+            return Err(SearchError::NoIndex {
+                path: dir.to_path_buf(),
+            });
         }
         let conn = schema::connect(&db_path, false)?;
         Self::load(dir, conn, false, None)
