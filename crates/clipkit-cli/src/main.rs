@@ -43,6 +43,14 @@ enum Command {
     /// Evaluate a model: zero-shot accuracy, retrieval recall, linear probes.
     #[command(subcommand)]
     Eval(commands::eval::Command),
+    /// Index folders of images for search (incremental), or show the index with --status.
+    Index(commands::index::Args),
+    /// Find indexed images by text, by example image, or by a weighted mix.
+    Search(commands::search::Args),
+    /// List groups of near-duplicate images in the index.
+    Dupes(commands::dupes::Args),
+    /// Serve the JSON API and the search page (127.0.0.1 by default).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +79,10 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Eval(command) => commands::eval::run(command),
+        Command::Index(args) => commands::index::run(args),
+        Command::Search(args) => commands::search::run(args),
+        Command::Dupes(args) => commands::dupes::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -100,6 +100,9 @@ pub enum Error {
     /// A caller passed an argument the library cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An error of the search index or its store.
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// An error from the tensor engine.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),

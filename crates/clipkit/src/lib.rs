@@ -21,6 +21,7 @@ pub mod paths;
 pub mod plot;
 pub mod preprocess;
 pub mod resample;
+pub mod search;
 pub mod tokenizer;
 pub mod train;
 pub mod zeroshot;

@@ -2,11 +2,16 @@
 
 pub mod classify;
 pub mod data;
+pub mod dupes;
 pub mod embed;
 pub mod eval;
+pub mod index;
 pub mod merge;
 pub mod preprocess;
 pub mod quickstart;
+pub mod search;
+pub mod serve;
+pub mod store_arg;
 pub mod templates;
 pub mod tokenize;
 pub mod train;

@@ -1,0 +1,86 @@
+//! `clipkit search`: the indexed images nearest to a text, an image, or a mix.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clipkit::search::{model_identity, query_vector, VectorStore};
+use serde::Serialize;
+
+use super::store_arg::IndexArg;
+use super::{check_image_paths, load_model, ModelArg};
+
+/// Arguments of `clipkit search`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Text query; several words and quoted phrases with + / - and weights mix
+    /// (`beach +sunset -people`, `"red circle" +0.5"on the left"`). A query that starts
+    /// with '-' goes after `--`.
+    #[arg(value_name = "QUERY")]
+    query: Vec<String>,
+    /// Example image: find images like it (repeatable; mixes with the text query).
+    #[arg(long = "image", value_name = "PATH")]
+    images: Vec<PathBuf>,
+    /// Weight of each example image when mixed with text.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    image_weight: f32,
+    /// Results to show.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Drop results scoring below this cosine similarity.
+    #[arg(long, allow_hyphen_values = true)]
+    min_score: Option<f32>,
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    index: IndexArg,
+    /// Print JSON: {"results": [{"path", "score"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Output {
+    results: Vec<Result>,
+}
+
+#[derive(Serialize)]
+struct Result {
+    path: String,
+    score: f32,
+}
+
+/// Runs `clipkit search`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let text = args.query.join(" ");
+    let text = (!text.trim().is_empty()).then_some(text);
+    if text.is_none() && args.images.is_empty() {
+        anyhow::bail!("nothing to search for: give a text query or --image PATH");
+    }
+    check_image_paths(&args.images)?;
+    let store = args.index.open()?;
+    let model_dir = args.model.dir()?;
+    store.check_model(&model_identity(&model_dir)?)?;
+    let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    let query = query_vector(&clip, text.as_deref(), &args.images, args.image_weight)?;
+    let min = args.min_score.unwrap_or(f32::NEG_INFINITY);
+    let results: Vec<Result> = store
+        .search(&query, args.top_k)?
+        .into_iter()
+        .filter(|h| h.score >= min)
+        .map(|h| Result {
+            path: h.path,
+            score: h.score,
+        })
+        .collect();
+    if args.json {
+        let out = serde_json::to_string(&Output { results }).context("serialising output")?;
+        println!("{out}");
+    } else if results.is_empty() {
+        eprintln!("no results");
+    } else {
+        for r in results {
+            println!("{:.4}  {}", r.score, r.path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The JSON API. Handlers unpack the request, run the work through
+//! [`AppState::blocking`], and shape the answer.
+//!
+//! - `GET /api/health` → `{"status": "ok", "images", "model", "dim"}`
+//! - `GET /api/search?q=TEXT&top_k=N&min_score=S` → `{"results": [{"id", "path", "score"}]}`
+//! - `POST /api/search` (multipart: `q`, `image` files, `top_k`, `min_score`) → the same,
+//!   for image-to-image and mixed queries
+//! - `POST /api/classify` (multipart: `image` files, `label` fields, `template` fields) →
+//!   `{"results": [{"name", "labels": [{"label", "prob"}]}]}`
+//! - `POST /api/embed` (multipart: `text` fields, `image` files) →
+//!   `{"dim", "texts": [{"text", "embedding"}], "images": [{"name", "embedding"}]}`
+
+use std::sync::Arc;
+
+use axum::extract::{Multipart, Query, State};
+use axum::Json;
+use clipkit::search::{query_vector, VectorStore};
+use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upload::{self, Form};
+
+/// Query-string parameters of `GET /api/search`.
+#[derive(Deserialize)]
+pub struct SearchParams {
+    q: String,
+    top_k: Option<usize>,
+    min_score: Option<f32>,
+}
+
+/// One search result.
+#[derive(Serialize)]
+pub struct Found {
+    id: u64,
+    path: String,
+    score: f32,
+}
+
+/// `GET /api/health`.
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "images": state.store.len(),
+        "model": state.model,
+        "dim": state.store.dim(),
+    }))
+}
+
+/// `GET /api/search`: text (mixed) queries.
+pub async fn search_get(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    let results = state
+        .blocking(move |s| search(s, Some(p.q), &[], p.top_k, p.min_score))
+        .await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/search`: example images, optionally mixed with text.
+pub async fn search_post(
+    State(state): State<Arc<AppState>>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let form = upload::read(multipart).await?;
+    let top_k = parse_opt(&form, "top_k")?;
+    let min_score = parse_opt(&form, "min_score")?;
+    let results = state
+        .blocking(move |s| {
+            let images: Vec<_> = form
+                .files
+                .iter()
+                .map(|(_, _, f)| f.path().to_path_buf())
+                .collect();
+            search(s, form.first("q"), &images, top_k, min_score)
+        })
+        .await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/classify`: zero-shot classification of uploaded images.
+pub async fn classify(
+    State(state): State<Arc<AppState>>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let form = upload::read(multipart).await?;
+    let results = state.blocking(move |s| classify_form(s, &form)).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/embed`: embeddings of texts and uploaded images.
+pub async fn embed(
+    State(state): State<Arc<AppState>>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let form = upload::read(multipart).await?;
+    state
+        .blocking(move |s| embed_form(s, &form))
+        .await
+        .map(Json)
+}
+
+/// The transport-free search: query vector, nearest items, score floor.
+pub fn search(
+    state: &AppState,
+    text: Option<String>,
+    images: &[std::path::PathBuf],
+    top_k: Option<usize>,
+    min_score: Option<f32>,
+) -> Result<Vec<Found>, ApiError> {
+    let text = text.filter(|t| !t.trim().is_empty());
+    let top_k = top_k.unwrap_or(20).min(state.limits.max_top_k);
+    let query = query_vector(&state.clip, text.as_deref(), images, 1.0)?;
+    let min = min_score.unwrap_or(f32::NEG_INFINITY);
+    Ok(state
+        .store
+        .search(&query, top_k)?
+        .into_iter()
+        .filter(|h| h.score >= min)
+        .map(|h| Found {
+            id: h.id,
+            path: h.path,
+            score: h.score,
+        })
+        .collect())
+}
+
+fn classify_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
+    let labels = form.all("label");
+    if labels.is_empty() || form.files.is_empty() {
+        return Err(ApiError::BadRequest(
+            "give at least one `image` file and one `label` field".into(),
+        ));
+    }
+    let mut templates = form.all("template");
+    if templates.is_empty() {
+        templates = TemplateSet::Simple.templates();
+    }
+    let classifier = ZeroShotClassifier::new(&state.clip, &labels, &templates)?;
+    let paths: Vec<_> = form.files.iter().map(|(_, _, f)| f.path()).collect();
+    let embeds = state.clip.embed_image_files(&paths, |_| {})?;
+    let results: Vec<Value> = form
+        .files
+        .iter()
+        .zip(classifier.classify(&embeds)?)
+        .map(|((_, name, _), scores)| {
+            let labels: Vec<Value> = scores
+                .into_iter()
+                .map(|s| json!({ "label": s.label, "prob": s.prob }))
+                .collect();
+            json!({ "name": name, "labels": labels })
+        })
+        .collect();
+    Ok(Value::Array(results))
+}
+
+fn embed_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
+    let texts = form.all("text");
+    if texts.is_empty() && form.files.is_empty() {
+        return Err(ApiError::BadRequest(
+            "give `text` fields or `image` files".into(),
+        ));
+    }
+    let text_embeds = state
+        .clip
+        .embed_texts(&texts)?
+        .to_vec2::<f32>()
+        .map_err(clipkit::Error::from)?;
+    let paths: Vec<_> = form.files.iter().map(|(_, _, f)| f.path()).collect();
+    let image_embeds = state
+        .clip
+        .embed_image_files(&paths, |_| {})?
+        .to_vec2::<f32>()
+        .map_err(clipkit::Error::from)?;
+    Ok(json!({
+        "dim": state.clip.embedding_dim(),
+        "texts": texts.iter().zip(text_embeds).map(|(t, e)| json!({"text": t, "embedding": e})).collect::<Vec<_>>(),
+        "images": form.files.iter().zip(image_embeds).map(|((_, n, _), e)| json!({"name": n, "embedding": e})).collect::<Vec<_>>(),
+    }))
+}
+
+fn parse_opt<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, ApiError> {
+    form.first(name)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("`{name}`: cannot parse {v:?}")))
+        })
+        .transpose()
+}

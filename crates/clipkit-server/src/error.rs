@@ -1,0 +1,89 @@
+//! `ApiError`: every failure a handler can meet, each mapped to a status code in one
+//! exhaustive `match`. Clients get a short message; internal details go to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use clipkit::search::SearchError;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or asks for something impossible.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No indexed image has this id.
+    #[error("no indexed image with id {0}")]
+    NotFound(u64),
+    /// An uploaded body or image is over the limits.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The library failed.
+    #[error(transparent)]
+    Clipkit(#[from] clipkit::Error),
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        ApiError::Clipkit(e.into())
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Clipkit(e) => library_status(e),
+            ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Bad input from the client is 4xx; trouble with the model or the index is 5xx.
+fn library_status(e: &clipkit::Error) -> StatusCode {
+    use clipkit::Error as E;
+    match e {
+        E::Image { .. } | E::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        E::Search(SearchError::Query { .. } | SearchError::Dimension { .. }) => {
+            StatusCode::BAD_REQUEST
+        }
+        E::Search(
+            SearchError::Io { .. }
+            | SearchError::Sqlite { .. }
+            | SearchError::NoIndex { .. }
+            | SearchError::Corrupt { .. }
+            | SearchError::ModelMismatch { .. }
+            | SearchError::Locked { .. }
+            | SearchError::Ann { .. },
+        )
+        | E::Io { .. }
+        | E::MissingFile { .. }
+        | E::Config { .. }
+        | E::Weights { .. }
+        | E::CorruptCheckpoint { .. }
+        | E::Tokenizer { .. }
+        | E::Training(_)
+        | E::Incompatible { .. }
+        | E::Data { .. }
+        | E::Tensor(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!("{self}");
+            "internal error (see the server log)".to_string()
+        } else {
+            self.to_string()
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}

@@ -1,0 +1,123 @@
+//! Vector-store benchmark: exact and approximate query latency and recall@10 on synthetic
+//! clustered unit vectors (see `clipkit::search::synthetic`).
+//!
+//! ```text
+//! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR]
+//! # defaults: 1000000 512 100 target/search-bench
+//! ```
+//!
+//! The store is filled once and reused by later runs with the same N and E. Prints the time
+//! to fill it, to build the approximate index, then per-query latency (mean and p99) of
+//! exact search and of approximate search, and the approximate recall@10 against exact.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clipkit::search::synthetic::Clustered;
+use clipkit::search::{Batch, EmbeddedStore, FileRecord, Hit, VectorStore};
+
+const MODEL: &str = "synthetic-bench0";
+const FILL_BATCH: usize = 50_000;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let arg = |i: usize, default: &str| std::env::args().nth(i).unwrap_or(default.to_string());
+    let n: usize = arg(1, "1000000").parse()?;
+    let dim: usize = arg(2, "512").parse()?;
+    let queries: usize = arg(3, "100").parse()?;
+    let dir = PathBuf::from(arg(4, "target/search-bench")).join(format!("{n}x{dim}"));
+    println!("threads {}", rayon::current_num_threads());
+
+    let mut gen = Clustered::new(dim, (n / 1000).max(10), 42);
+    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_threshold(usize::MAX);
+    if store.len() != n {
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+        store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_threshold(usize::MAX);
+        let t = Instant::now();
+        fill(&mut store, &mut gen, n)?;
+        println!("fill: {n} x {dim} in {:.1} s", t.elapsed().as_secs_f64());
+    } else {
+        println!("fill: reusing {}", dir.display());
+        for _ in 0..n {
+            gen.next_vector();
+        }
+    }
+    let qs: Vec<Vec<f32>> = (0..queries).map(|_| gen.next_vector()).collect();
+
+    drop(store);
+    let store = EmbeddedStore::open(&dir)?;
+    // Warm the page cache so the first query does not pay for reading the file.
+    store.search(&qs[0], 10)?;
+    let (exact, exact_ms) = timed(&store, &qs)?;
+    report("exact", &exact_ms);
+    drop(store);
+
+    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_threshold(1);
+    if !store.has_ann() {
+        let t = Instant::now();
+        store.optimize()?;
+        println!(
+            "approximate index build: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let (approx, approx_ms) = timed(&store, &qs)?;
+    report("approximate", &approx_ms);
+    let found: usize = exact
+        .iter()
+        .zip(&approx)
+        .map(|(e, a)| a.iter().filter(|h| e.iter().any(|x| x.id == h.id)).count())
+        .sum();
+    println!("recall@10: {:.4}", found as f64 / (10 * queries) as f64);
+    Ok(())
+}
+
+fn fill(store: &mut EmbeddedStore, gen: &mut Clustered, n: usize) -> Result<(), Box<dyn Error>> {
+    let mut done = 0;
+    while done < n {
+        let size = FILL_BATCH.min(n - done);
+        let added = (done..done + size)
+            .map(|i| {
+                let file = FileRecord {
+                    path: format!("synthetic/{i:07}.jpg"),
+                    size: 0,
+                    mtime_ns: 0,
+                    hash: String::new(),
+                };
+                (file, gen.next_vector())
+            })
+            .collect();
+        store.commit(Batch {
+            added,
+            ..Batch::default()
+        })?;
+        done += size;
+    }
+    Ok(())
+}
+
+/// Each query's hits, and each query's latency in milliseconds.
+type Timed = (Vec<Vec<Hit>>, Vec<f64>);
+
+fn timed(store: &EmbeddedStore, qs: &[Vec<f32>]) -> Result<Timed, Box<dyn Error>> {
+    let mut results = Vec::new();
+    let mut ms = Vec::new();
+    for q in qs {
+        let t = Instant::now();
+        results.push(store.search(q, 10)?);
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((results, ms))
+}
+
+fn report(what: &str, ms: &[f64]) {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
+    let p99 = sorted[((sorted.len() as f64 * 0.99) as usize).min(sorted.len() - 1)];
+    println!(
+        "{what} search: mean {mean:.2} ms, p50 {:.2} ms, p99 {p99:.2} ms per query",
+        sorted[sorted.len() / 2]
+    );
+}

@@ -1,0 +1,130 @@
+//! Search quality and indexing speed on a captioned image folder (see
+//! `clipkit::search::quality` for the `captions.jsonl` format).
+//!
+//! ```text
+//! cargo run --release --example search_quality -- MODEL_DIR IMAGE_DIR [QUERIES] [MIN_PRECISION]
+//! # QUERIES defaults to 40 (at least 30 are asked for), MIN_PRECISION to none
+//! ```
+//!
+//! Indexes IMAGE_DIR into a fresh temporary store, timing the whole pipeline (decode →
+//! preprocess → embed → commit) and, separately, the bare embedding of the same images
+//! already preprocessed, so the pipeline's overhead shows. Then runs one query
+//! "a {colour} {shape}" per colour–shape pair seen in the captions and prints each query's
+//! precision@10 and their mean. With MIN_PRECISION, exits with status 1 when the mean is
+//! lower, so CI can hold the line once the quickstart model exists.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use clipkit::search::indexer::{self, Progress};
+use clipkit::search::quality::{colour_shape_queries, precision_at, read_captions};
+use clipkit::search::{model_identity, query_vector, EmbeddedStore, VectorStore};
+use clipkit::Clip;
+
+const K: usize = 10;
+const MIN_QUERIES: usize = 30;
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&mut self, _total: usize) {}
+    fn advance(&mut self, _done: usize) {}
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(model_dir), Some(images)) = (args.first(), args.get(1)) else {
+        return Err("usage: search_quality MODEL_DIR IMAGE_DIR [QUERIES] [MIN_PRECISION]".into());
+    };
+    let max_queries: usize = args.get(2).map_or(Ok(40), |s| s.parse())?;
+    let min_precision: Option<f64> = args.get(3).map(|s| s.parse()).transpose()?;
+    let (model_dir, images) = (PathBuf::from(model_dir), PathBuf::from(images));
+
+    let clip = Clip::load(&model_dir)?;
+    let captions = read_captions(&images)?;
+    let store_dir = tempfile::tempdir()?;
+    let mut store = EmbeddedStore::open_or_create(
+        store_dir.path(),
+        &model_identity(&model_dir)?,
+        clip.embedding_dim(),
+    )?;
+    let report = indexer::index_folders(
+        &clip,
+        &mut store,
+        std::slice::from_ref(&images),
+        clipkit::DEFAULT_BATCH_SIZE,
+        &mut Quiet,
+    )?;
+    let pipeline_rate = report.embedded as f64 / report.embed_seconds;
+    let bare_rate = bare_embedding_rate(
+        &clip,
+        &captions.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+    )?;
+    println!("threads {}", rayon::current_num_threads());
+    println!(
+        "indexing: {} images, {:.1} images/s decode → stored; bare embedding {:.1} images/s ({:.0}% of the time is outside the model)",
+        report.embedded,
+        pipeline_rate,
+        bare_rate,
+        100.0 * (1.0 - pipeline_rate / bare_rate).max(0.0)
+    );
+    if !report.failed.is_empty() {
+        println!("{} images failed to index", report.failed.len());
+    }
+
+    let queries = colour_shape_queries(&captions, K, max_queries);
+    if queries.len() < MIN_QUERIES {
+        println!(
+            "warning: only {} colour–shape pairs have at least {K} images; {MIN_QUERIES} queries are asked for",
+            queries.len()
+        );
+    }
+    let mut total = 0.0;
+    for q in &queries {
+        let vector = query_vector(
+            &clip,
+            Some(&format!("\"{}\"", q.text)),
+            &[] as &[PathBuf],
+            1.0,
+        )?;
+        let results: Vec<String> = store
+            .search(&vector, K)?
+            .into_iter()
+            .map(|h| h.path)
+            .collect();
+        let p = precision_at(K, &results, &q.relevant);
+        total += p;
+        println!(
+            "  p@{K} {p:.2}  {:?} ({} relevant)",
+            q.text,
+            q.relevant.len()
+        );
+    }
+    let mean = total / queries.len().max(1) as f64;
+    println!(
+        "mean precision@{K} over {} queries: {mean:.3}",
+        queries.len()
+    );
+    if let Some(min) = min_precision.filter(|m| mean < *m) {
+        println!("FAIL: below {min}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Images per second through the model alone: the images are decoded and preprocessed
+/// first (untimed), then embedded in batches (timed).
+fn bare_embedding_rate(clip: &Clip, paths: &[PathBuf]) -> Result<f64, Box<dyn Error>> {
+    let pixels: Vec<Tensor> = paths
+        .iter()
+        .map(|p| clip.load_image(p).and_then(|i| clip.preprocess(&i)))
+        .filter_map(Result::ok)
+        .collect();
+    let started = Instant::now();
+    for chunk in pixels.chunks(clipkit::DEFAULT_BATCH_SIZE) {
+        clip.embed_pixels(&Tensor::stack(chunk, 0)?)?;
+    }
+    Ok(pixels.len() as f64 / started.elapsed().as_secs_f64())
+}

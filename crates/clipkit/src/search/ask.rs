@@ -1,0 +1,38 @@
+//! Turning what a user asks — a mixed text query, example images — into one query vector
+//! with a model.
+
+use std::path::Path;
+
+use super::query::{combine, parse};
+use crate::clip::Clip;
+use crate::error::Result;
+
+/// The unit query vector for an optional mixed text query (see [`super::query`]) and
+/// example images, each image weighing `image_weight`. At least one of the two is needed.
+pub fn query_vector<P: AsRef<Path> + Sync>(
+    clip: &Clip,
+    text: Option<&str>,
+    images: &[P],
+    image_weight: f32,
+) -> Result<Vec<f32>> {
+    let terms = match text {
+        Some(t) => parse(t)?,
+        None => Vec::new(),
+    };
+    let mut weighted = Vec::new();
+    if !terms.is_empty() {
+        let texts: Vec<&str> = terms.iter().map(|t| t.text.as_str()).collect();
+        let embeddings = clip.embed_texts(&texts)?.to_vec2::<f32>()?;
+        weighted.extend(terms.iter().map(|t| t.weight).zip(embeddings));
+    }
+    if !images.is_empty() {
+        let embeddings = clip.embed_image_files(images, |_| {})?.to_vec2::<f32>()?;
+        weighted.extend(embeddings.into_iter().map(|e| (image_weight, e)));
+    }
+    if weighted.is_empty() {
+        return Err(crate::Error::InvalidArgument(
+            "nothing to search for: give a text query or an image".into(),
+        ));
+    }
+    Ok(combine(&weighted)?)
+}

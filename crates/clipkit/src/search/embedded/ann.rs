@@ -1,0 +1,169 @@
+//! The approximate index: an HNSW graph from the `usearch` crate, over 8-bit quantised
+//! vectors, whose candidates the store re-scores exactly with the f32 rows.
+//!
+//! Why usearch: on 20 000 clustered 512-d unit vectors (2 busy cores) it built 3× faster
+//! than hnsw_rs and answered 8× faster at equal recall; it saves to one file that is
+//! memory-mapped back, and quantises to i8, which builds 2× faster again.
+//!
+//! The index is derived data: it covers the items with id ≤ its `max_id` when built, is
+//! recorded in the store's `meta` (`ann_file`, `ann_max_id`), and when its file is missing
+//! or unreadable the store warns and searches exactly.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use rusqlite::Connection;
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use super::schema;
+use crate::search::error::{Result, SearchError};
+use crate::search::store::ItemId;
+
+/// Neighbours per graph node.
+const CONNECTIVITY: usize = 16;
+/// Candidate list length while inserting.
+const EXPANSION_ADD: usize = 64;
+/// Candidate list length while searching (at least the number of candidates asked for).
+const EXPANSION_SEARCH: usize = 128;
+
+/// A loaded approximate index.
+pub struct AnnIndex {
+    index: Index,
+    path: PathBuf,
+    max_id: ItemId,
+}
+
+impl AnnIndex {
+    /// Builds an index of `items` (id, unit vector), saves it in `dir` and returns it.
+    /// `max_id` is the largest id the store had when building.
+    pub fn build(
+        dir: &Path,
+        dim: usize,
+        items: &[(ItemId, &[f32])],
+        max_id: ItemId,
+    ) -> Result<Self> {
+        let path = dir.join(format!("ann.{max_id}.usearch"));
+        let fail = |e: &dyn std::fmt::Display| SearchError::Ann {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let index = Index::new(&options(dim)).map_err(|e| fail(&e))?;
+        index
+            .reserve_capacity_and_threads(items.len(), rayon::current_num_threads())
+            .map_err(|e| fail(&e))?;
+        items
+            .par_iter()
+            .try_for_each(|(id, v)| index.add(*id, v))
+            .map_err(|e| fail(&e))?;
+        let tmp = path.with_extension("tmp");
+        index.save(&path_str(&tmp)?).map_err(|e| fail(&e))?;
+        sync(&tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| SearchError::io(&path, e))?;
+        index.change_expansion_search(EXPANSION_SEARCH);
+        Ok(AnnIndex {
+            index,
+            path,
+            max_id,
+        })
+    }
+
+    /// Opens a saved index (memory-mapped).
+    pub fn open(path: &Path, dim: usize, max_id: ItemId) -> Result<Self> {
+        let fail = |message: String| SearchError::Ann {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(fail("file missing".into()));
+        }
+        let index = Index::restore_view(&path_str(path)?).map_err(|e| fail(e.to_string()))?;
+        if index.dimensions() != dim {
+            return Err(fail(format!(
+                "{} dimensions, the store has {dim}",
+                index.dimensions()
+            )));
+        }
+        index.change_expansion_search(EXPANSION_SEARCH);
+        Ok(AnnIndex {
+            index,
+            path: path.to_path_buf(),
+            max_id,
+        })
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Items with ids up to this were in the store when the index was built.
+    pub fn max_id(&self) -> ItemId {
+        self.max_id
+    }
+
+    /// Number of vectors in the index.
+    pub fn count(&self) -> usize {
+        self.index.size()
+    }
+
+    /// Ids of about the `n` nearest vectors to `query`, roughly best first.
+    pub fn search(&self, query: &[f32], n: usize) -> Result<Vec<ItemId>> {
+        self.index
+            .search(query, n)
+            .map(|m| m.keys)
+            .map_err(|e| SearchError::Ann {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The index recorded in the store's `meta`, or `None` when there is none or it cannot be
+/// read (then the store searches exactly, and says so in the log).
+pub fn load_recorded(
+    conn: &Connection,
+    db_path: &Path,
+    dir: &Path,
+    dim: usize,
+) -> Result<Option<AnnIndex>> {
+    let (Some(file), Some(max_id)) = (
+        schema::get(conn, db_path, "ann_file")?,
+        schema::get(conn, db_path, "ann_max_id")?.and_then(|v| v.parse().ok()),
+    ) else {
+        return Ok(None);
+    };
+    match AnnIndex::open(&dir.join(file), dim, max_id) {
+        Ok(ann) => Ok(Some(ann)),
+        Err(e) => {
+            tracing::warn!("{e}; searching exactly until `clipkit index` rebuilds it");
+            Ok(None)
+        }
+    }
+}
+
+fn options(dim: usize) -> IndexOptions {
+    IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::IP,
+        quantization: ScalarKind::I8,
+        connectivity: CONNECTIVITY,
+        expansion_add: EXPANSION_ADD,
+        expansion_search: EXPANSION_SEARCH,
+        multi: false,
+    }
+}
+
+fn path_str(path: &Path) -> Result<String> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| SearchError::Ann {
+            path: path.to_path_buf(),
+            message: "path is not valid UTF-8".into(),
+        })
+}
+
+fn sync(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| SearchError::io(path, e))
+}

@@ -1,0 +1,162 @@
+//! Measuring search quality on a captioned folder: queries naming a colour and a shape,
+//! relevance read from the captions file, precision@k averaged over queries.
+//!
+//! The folder holds images and `captions.jsonl`, one JSON object per line:
+//! `{"path", "caption", "objects": [{"shape", "colour", "size", "position"}]}`, `path`
+//! relative to the folder. The shapes world of `clipkit`'s training data writes this format.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::error::{Result, SearchError};
+
+/// One captioned image.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Captioned {
+    /// Path relative to the folder.
+    pub path: String,
+    /// Its caption.
+    #[serde(default)]
+    pub caption: String,
+    /// The objects it shows.
+    #[serde(default)]
+    pub objects: Vec<Object>,
+}
+
+/// One object in a captioned image.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Object {
+    /// Shape name ("circle").
+    pub shape: String,
+    /// Colour name ("red").
+    pub colour: String,
+}
+
+/// A query with the images (absolute paths) that answer it.
+#[derive(Debug, Clone)]
+pub struct LabelledQuery {
+    /// The text searched for.
+    pub text: String,
+    /// Paths of the relevant images.
+    pub relevant: HashSet<String>,
+}
+
+/// Reads `captions.jsonl` in `folder`; paths become absolute (canonical) so they compare
+/// with the paths an index records.
+pub fn read_captions(folder: &Path) -> Result<Vec<(PathBuf, Captioned)>> {
+    let file = folder.join("captions.jsonl");
+    let text = std::fs::read_to_string(&file).map_err(|e| SearchError::io(&file, e))?;
+    let root = folder
+        .canonicalize()
+        .map_err(|e| SearchError::io(folder, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let c: Captioned = serde_json::from_str(line)
+                .map_err(|e| SearchError::corrupt(&file, format!("line {}: {e}", i + 1)))?;
+            Ok((root.join(&c.path), c))
+        })
+        .collect()
+}
+
+/// One query "a {colour} {shape}" per colour–shape pair seen, with at least `min_relevant`
+/// images showing such an object, most frequent first, at most `max_queries`.
+pub fn colour_shape_queries(
+    captions: &[(PathBuf, Captioned)],
+    min_relevant: usize,
+    max_queries: usize,
+) -> Vec<LabelledQuery> {
+    let pairs: BTreeSet<(String, String)> = captions
+        .iter()
+        .flat_map(|(_, c)| {
+            c.objects
+                .iter()
+                .map(|o| (o.colour.clone(), o.shape.clone()))
+        })
+        .collect();
+    let mut queries: Vec<LabelledQuery> = pairs
+        .into_iter()
+        .map(|(colour, shape)| LabelledQuery {
+            text: format!("a {colour} {shape}"),
+            relevant: captions
+                .iter()
+                .filter(|(_, c)| {
+                    c.objects
+                        .iter()
+                        .any(|o| o.colour == colour && o.shape == shape)
+                })
+                .map(|(p, _)| p.to_string_lossy().into_owned())
+                .collect(),
+        })
+        .filter(|q| q.relevant.len() >= min_relevant)
+        .collect();
+    queries.sort_by(|a, b| {
+        b.relevant
+            .len()
+            .cmp(&a.relevant.len())
+            .then(a.text.cmp(&b.text))
+    });
+    queries.truncate(max_queries);
+    queries
+}
+
+/// Fraction of the first `k` results that are relevant (a short list counts its missing
+/// places as misses).
+pub fn precision_at(k: usize, results: &[String], relevant: &HashSet<String>) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    let hits = results
+        .iter()
+        .take(k)
+        .filter(|p| relevant.contains(*p))
+        .count();
+    hits as f64 / k as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captioned(path: &str, objects: &[(&str, &str)]) -> (PathBuf, Captioned) {
+        let objects = objects
+            .iter()
+            .map(|(c, s)| Object {
+                colour: c.to_string(),
+                shape: s.to_string(),
+            })
+            .collect();
+        (
+            PathBuf::from(path),
+            Captioned {
+                path: path.into(),
+                caption: String::new(),
+                objects,
+            },
+        )
+    }
+
+    #[test]
+    fn queries_pair_colours_with_shapes_and_list_relevant_images() {
+        let caps = vec![
+            captioned("/a.png", &[("red", "circle"), ("blue", "square")]),
+            captioned("/b.png", &[("red", "circle")]),
+            captioned("/c.png", &[("blue", "square")]),
+            captioned("/d.png", &[("green", "star")]),
+        ];
+        let qs = colour_shape_queries(&caps, 2, 10);
+        let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(texts, vec!["a blue square", "a red circle"]);
+        assert!(qs[1].relevant.contains("/a.png") && qs[1].relevant.contains("/b.png"));
+    }
+
+    #[test]
+    fn precision_counts_missing_places_as_misses() {
+        let relevant: HashSet<String> = ["x".to_string()].into();
+        assert_eq!(precision_at(2, &["x".into(), "y".into()], &relevant), 0.5);
+        assert_eq!(precision_at(4, &["x".into()], &relevant), 0.25);
+    }
+}

@@ -1,0 +1,129 @@
+//! The [`VectorStore`] trait: what indexing and searching need from a place that keeps
+//! embeddings, and the plain types that cross it.
+
+use super::error::Result;
+
+/// A store's name for one indexed image. Ids are never reused: a changed file gets a new id.
+pub type ItemId = u64;
+
+/// What the indexer knows about one file: enough to tell, on the next run, whether it
+/// changed (size, mtime) and, when it did or moved, whether its content did (hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The path as it was indexed (absolute for folders given on the command line).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Content hash (BLAKE3, hexadecimal).
+    pub hash: String,
+}
+
+/// An indexed image: its id and its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The store's id for it.
+    pub id: ItemId,
+    /// The file it was made from.
+    pub file: FileRecord,
+}
+
+/// A file that could not be indexed, kept so `clipkit index --status` can list it and the
+/// next run retries it only when it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The path as found.
+    pub path: String,
+    /// Size in bytes when it failed.
+    pub size: u64,
+    /// Modification time (ns since the epoch) when it failed.
+    pub mtime_ns: i64,
+    /// Why it failed.
+    pub message: String,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The item's id.
+    pub id: ItemId,
+    /// The file's path as indexed.
+    pub path: String,
+    /// Cosine similarity to the query (vectors are unit length), higher is closer.
+    pub score: f32,
+}
+
+/// Changes a store applies all together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// New items with their unit-length embeddings. A path that is already indexed is
+    /// replaced (its old item removed) in the same commit, so a batch applied twice leaves
+    /// no duplicate.
+    pub added: Vec<(FileRecord, Vec<f32>)>,
+    /// Items to remove; unknown ids are ignored.
+    pub removed: Vec<ItemId>,
+    /// Items whose file moved or was touched without changing content: same vector, new
+    /// record.
+    pub moved: Vec<(ItemId, FileRecord)>,
+    /// Files that failed; replaces an earlier failure of the same path.
+    pub failed: Vec<Failure>,
+    /// Paths whose earlier failure is forgotten (deleted, or indexed now).
+    pub forgotten: Vec<String>,
+}
+
+impl Batch {
+    /// True when the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.moved.is_empty()
+            && self.failed.is_empty()
+            && self.forgotten.is_empty()
+    }
+}
+
+/// A place that keeps unit-length image embeddings with their file records and finds the
+/// nearest ones to a query.
+///
+/// Contract, which every implementation keeps and the shared test suite
+/// (`tests/vector_store.rs`) checks:
+/// - All vectors have [`VectorStore::dim`] components and were made by the one model named
+///   by [`VectorStore::model`]; a store refuses vectors of another length.
+/// - [`VectorStore::commit`] is atomic and durable: after it returns the batch survives a
+///   crash; if the process dies during it, the store reopens as it was before the batch.
+/// - A path is indexed at most once: adding a path that is already present replaces it.
+/// - [`VectorStore::search`] returns at most `k` hits, best first, scores being dot products
+///   (cosine similarities of unit vectors); ties are broken by smaller id. An approximate
+///   index may miss some of the true top `k`, but never returns removed items.
+/// - Reads see the state of the last commit made through this handle (other processes'
+///   commits are seen after reopening).
+pub trait VectorStore: Send + Sync {
+    /// Number of components of every vector.
+    fn dim(&self) -> usize;
+    /// Identity of the model whose embeddings the store holds (see
+    /// [`super::identity::model_identity`]).
+    fn model(&self) -> &str;
+    /// Number of indexed items.
+    fn len(&self) -> usize;
+    /// True when nothing is indexed.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every indexed item, in id order.
+    fn items(&self) -> Result<Vec<Item>>;
+    /// One item, or `None` when the id is unknown.
+    fn item(&self, id: ItemId) -> Result<Option<Item>>;
+    /// One item's vector, or `None` when the id is unknown.
+    fn vector(&self, id: ItemId) -> Result<Option<Vec<f32>>>;
+    /// Files that failed to index, in path order.
+    fn failures(&self) -> Result<Vec<Failure>>;
+    /// Applies a batch atomically and durably.
+    fn commit(&mut self, batch: Batch) -> Result<()>;
+    /// The `k` items nearest to a unit-length `query`, best first.
+    fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>>;
+    /// Housekeeping after a run of commits (the embedded store reclaims removed vectors'
+    /// space and builds or refreshes its approximate index here). Never changes results
+    /// beyond the approximation the contract allows.
+    fn optimize(&mut self) -> Result<()>;
+}
