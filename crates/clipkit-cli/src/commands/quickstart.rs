@@ -27,8 +27,8 @@ pub struct Args {
     /// directory). Running the command again resumes an interrupted run.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Optimiser steps (the default takes about ten minutes on two cores).
-    #[arg(long, default_value_t = 700)]
+    /// Optimiser steps (the default takes about ten minutes on two quiet cores).
+    #[arg(long, default_value_t = 600)]
     steps: usize,
     /// Pairs per batch.
     #[arg(long, default_value_t = 128)]
