@@ -206,9 +206,9 @@ fn gradient_row(
             }
         }
         None => {
-            for i in 0..dx.len() {
-                dx[i] = dy[i];
-                dbias[i] += dy[i];
+            dx.copy_from_slice(dy);
+            for (b, g) in dbias.iter_mut().zip(dy) {
+                *b += g;
             }
         }
     }

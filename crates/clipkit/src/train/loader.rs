@@ -122,12 +122,15 @@ impl BatchLoader {
     }
 }
 
+/// One sample as model inputs: pixels (3·S·S) and token ids.
+type Prepared = (Vec<f32>, Vec<u32>);
+
 fn load(
     source: &dyn PairSource,
     preparation: &Preparation,
     indices: &[usize],
 ) -> Result<(Batch, Vec<String>)> {
-    let prepared: Vec<std::result::Result<(Vec<f32>, Vec<u32>), String>> = indices
+    let prepared: Vec<std::result::Result<Prepared, String>> = indices
         .par_iter()
         .map(|&index| {
             let pair = source
