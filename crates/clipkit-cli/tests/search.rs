@@ -215,6 +215,8 @@ fn index_is_incremental_over_new_changed_moved_and_deleted_files() {
     std::fs::remove_file(root.join("set1/img001.png")).unwrap();
     std::fs::copy(fixture_image("a_input_0.png"), root.join("set2/img002.png")).unwrap();
     std::fs::remove_file(root.join("broken.jpg")).unwrap();
+    // An indexed file that turns unreadable leaves the index and is listed as failed.
+    std::fs::write(root.join("set2/img005.png"), b"truncated").unwrap();
     let third = clipkit(&index_args(&s.images, &s.store, &s.model, "4"));
     assert!(
         third.ok().stderr().contains("1 new or changed embedded"),
@@ -227,24 +229,28 @@ fn index_is_incremental_over_new_changed_moved_and_deleted_files() {
         third.explain()
     );
     assert!(
-        third.stderr().contains("11 in the index"),
+        third
+            .stderr()
+            .contains("1 failed (0 earlier failures unchanged); 10 in the index"),
         "{}",
         third.explain()
     );
 
     let paths: Vec<String> = snapshot(&s.store, &s.model).into_keys().collect();
-    assert_eq!(paths.len(), 11);
+    assert_eq!(paths.len(), 10);
     assert!(paths.iter().any(|p| p.ends_with("set1/moved.png")));
     assert!(!paths
         .iter()
-        .any(|p| p.ends_with("img000.png") || p.ends_with("img001.png")));
+        .any(|p| ["img000.png", "img001.png", "img005.png"]
+            .iter()
+            .any(|gone| p.ends_with(gone))));
     // The moved file kept its vector: same scores as a clean index of the same folder.
     let clean = format!("{}-clean", s.store);
     clipkit(&index_args(&s.images, &clean, &s.model, "4")).ok();
     assert_eq!(snapshot(&s.store, &s.model), snapshot(&clean, &s.model));
     let status = clipkit(&["index", "--status", "--index", &s.store]);
     assert!(
-        status.ok().stdout().contains("failed:  0"),
+        status.ok().stdout().contains("failed:  1"),
         "{}",
         status.explain()
     );

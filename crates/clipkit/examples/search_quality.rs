@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::quality::{colour_shape_queries, precision_at, read_captions};
-use clipkit::search::{model_identity, query_vector, EmbeddedStore, VectorStore};
+use clipkit::search::quality::{colour_shape_queries, evaluate, read_captions};
+use clipkit::search::{model_identity, EmbeddedStore};
 use clipkit::Clip;
 
 const K: usize = 10;
@@ -81,27 +81,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             queries.len()
         );
     }
-    let mut total = 0.0;
-    for q in &queries {
-        let vector = query_vector(
-            &clip,
-            Some(&format!("\"{}\"", q.text)),
-            &[] as &[PathBuf],
-            1.0,
-        )?;
-        let results: Vec<String> = store
-            .search(&vector, K)?
-            .into_iter()
-            .map(|h| h.path)
-            .collect();
-        let p = precision_at(K, &results, &q.relevant);
-        total += p;
+    let precisions = evaluate(&clip, &store, &queries, K)?;
+    for (q, p) in queries.iter().zip(&precisions) {
         println!(
             "  p@{K} {p:.2}  {:?} ({} relevant)",
             q.text,
             q.relevant.len()
         );
     }
+    let total: f64 = precisions.iter().sum();
     let mean = total / queries.len().max(1) as f64;
     println!(
         "mean precision@{K} over {} queries: {mean:.3}",

@@ -108,6 +108,15 @@ fn contract_suite(make: &dyn Fn(&Path) -> Box<dyn VectorStore>) {
         })
         .unwrap();
     add(&mut *store, &[("x", basis(4))]);
+    // A file that turns unreadable loses its item.
+    add(&mut *store, &[("w", basis(6))]);
+    store
+        .commit(Batch {
+            failed: vec![failure("w")],
+            ..Batch::default()
+        })
+        .unwrap();
+    assert!(!paths(&*store, &basis(6), 5).contains(&"w".to_string()));
     store
         .commit(Batch {
             forgotten: vec!["nothing".into()],
@@ -120,7 +129,7 @@ fn contract_suite(make: &dyn Fn(&Path) -> Box<dyn VectorStore>) {
         .into_iter()
         .map(|f| f.path)
         .collect();
-    assert_eq!(failed, vec!["y"]);
+    assert_eq!(failed, vec!["w", "y"]);
 
     // Vectors of another length are refused and change nothing.
     let err = store

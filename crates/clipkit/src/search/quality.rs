@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::ask::query_vector;
 use super::error::{Result, SearchError};
+use super::store::VectorStore;
+use crate::clip::Clip;
 
 /// One captioned image.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,28 @@ pub fn precision_at(k: usize, results: &[String], relevant: &HashSet<String>) ->
         .filter(|p| relevant.contains(*p))
         .count();
     hits as f64 / k as f64
+}
+
+/// Each query's precision@`k` when searched as one phrase in `store` with `clip`.
+pub fn evaluate(
+    clip: &Clip,
+    store: &dyn VectorStore,
+    queries: &[LabelledQuery],
+    k: usize,
+) -> crate::Result<Vec<f64>> {
+    queries
+        .iter()
+        .map(|q| {
+            let phrase = format!("\"{}\"", q.text);
+            let vector = query_vector(clip, Some(&phrase), &[] as &[PathBuf], 1.0)?;
+            let results: Vec<String> = store
+                .search(&vector, k)?
+                .into_iter()
+                .map(|h| h.path)
+                .collect();
+            Ok(precision_at(k, &results, &q.relevant))
+        })
+        .collect()
 }
 
 #[cfg(test)]

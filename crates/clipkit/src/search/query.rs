@@ -15,6 +15,13 @@
 //!
 //! The query vector is Σ wᵢ·tᵢ over the terms' unit embeddings tᵢ, normalised to unit length,
 //! so positive terms pull results toward them and negative terms push them away.
+//!
+//! ```
+//! let terms = clipkit::search::query::parse(r#"red circle +0.5"on the left" -blue"#)?;
+//! let parsed: Vec<(&str, f32)> = terms.iter().map(|t| (t.text.as_str(), t.weight)).collect();
+//! assert_eq!(parsed, [("red circle", 1.0), ("on the left", 0.5), ("blue", -1.0)]);
+//! # Ok::<(), clipkit::search::SearchError>(())
+//! ```
 
 use super::error::{Result, SearchError};
 

@@ -66,7 +66,8 @@ pub struct Batch {
     /// Items whose file moved or was touched without changing content: same vector, new
     /// record.
     pub moved: Vec<(ItemId, FileRecord)>,
-    /// Files that failed; replaces an earlier failure of the same path.
+    /// Files that failed; replaces an earlier failure of the same path, and removes the
+    /// item of the same path (its file changed into something unreadable).
     pub failed: Vec<Failure>,
     /// Paths whose earlier failure is forgotten (deleted, or indexed now).
     pub forgotten: Vec<String>,
@@ -92,7 +93,8 @@ impl Batch {
 ///   by [`VectorStore::model`]; a store refuses vectors of another length.
 /// - [`VectorStore::commit`] is atomic and durable: after it returns the batch survives a
 ///   crash; if the process dies during it, the store reopens as it was before the batch.
-/// - A path is indexed at most once: adding a path that is already present replaces it.
+/// - A path is indexed at most once: adding a path that is already present replaces it;
+///   recording a path as failed removes its item.
 /// - [`VectorStore::search`] returns at most `k` hits, best first, scores being dot products
 ///   (cosine similarities of unit vectors); ties are broken by smaller id. An approximate
 ///   index may miss some of the true top `k`, but never returns removed items.

@@ -120,7 +120,8 @@ impl EmbeddedStore {
     }
 }
 
-/// Removes the batch's items and any item whose path the batch adds again; returns their ids.
+/// Removes the batch's items and any item whose path the batch adds again or records as
+/// failed; returns their ids.
 fn apply_removals(tx: &Transaction, path: &std::path::Path, batch: &Batch) -> Result<Vec<ItemId>> {
     let err = |e| sql_error(path, e);
     let mut ids: HashSet<ItemId> = batch.removed.iter().copied().collect();
@@ -128,9 +129,11 @@ fn apply_removals(tx: &Transaction, path: &std::path::Path, batch: &Batch) -> Re
         let mut find = tx
             .prepare("SELECT id FROM items WHERE path = ?1")
             .map_err(err)?;
-        for (file, _) in &batch.added {
+        let replaced = batch.added.iter().map(|(file, _)| &file.path);
+        let failed = batch.failed.iter().map(|f| &f.path);
+        for path in replaced.chain(failed) {
             let id: Option<i64> = find
-                .query_row([&file.path], |r| r.get(0))
+                .query_row([path], |r| r.get(0))
                 .optional()
                 .map_err(err)?;
             ids.extend(id.map(|id| id as ItemId));

@@ -21,18 +21,24 @@ impl EmbeddedStore {
             return self.set_ann(None);
         }
         if self.ann_is_stale() {
-            let items: Vec<(ItemId, &[f32])> = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, id)| **id != 0)
-                .filter_map(|(slot, id)| self.vectors.row(slot).map(|row| (*id, row)))
-                .collect();
-            let max_id = items.last().map_or(0, |(id, _)| *id);
-            let ann = AnnIndex::build(&self.dir, self.dim, &items, max_id)?;
-            self.set_ann(Some(ann))?;
+            self.rebuild_ann()?;
         }
         Ok(())
+    }
+
+    /// Builds the approximate index over every item now, whatever its size or staleness
+    /// (benchmarks use it; [`crate::search::VectorStore::optimize`] decides by itself).
+    pub fn rebuild_ann(&mut self) -> Result<()> {
+        let items: Vec<(ItemId, &[f32])> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| **id != 0)
+            .filter_map(|(slot, id)| self.vectors.row(slot).map(|row| (*id, row)))
+            .collect();
+        let max_id = items.last().map_or(0, |(id, _)| *id);
+        let ann = AnnIndex::build(&self.dir, self.dim, &items, max_id)?;
+        self.set_ann(Some(ann))
     }
 
     /// Stale: missing, or a tenth of the items are newer than it, or a fifth of what it

@@ -88,6 +88,20 @@ impl EmbeddedStore {
         self.hits(best)
     }
 
+    /// Exact search over every item, whether or not an approximate index exists: the
+    /// ground truth approximate results are measured against.
+    pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        if query.len() != self.dim {
+            return Err(SearchError::Dimension {
+                expected: self.dim,
+                given: query.len(),
+            });
+        }
+        self.hits(exact::top_k(self.vectors.data(), query, k, |r| {
+            self.live(r)
+        }))
+    }
+
     fn live(&self, slot: usize) -> Option<ItemId> {
         self.slots.get(slot).copied().filter(|id| *id != 0)
     }
