@@ -94,6 +94,12 @@ impl AnnIndex {
         })
     }
 
+    /// Sets the candidate list length of searches (default 256; at least the number of
+    /// candidates asked for is always used). Wider is slower and finds more true neighbours.
+    pub fn set_expansion_search(&self, n: usize) {
+        self.index.change_expansion_search(n);
+    }
+
     /// The index file.
     pub fn path(&self) -> &Path {
         &self.path

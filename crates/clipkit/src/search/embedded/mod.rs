@@ -106,6 +106,14 @@ impl EmbeddedStore {
         self
     }
 
+    /// Sets how widely the approximate index searches (its candidate list length, default
+    /// 256): a trade of latency for recall. No effect on exact search.
+    pub fn set_search_expansion(&self, n: usize) {
+        if let Some(ann) = &self.ann {
+            ann.set_expansion_search(n);
+        }
+    }
+
     /// The store's folder.
     pub fn dir(&self) -> &Path {
         &self.dir
