@@ -2,8 +2,8 @@
 //! clustered unit vectors (see `clipkit::search::synthetic`).
 //!
 //! ```text
-//! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR] [EF,...]
-//! # defaults: 1000000 512 100 target/search-bench 256
+//! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR] [EF,...] [M] [EA]
+//! # defaults: 1000000 512 100 target/search-bench 256 16 64 (M links, EA build width)
 //! ```
 //!
 //! The store and its approximate index are made once and reused by later runs with the same
@@ -15,6 +15,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clipkit::search::embedded::AnnParams;
 use clipkit::search::synthetic::Clustered;
 use clipkit::search::{Batch, EmbeddedStore, FileRecord, Hit, VectorStore};
 
@@ -31,6 +32,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
+    let params = AnnParams {
+        connectivity: arg(6, "16").parse()?,
+        expansion_add: arg(7, "64").parse()?,
+    };
     println!("threads {}", rayon::current_num_threads());
 
     let mut gen = Clustered::new(dim, (n / 1000).max(10), 42);
@@ -58,7 +63,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     report("exact", &exact_ms);
     drop(store);
 
-    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?;
+    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_params(params);
     if !store.has_ann() {
         let t = Instant::now();
         store.rebuild_ann()?;

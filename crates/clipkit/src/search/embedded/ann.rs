@@ -23,10 +23,25 @@ use super::schema;
 use crate::search::error::{Result, SearchError};
 use crate::search::store::ItemId;
 
-/// Neighbours per graph node.
-const CONNECTIVITY: usize = 16;
-/// Candidate list length while inserting.
-const EXPANSION_ADD: usize = 64;
+/// How densely the graph is built: denser finds more true neighbours in large collections
+/// and takes longer to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnParams {
+    /// Links per graph node (default 16).
+    pub connectivity: usize,
+    /// Candidate list length while inserting (default 64).
+    pub expansion_add: usize,
+}
+
+impl Default for AnnParams {
+    fn default() -> Self {
+        AnnParams {
+            connectivity: 16,
+            expansion_add: 64,
+        }
+    }
+}
+
 /// Candidate list length while searching (at least the number of candidates asked for).
 const EXPANSION_SEARCH: usize = 256;
 
@@ -43,6 +58,7 @@ impl AnnIndex {
     pub fn build(
         dir: &Path,
         dim: usize,
+        params: AnnParams,
         items: &[(ItemId, &[f32])],
         max_id: ItemId,
     ) -> Result<Self> {
@@ -51,7 +67,7 @@ impl AnnIndex {
             path: path.clone(),
             message: e.to_string(),
         };
-        let index = Index::new(&options(dim)).map_err(|e| fail(&e))?;
+        let index = Index::new(&options(dim, params)).map_err(|e| fail(&e))?;
         index
             .reserve_capacity_and_threads(items.len(), rayon::current_num_threads())
             .map_err(|e| fail(&e))?;
@@ -151,13 +167,13 @@ pub fn load_recorded(
     }
 }
 
-fn options(dim: usize) -> IndexOptions {
+fn options(dim: usize, params: AnnParams) -> IndexOptions {
     IndexOptions {
         dimensions: dim,
         metric: MetricKind::IP,
         quantization: ScalarKind::F16,
-        connectivity: CONNECTIVITY,
-        expansion_add: EXPANSION_ADD,
+        connectivity: params.connectivity,
+        expansion_add: params.expansion_add,
         expansion_search: EXPANSION_SEARCH,
         multi: false,
     }

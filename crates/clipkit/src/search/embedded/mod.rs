@@ -14,6 +14,8 @@
 //! generation `G + 1` of the vector file and switches to it in one transaction.
 
 mod ann;
+
+pub use ann::AnnParams;
 mod commit;
 mod optimize;
 mod read;
@@ -51,6 +53,7 @@ pub struct EmbeddedStore {
     slot_of: HashMap<ItemId, usize>,
     ann: Option<AnnIndex>,
     ann_threshold: usize,
+    ann_params: AnnParams,
     _lock: Option<File>,
 }
 
@@ -112,6 +115,12 @@ impl EmbeddedStore {
         if let Some(ann) = &self.ann {
             ann.set_expansion_search(n);
         }
+    }
+
+    /// Sets how densely the next approximate index is built (default [`AnnParams::default`]).
+    pub fn with_ann_params(mut self, params: AnnParams) -> Self {
+        self.ann_params = params;
+        self
     }
 
     /// The store's folder.
@@ -183,6 +192,7 @@ impl EmbeddedStore {
             slot_of,
             ann,
             ann_threshold: DEFAULT_ANN_THRESHOLD,
+            ann_params: AnnParams::default(),
             _lock: lock,
         })
     }
