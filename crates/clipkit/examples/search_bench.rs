@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR] [EF,...] [M] [EA]
-//! # defaults: 1000000 512 100 target/search-bench 256 16 64 (M links, EA build width)
+//! # defaults: 1000000 512 100 target/search-bench 256 32 128 (M links, EA build width)
 //! ```
 //!
 //! The store and its approximate index are made once and reused by later runs with the same
@@ -33,8 +33,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     let params = AnnParams {
-        connectivity: arg(6, "16").parse()?,
-        expansion_add: arg(7, "64").parse()?,
+        connectivity: arg(6, "32").parse()?,
+        expansion_add: arg(7, "128").parse()?,
     };
     println!("threads {}", rayon::current_num_threads());
 
