@@ -2,19 +2,20 @@
 //! clustered unit vectors (see `clipkit::search::synthetic`).
 //!
 //! ```text
-//! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR]
-//! # defaults: 1000000 512 100 target/search-bench
+//! cargo run --release --example search_bench -- [N] [E] [QUERIES] [STORE_DIR] [EF,...] [M] [EA]
+//! # defaults: 1000000 512 100 target/search-bench 256 32 128 (M links, EA build width)
 //! ```
 //!
-//! The store is filled once and reused by later runs with the same N and E; the approximate
-//! index is rebuilt every run. Prints the time to fill the store and to build the index,
-//! then per-query latency (mean, p50, p99) of exact search and of approximate search, and
-//! the approximate recall@10 against exact.
+//! The store and its approximate index are made once and reused by later runs with the same
+//! N and E (delete `STORE_DIR/NxE/ann.*` to rebuild the index). Prints the time to fill the
+//! store and to build the index, then per-query latency (mean, p50, p99) of exact search,
+//! and for each search width EF the approximate latency and recall@10 against exact.
 
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clipkit::search::embedded::AnnParams;
 use clipkit::search::synthetic::Clustered;
 use clipkit::search::{Batch, EmbeddedStore, FileRecord, Hit, VectorStore};
 
@@ -27,6 +28,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let dim: usize = arg(2, "512").parse()?;
     let queries: usize = arg(3, "100").parse()?;
     let dir = PathBuf::from(arg(4, "target/search-bench")).join(format!("{n}x{dim}"));
+    let expansions: Vec<usize> = arg(5, "256")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let params = AnnParams {
+        connectivity: arg(6, "32").parse()?,
+        expansion_add: arg(7, "128").parse()?,
+    };
     println!("threads {}", rayon::current_num_threads());
 
     let mut gen = Clustered::new(dim, (n / 1000).max(10), 42);
@@ -54,21 +63,29 @@ fn main() -> Result<(), Box<dyn Error>> {
     report("exact", &exact_ms);
     drop(store);
 
-    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?;
-    let t = Instant::now();
-    store.rebuild_ann()?;
-    println!(
-        "approximate index build: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-    let (approx, approx_ms) = timed(&qs, |q| store.search(q, 10))?;
-    report("approximate", &approx_ms);
-    let found: usize = exact
-        .iter()
-        .zip(&approx)
-        .map(|(e, a)| a.iter().filter(|h| e.iter().any(|x| x.id == h.id)).count())
-        .sum();
-    println!("recall@10: {:.4}", found as f64 / (10 * queries) as f64);
+    let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_params(params);
+    if !store.has_ann() {
+        let t = Instant::now();
+        store.rebuild_ann()?;
+        println!(
+            "approximate index build: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    for ef in &expansions {
+        store.set_search_expansion(*ef);
+        let (approx, approx_ms) = timed(&qs, |q| store.search(q, 10))?;
+        report(&format!("approximate (ef {ef})"), &approx_ms);
+        let found: usize = exact
+            .iter()
+            .zip(&approx)
+            .map(|(e, a)| a.iter().filter(|h| e.iter().any(|x| x.id == h.id)).count())
+            .sum();
+        println!(
+            "recall@10 (ef {ef}): {:.4}",
+            found as f64 / (10 * queries) as f64
+        );
+    }
     Ok(())
 }
 

@@ -336,3 +336,29 @@ fn compaction_reclaims_removed_rows_and_keeps_results() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(paths(&store, &basis(1), 1), vec!["1"]);
 }
+
+#[test]
+fn a_damaged_approximate_index_falls_back_to_exact_search() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = EmbeddedStore::open_or_create(dir.path(), MODEL, DIM)
+            .unwrap()
+            .with_ann_threshold(1);
+        add(&mut store, &[("a", basis(0)), ("b", basis(1))]);
+        store.optimize().unwrap();
+        assert!(store.has_ann());
+    }
+    let ann: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "usearch"))
+        .collect();
+    assert_eq!(ann.len(), 1);
+    std::fs::write(&ann[0], vec![0x42; 300]).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(!store.has_ann());
+    assert_eq!(paths(&store, &basis(1), 1), vec!["b"]);
+    std::fs::remove_file(&ann[0]).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(paths(&store, &basis(0), 1), vec!["a"]);
+}

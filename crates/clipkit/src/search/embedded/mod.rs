@@ -14,6 +14,8 @@
 //! generation `G + 1` of the vector file and switches to it in one transaction.
 
 mod ann;
+
+pub use ann::AnnParams;
 mod commit;
 mod optimize;
 mod read;
@@ -51,6 +53,7 @@ pub struct EmbeddedStore {
     slot_of: HashMap<ItemId, usize>,
     ann: Option<AnnIndex>,
     ann_threshold: usize,
+    ann_params: AnnParams,
     _lock: Option<File>,
 }
 
@@ -103,6 +106,20 @@ impl EmbeddedStore {
     /// approximate index (default [`DEFAULT_ANN_THRESHOLD`]; `usize::MAX` never builds one).
     pub fn with_ann_threshold(mut self, threshold: usize) -> Self {
         self.ann_threshold = threshold;
+        self
+    }
+
+    /// Sets how widely the approximate index searches (its candidate list length, default
+    /// 256): a trade of latency for recall. No effect on exact search.
+    pub fn set_search_expansion(&self, n: usize) {
+        if let Some(ann) = &self.ann {
+            ann.set_expansion_search(n);
+        }
+    }
+
+    /// Sets how densely the next approximate index is built (default [`AnnParams::default`]).
+    pub fn with_ann_params(mut self, params: AnnParams) -> Self {
+        self.ann_params = params;
         self
     }
 
@@ -175,6 +192,7 @@ impl EmbeddedStore {
             slot_of,
             ann,
             ann_threshold: DEFAULT_ANN_THRESHOLD,
+            ann_params: AnnParams::default(),
             _lock: lock,
         })
     }

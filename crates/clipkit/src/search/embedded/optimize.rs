@@ -37,7 +37,7 @@ impl EmbeddedStore {
             .filter_map(|(slot, id)| self.vectors.row(slot).map(|row| (*id, row)))
             .collect();
         let max_id = items.last().map_or(0, |(id, _)| *id);
-        let ann = AnnIndex::build(&self.dir, self.dim, &items, max_id)?;
+        let ann = AnnIndex::build(&self.dir, self.dim, self.ann_params, &items, max_id)?;
         self.set_ann(Some(ann))
     }
 
