@@ -3,17 +3,12 @@
 //! on bad input. On failure each test prints the command, stdout and stderr.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
+mod common;
 
-fn model(name: &str) -> PathBuf {
-    fixtures().join("models").join(name)
-}
+use common::{clipkit, fixtures, model};
 
 fn image(name: &str) -> String {
     fixtures().join("images").join(name).display().to_string()
@@ -24,71 +19,6 @@ fn reference(name: &str) -> std::collections::HashMap<String, candle_core::Tenso
         .join("reference")
         .join(format!("{name}.safetensors"));
     candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap()
-}
-
-struct Run {
-    command: String,
-    output: Output,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-    fn explain(&self) -> String {
-        format!(
-            "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
-            self.command,
-            self.output.status,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-    fn json(&self) -> Value {
-        assert!(
-            self.output.status.success(),
-            "command failed\n{}",
-            self.explain()
-        );
-        serde_json::from_str(&self.stdout())
-            .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", self.explain()))
-    }
-    /// Asserts a clean failure: non-zero exit, a message naming `culprit`, no panic.
-    fn assert_fails_naming(&self, culprit: &str) {
-        let err = self.stderr();
-        assert!(
-            !self.output.status.success(),
-            "should fail\n{}",
-            self.explain()
-        );
-        assert!(
-            err.contains(culprit),
-            "message should name {culprit}\n{}",
-            self.explain()
-        );
-        assert!(
-            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-            "panicked\n{}",
-            self.explain()
-        );
-    }
-}
-
-fn clipkit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clipkit"));
-    cmd.args(args);
-    let command = format!(
-        "clipkit {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let output = cmd.output().expect("clipkit runs");
-    Run { command, output }
 }
 
 fn floats(v: &Value) -> Vec<f32> {

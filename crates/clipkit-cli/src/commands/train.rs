@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clipkit::config::ClipConfig;
-use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use clipkit::data::shapes::{captions, ShapesConfig, ShapesWorld, Split};
 use clipkit::data::{CaptionsFile, PairSource, ShapesSource, WebDataset};
 use clipkit::train::{
     preset, read_metrics, write_training_curves, Progress, RunFolder, RunSettings, RunSummary,
@@ -251,7 +251,8 @@ fn starting_point(
 /// captions of up to [`TOKENIZER_CORPUS`] samples of the user's data.
 fn corpus(source: &dyn PairSource, world: Option<&ShapesWorld>) -> Vec<String> {
     if let Some(world) = world {
-        return (0..4000).flat_map(|i| world.sample(i).captions).collect();
+        // Scenes only: their captions need no rendering.
+        return (0..4000).flat_map(|i| captions(&world.scene(i))).collect();
     }
     (0..source.len().min(TOKENIZER_CORPUS))
         .filter_map(|i| source.get(i).ok().map(|pair| pair.caption))
