@@ -334,8 +334,8 @@ fn resume(
     let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
         path: state_path.clone(),
-        field: e.to_string(),
-        message: "unreadable trainer state".into(),
+        field: "(top level)".into(),
+        message: format!("unreadable trainer state: {e}"),
     })?;
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
