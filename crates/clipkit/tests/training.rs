@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use clipkit::config::ClipConfig;
-use clipkit::train::{contrastive_loss, AdamW, AdamWConfig, Parameters};
+use clipkit::train::{contrastive_loss, gradients, AdamW, AdamWConfig, Batch, Parameters};
 
 /// Gradients and losses must match to this absolute difference.
 const GRAD_TOLERANCE: f32 = 1e-4;
@@ -22,11 +22,6 @@ fn fixture_dir() -> PathBuf {
 
 fn load(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixture_dir().join(name), &Device::Cpu).expect("fixture loads")
-}
-
-struct Batch {
-    pixels: Tensor,
-    ids: Vec<Vec<u32>>,
 }
 
 fn batch() -> Batch {
@@ -91,6 +86,31 @@ fn loss_and_every_gradient_match_pytorch() {
         worst.1
     );
     assert_eq!(parameters.vars().len(), 78, "every parameter is trained");
+}
+
+#[test]
+fn sharded_gradients_match_pytorch() {
+    let reference = load("reference.safetensors");
+    let parameters = parameters();
+    let batch = batch();
+    for shards in [2, 3, 6] {
+        let (grads, loss, _) = gradients(&parameters, &batch, shards).expect("gradients");
+        let expected = reference["loss"].to_vec1::<f32>().unwrap()[0];
+        assert!(
+            (loss - expected).abs() < GRAD_TOLERANCE,
+            "{shards} shards: loss {loss}"
+        );
+        for (name, var) in parameters.vars() {
+            let grad = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{shards} shards: no gradient for {name}"));
+            let diff = common::max_abs_diff(grad, &reference[&format!("grad.{name}")]);
+            assert!(
+                diff < GRAD_TOLERANCE,
+                "{shards} shards: {name} differs by {diff}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         captions: None,
         webdataset: Vec::new(),
         shapes_seed: 0,
+        shapes_family: 4,
     };
     let summary = train(&out, &model, &data, &settings)?;
 

@@ -55,6 +55,11 @@ pub struct DataArgs {
     /// Seed of the shapes world (when no other data is given).
     #[arg(long, default_value_t = 0)]
     pub shapes_seed: u64,
+    /// Shapes-world scenes per family of shape variants kept in one batch: the same
+    /// colours, counts and places with different shapes, so a batch cannot be told apart
+    /// by colour alone (1 to 6; 1 = independent scenes).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub shapes_family: u8,
 }
 
 /// The run's optimisation settings.
@@ -205,16 +210,17 @@ fn open_source(data: &DataArgs, settings: &RunSettings) -> anyhow::Result<Data> 
         });
     }
     let count = settings.steps.saturating_mul(settings.batch_size).max(1);
-    let shapes = ShapesSource::new(shapes_config(data.shapes_seed), count)?;
+    let shapes = ShapesSource::new(shapes_config(data), count)?;
     Ok(Data {
         world: Some(shapes.world().clone()),
         source: Arc::new(shapes),
     })
 }
 
-fn shapes_config(seed: u64) -> ShapesConfig {
+fn shapes_config(data: &DataArgs) -> ShapesConfig {
     ShapesConfig {
-        seed,
+        seed: data.shapes_seed,
+        family: usize::from(data.shapes_family),
         split: Split::Train,
         ..ShapesConfig::default()
     }

@@ -45,8 +45,12 @@ impl PairSource for ShapesSource {
 
     fn describe(&self) -> String {
         let c = self.world.config();
+        let families = match c.family {
+            1 => String::new(),
+            n => format!(", families of {n} shape variants"),
+        };
         format!(
-            "shapes world: {} samples, {} split, {} scenes, {}x{} px, seed {}",
+            "shapes world: {} samples, {} split, {} scenes{families}, {}x{} px, seed {}",
             self.count,
             c.split.name(),
             c.layout.name(),
@@ -54,5 +58,9 @@ impl PairSource for ShapesSource {
             c.image_size,
             c.seed
         )
+    }
+
+    fn family_len(&self) -> usize {
+        self.world.config().family
     }
 }

@@ -38,6 +38,14 @@ pub trait PairSource: Send + Sync {
 
     /// One line for logs and reports: what the data is and how much of it there is.
     fn describe(&self) -> String;
+
+    /// How many consecutive indices form a family that belongs in one batch (hard
+    /// negatives, like the shapes world's shape variants); 1 for independent samples.
+    /// Training shuffles whole families, so a family stays together in every batch whose
+    /// size is a multiple of it.
+    fn family_len(&self) -> usize {
+        1
+    }
 }
 
 /// The error for an index outside `0..len`.

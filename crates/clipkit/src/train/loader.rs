@@ -20,15 +20,18 @@ use crate::tokenizer::ClipTokenizer;
 /// Batches prepared ahead of the training loop.
 const PREFETCH: usize = 2;
 
-/// Which samples make up each step's batch: a fresh seeded permutation of the source each
-/// epoch, cut into consecutive batches. Depends only on the step, so a resumed run sees
-/// exactly the batches the interrupted one would have.
+/// Which samples make up each step's batch: a fresh seeded permutation of the source's
+/// families ([`PairSource::family_len`] consecutive indices, kept in order) each epoch,
+/// cut into consecutive batches. Depends only on the step, so a resumed run sees exactly
+/// the batches the interrupted one would have.
 #[derive(Debug, Clone, Copy)]
 pub struct SampleOrder {
     /// Seed of the permutations.
     pub seed: u64,
     /// Pairs per batch.
     pub batch_size: usize,
+    /// Consecutive indices shuffled as one (1: every sample on its own).
+    pub family: usize,
 }
 
 impl SampleOrder {
@@ -44,12 +47,21 @@ impl SampleOrder {
             .map(|position| {
                 let (epoch, offset) = (position / len, position % len);
                 if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    let mut order: Vec<usize> = (0..len).collect();
-                    order.shuffle(&mut StdRng::seed_from_u64(self.seed ^ epoch as u64));
-                    *cache = Some((epoch, order));
+                    *cache = Some((epoch, self.permutation(epoch, len)));
                 }
                 cache.as_ref().map_or(offset, |(_, order)| order[offset])
             })
+            .collect()
+    }
+
+    /// The order of `0..len` in `epoch`: families shuffled, members in order.
+    fn permutation(&self, epoch: usize, len: usize) -> Vec<usize> {
+        let family = self.family.max(1);
+        let mut families: Vec<usize> = (0..len.div_ceil(family)).collect();
+        families.shuffle(&mut StdRng::seed_from_u64(self.seed ^ epoch as u64));
+        families
+            .into_iter()
+            .flat_map(|f| f * family..((f + 1) * family).min(len))
             .collect()
     }
 }
@@ -187,6 +199,7 @@ mod tests {
         let order = SampleOrder {
             seed: 3,
             batch_size: 4,
+            family: 1,
         };
         let mut cache = None;
         let mut epoch: Vec<usize> = (0..3)
@@ -200,5 +213,33 @@ mod tests {
             order.indices(0, 12, &mut None),
             order.indices(3, 12, &mut None)
         );
+    }
+
+    #[test]
+    fn families_stay_together_and_in_order() {
+        let order = SampleOrder {
+            seed: 5,
+            batch_size: 6,
+            family: 3,
+        };
+        let mut cache = None;
+        let epoch: Vec<usize> = (0..4)
+            .flat_map(|step| order.indices(step, 22, &mut cache))
+            .take(22)
+            .collect();
+        let mut sorted = epoch.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..22).collect::<Vec<_>>());
+        // Every family of three starts at a multiple of three and runs on in order; the
+        // last one (21) is cut short by the end of the source.
+        let mut at = 0;
+        while at < epoch.len() {
+            let first = epoch[at];
+            assert_eq!(first % 3, 0, "{epoch:?}");
+            let members = (first..(first + 3).min(22)).collect::<Vec<_>>();
+            assert_eq!(&epoch[at..at + members.len()], &members[..], "{epoch:?}");
+            at += members.len();
+        }
+        assert_ne!(epoch[..6], [0, 1, 2, 3, 4, 5], "shuffled");
     }
 }

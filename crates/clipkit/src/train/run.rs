@@ -248,6 +248,7 @@ pub fn run(
     let order = SampleOrder {
         seed: settings.seed,
         batch_size: settings.batch_size,
+        family: source.family_len(),
     };
     let loader = BatchLoader::spawn(source, preparation, order, start, settings.steps)?;
     let schedule = settings.schedule();

@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             seed: c.seed,
             split: Split::Test,
             layout: Layout::Mixed,
+            family: 1,
         };
         Box::new(ShapesSource::new(config, c.count)?)
     };

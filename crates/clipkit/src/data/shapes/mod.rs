@@ -77,7 +77,15 @@ pub struct ShapesConfig {
     pub split: Split,
     /// Which scenes (default [`Layout::Mixed`]).
     pub layout: Layout,
+    /// Scenes per family of shape variants (default 1: every scene independent). With
+    /// `F` > 1 the indices `kF..(k+1)F` show one layout, colours and counts with
+    /// different shapes: hard negatives for contrastive training, which otherwise tells
+    /// most scenes of a batch apart by colour alone. 1 to [`MAX_FAMILY`].
+    pub family: usize,
 }
+
+/// The largest [`ShapesConfig::family`]: the shapes one colour takes in training.
+pub const MAX_FAMILY: usize = 6;
 
 impl Default for ShapesConfig {
     fn default() -> Self {
@@ -86,6 +94,7 @@ impl Default for ShapesConfig {
             seed: 0,
             split: Split::Train,
             layout: Layout::Mixed,
+            family: 1,
         }
     }
 }
@@ -123,6 +132,12 @@ impl ShapesWorld {
                 SIZE_RANGE.end()
             )));
         }
+        if !(1..=MAX_FAMILY).contains(&config.family) {
+            return Err(Error::InvalidArgument(format!(
+                "a shapes family of {} scenes is outside 1..={MAX_FAMILY}",
+                config.family
+            )));
+        }
         Ok(ShapesWorld { config })
     }
 
@@ -133,13 +148,12 @@ impl ShapesWorld {
 
     /// The scene of sample `index`, without rendering it.
     pub fn scene(&self, index: u64) -> Scene {
-        scene::sample_scene(&mut self.rng(index), self.config.split, self.config.layout)
+        self.scene_and_stream(index).0
     }
 
     /// Sample `index`: the same image and captions for the same configuration and index.
     pub fn sample(&self, index: u64) -> Sample {
-        let mut rng = self.rng(index);
-        let scene = scene::sample_scene(&mut rng, self.config.split, self.config.layout);
+        let (scene, mut rng) = self.scene_and_stream(index);
         let captions = captions(&scene);
         let caption = captions[rng.random_range(0..captions.len())].clone();
         Sample {
@@ -150,17 +164,48 @@ impl ShapesWorld {
         }
     }
 
-    /// The random stream of one sample: the key holds the seed, split and layout, the
-    /// ChaCha stream number is the index, so samples are independent and random-access.
-    fn rng(&self, index: u64) -> ChaCha8Rng {
+    /// The scene of sample `index` and the sample's own stream, positioned after it.
+    fn scene_and_stream(&self, index: u64) -> (Scene, ChaCha8Rng) {
+        let ShapesConfig {
+            split,
+            layout,
+            family,
+            ..
+        } = self.config;
+        let mut own = self.rng(index, Stream::Sample);
+        let scene = if family == 1 {
+            scene::sample_scene(&mut own, split, layout)
+        } else {
+            let size = family as u64;
+            let mut shared = self.rng(index / size, Stream::Family);
+            let member = (index % size) as usize;
+            scene::sample_shape_variant(&mut shared, &mut own, member, split, layout)
+        };
+        (scene, own)
+    }
+
+    /// A random stream: the key holds the seed, split, layout and which kind of stream,
+    /// the ChaCha stream number is the sample's (or family's) index, so samples are
+    /// independent and random-access.
+    fn rng(&self, index: u64, stream: Stream) -> ChaCha8Rng {
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&self.config.seed.to_le_bytes());
         key[8] = self.config.split as u8 + 1;
         key[9] = self.config.layout as u8 + 1;
+        key[10] = stream as u8;
         let mut rng = ChaCha8Rng::from_seed(key);
         rng.set_stream(index);
         rng
     }
+}
+
+/// The two kinds of random stream a world draws from.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    /// One sample's own choices.
+    Sample = 0,
+    /// What a family of shape variants shares.
+    Family = 1,
 }
 
 #[cfg(test)]

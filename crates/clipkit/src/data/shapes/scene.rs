@@ -127,11 +127,63 @@ pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> 
     let counts = group_counts(rng, layout);
     let combos = combinations(split);
     let chosen: Vec<(Colour, Shape)> = combos.choose_multiple(rng, counts.len()).copied().collect();
+    arrange(rng, &counts, &chosen)
+}
+
+/// Draws member `member` of a family of scenes that differ only in their shapes.
+///
+/// `family` draws everything the members share: group counts, colours, sizes, positions,
+/// placement jitter, rotations and background (each member replays the same `family`
+/// stream). The first group's shape is the `member`-th of a shuffled list of the shapes
+/// its colour takes in `split`, so up to six members (in [`Split::Train`]) have distinct
+/// first shapes; other groups' shapes come from `own`, keeping the groups of
+/// a scene distinct (colour, shape) pairs.
+pub(crate) fn sample_shape_variant(
+    family: &mut impl Rng,
+    own: &mut impl Rng,
+    member: usize,
+    split: Split,
+    layout: Layout,
+) -> Scene {
+    let counts = group_counts(family, layout);
+    let combos = combinations(split);
+    let mut chosen: Vec<(Colour, Shape)> = combos
+        .choose_multiple(family, counts.len())
+        .copied()
+        .collect();
+    let shapes_of = |colour: Colour| -> Vec<Shape> {
+        combos
+            .iter()
+            .filter(|(c, _)| *c == colour)
+            .map(|&(_, s)| s)
+            .collect()
+    };
+    if let Some(first) = chosen.first_mut() {
+        let mut shapes = shapes_of(first.0);
+        shapes.shuffle(family);
+        first.1 = shapes[member % shapes.len()];
+    }
+    for g in 1..chosen.len() {
+        let colour = chosen[g].0;
+        let free: Vec<Shape> = shapes_of(colour)
+            .into_iter()
+            .filter(|&s| !chosen[..g].contains(&(colour, s)))
+            .collect();
+        if let Some(&shape) = free.choose(own) {
+            chosen[g].1 = shape;
+        }
+    }
+    arrange(family, &counts, &chosen)
+}
+
+/// Places groups of `counts[i]` objects of `chosen[i]` at distinct positions, on a
+/// background, all drawn from `rng`.
+fn arrange(rng: &mut impl Rng, counts: &[usize], chosen: &[(Colour, Shape)]) -> Scene {
     let mut positions = Position::ALL.to_vec();
     positions.shuffle(rng);
     let mut positions = positions.into_iter();
     let mut objects = Vec::new();
-    for (&count, &(colour, shape)) in counts.iter().zip(&chosen) {
+    for (&count, &(colour, shape)) in counts.iter().zip(chosen) {
         let size = *Size::ALL.choose(rng).unwrap_or(&Size::Small);
         for position in positions.by_ref().take(count) {
             objects.push(place(rng, shape, colour, size, position));
@@ -183,11 +235,9 @@ fn place(
     position: Position,
 ) -> Object {
     let (ax, ay) = position.anchor();
-    let angle = if shape == Shape::Circle {
-        0.0
-    } else {
-        rng.random_range(-MAX_ANGLE..=MAX_ANGLE)
-    };
+    // Drawn for every shape, so the stream does not depend on which shape is placed.
+    let turn = rng.random_range(-MAX_ANGLE..=MAX_ANGLE);
+    let angle = if shape == Shape::Circle { 0.0 } else { turn };
     Object {
         shape,
         colour,

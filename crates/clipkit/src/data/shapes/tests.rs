@@ -8,6 +8,7 @@ fn world(split: Split, layout: Layout, seed: u64) -> ShapesWorld {
         seed,
         split,
         layout,
+        family: 1,
     })
     .unwrap()
 }
@@ -319,4 +320,45 @@ fn image_size_is_checked_and_honoured() {
     })
     .unwrap();
     assert_eq!(w.sample(0).image.dimensions(), (96, 96));
+}
+
+#[test]
+fn a_family_differs_only_in_shapes() {
+    let config = |layout| ShapesConfig {
+        layout,
+        family: 4,
+        ..Default::default()
+    };
+    let mixed = ShapesWorld::new(config(Layout::Mixed)).unwrap();
+    let single = ShapesWorld::new(config(Layout::SingleGroup)).unwrap();
+    let held_out = held_out_combinations();
+    for k in 0..40u64 {
+        let shapes: BTreeSet<_> = (0..4)
+            .map(|m| single.scene(4 * k + m).objects[0].shape)
+            .collect();
+        assert_eq!(shapes.len(), 4, "family {k}: distinct shapes");
+
+        let members: Vec<Scene> = (0..4).map(|m| mixed.scene(4 * k + m)).collect();
+        for scene in &members {
+            let reference = &members[0];
+            assert_eq!(scene.background, reference.background, "family {k}");
+            assert_eq!(scene.objects.len(), reference.objects.len(), "family {k}");
+            for (o, r) in scene.objects.iter().zip(&reference.objects) {
+                assert_eq!(
+                    (o.colour, o.size, o.position, o.centre),
+                    (r.colour, r.size, r.position, r.centre),
+                    "family {k}"
+                );
+                assert!(!held_out.contains(&(o.colour, o.shape)), "train split only");
+            }
+            assert_eq!(scene.groups().len(), reference.groups().len(), "family {k}");
+        }
+    }
+    // The next family is another layout.
+    assert_ne!(mixed.scene(0).background, mixed.scene(4).background);
+    assert!(ShapesWorld::new(ShapesConfig {
+        family: MAX_FAMILY + 1,
+        ..Default::default()
+    })
+    .is_err());
 }
