@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Optimiser steps (the default takes about ten minutes on two quiet cores).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 4500)]
     steps: usize,
     /// Pairs per batch.
     #[arg(long, default_value_t = 128)]
@@ -60,12 +60,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         steps: args.steps,
         batch_size: args.batch_size,
         lr: 2e-3,
-        warmup: 50,
+        warmup: 100,
         min_lr: 1e-5,
         weight_decay: 0.1,
         max_grad_norm: 1.0,
         seed: 0,
-        checkpoint_every: 50,
+        checkpoint_every: 250,
     }
     .settings();
     let model = ModelChoice {
@@ -87,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &clip,
         &ShapesEvalConfig {
             count: args.eval_count,
+            image_size: super::eval::model_image_size(&clip),
             ..ShapesEvalConfig::default()
         },
         |done, _| bar.set_position(done as u64),

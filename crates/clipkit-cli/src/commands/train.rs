@@ -55,9 +55,9 @@ pub struct DataArgs {
     /// Seed of the shapes world (when no other data is given).
     #[arg(long, default_value_t = 0)]
     pub shapes_seed: u64,
-    /// Shapes-world scenes per family of shape variants kept in one batch: the same
-    /// colours, counts and places with different shapes, so a batch cannot be told apart
-    /// by colour alone (1 to 6; 1 = independent scenes).
+    /// Shapes-world scenes per family of variants kept in one batch: one layout whose
+    /// first object runs over two colours × ⌈N/2⌉ shapes, so a batch cannot be told apart
+    /// by colour alone and colour must be bound to shape (1 to 6; 1 = independent scenes).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=6))]
     pub shapes_family: u8,
 }
@@ -136,8 +136,21 @@ pub fn train(
     data: &DataArgs,
     settings: &RunSettings,
 ) -> anyhow::Result<RunSummary> {
-    let Data { source, world } = open_source(data, settings)?;
-    let start = starting_point(model, &*source, world.as_ref(), settings.seed)?;
+    let data = open_data(data)?;
+    let start = starting_point(model, &data, settings.seed)?;
+    let source = match data {
+        Data::Pairs(source) => source,
+        // Drawn at the model's own input size, so preprocessing never resamples them.
+        Data::Shapes(world) => {
+            let count = settings.steps.saturating_mul(settings.batch_size).max(1);
+            let config = ShapesConfig {
+                image_size: u32::try_from(start.assets.config.vision_config.image_size)
+                    .unwrap_or(u32::MAX),
+                ..*world.config()
+            };
+            Arc::new(ShapesSource::new(config, count)?)
+        }
+    };
     let folder = RunFolder::new(out);
     eprintln!(
         "training {} weights on {} for {} steps of {}",
@@ -188,33 +201,23 @@ fn step_bar(steps: usize) -> ProgressBar {
     bar
 }
 
-/// Training pairs, and the world they come from when they are generated.
-struct Data {
-    source: Arc<dyn PairSource>,
-    world: Option<ShapesWorld>,
+/// What to train on.
+enum Data {
+    /// A user's pairs (captions file or WebDataset shards).
+    Pairs(Arc<dyn PairSource>),
+    /// The shapes world, a fresh sample for every position of every batch.
+    Shapes(ShapesWorld),
 }
 
-/// The pairs to train on: the given captions file or shards, else a fresh shapes-world
-/// sample for every position of every batch.
-fn open_source(data: &DataArgs, settings: &RunSettings) -> anyhow::Result<Data> {
+/// The given captions file or shards, else the shapes world.
+fn open_data(data: &DataArgs) -> anyhow::Result<Data> {
     if let Some(file) = &data.captions {
-        return Ok(Data {
-            source: Arc::new(CaptionsFile::open(file)?),
-            world: None,
-        });
+        return Ok(Data::Pairs(Arc::new(CaptionsFile::open(file)?)));
     }
     if !data.webdataset.is_empty() {
-        return Ok(Data {
-            source: Arc::new(WebDataset::open(&data.webdataset)?),
-            world: None,
-        });
+        return Ok(Data::Pairs(Arc::new(WebDataset::open(&data.webdataset)?)));
     }
-    let count = settings.steps.saturating_mul(settings.batch_size).max(1);
-    let shapes = ShapesSource::new(shapes_config(data), count)?;
-    Ok(Data {
-        world: Some(shapes.world().clone()),
-        source: Arc::new(shapes),
-    })
+    Ok(Data::Shapes(ShapesWorld::new(shapes_config(data))?))
 }
 
 fn shapes_config(data: &DataArgs) -> ShapesConfig {
@@ -229,12 +232,7 @@ fn shapes_config(data: &DataArgs) -> ShapesConfig {
 /// Most captions read from a user's data set to fit a new tokenizer.
 const TOKENIZER_CORPUS: usize = 20_000;
 
-fn starting_point(
-    model: &ModelChoice,
-    source: &dyn PairSource,
-    world: Option<&ShapesWorld>,
-    seed: u64,
-) -> anyhow::Result<Start> {
+fn starting_point(model: &ModelChoice, data: &Data, seed: u64) -> anyhow::Result<Start> {
     if let Some(dir) = &model.init_from {
         return Start::fine_tune(dir)
             .with_context(|| format!("cannot fine-tune the model in {}", dir.display()));
@@ -249,18 +247,18 @@ fn starting_point(
             )
         })?,
     };
-    let captions = corpus(source, world);
+    let captions = corpus(data);
     Ok(Start::scratch(config, &captions, seed)?)
 }
 
 /// Captions to fit a new tokenizer on: every phrasing of a few thousand shapes scenes, or the
 /// captions of up to [`TOKENIZER_CORPUS`] samples of the user's data.
-fn corpus(source: &dyn PairSource, world: Option<&ShapesWorld>) -> Vec<String> {
-    if let Some(world) = world {
+fn corpus(data: &Data) -> Vec<String> {
+    match data {
         // Scenes only: their captions need no rendering.
-        return (0..4000).flat_map(|i| captions(&world.scene(i))).collect();
+        Data::Shapes(world) => (0..4000).flat_map(|i| captions(&world.scene(i))).collect(),
+        Data::Pairs(source) => (0..source.len().min(TOKENIZER_CORPUS))
+            .filter_map(|i| source.get(i).ok().map(|pair| pair.caption))
+            .collect(),
     }
-    (0..source.len().min(TOKENIZER_CORPUS))
-        .filter_map(|i| source.get(i).ok().map(|pair| pair.caption))
-        .collect()
 }

@@ -47,7 +47,7 @@ impl PairSource for ShapesSource {
         let c = self.world.config();
         let families = match c.family {
             1 => String::new(),
-            n => format!(", families of {n} shape variants"),
+            n => format!(", families of {n} colour/shape variants"),
         };
         format!(
             "shapes world: {} samples, {} split, {} scenes{families}, {}x{} px, seed {}",

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let clip = load_model(&args.model.dir()?, args.batch_size)?;
     if args.shapes {
-        let config = args.shapes_args.config();
+        let config = args.shapes_args.config(&clip);
         let bar = progress::bar(4 * config.count, "embedding");
         let report = eval::probe_shapes(&clip, &config, &probe, |done, _| {
             bar.set_position(done as u64)

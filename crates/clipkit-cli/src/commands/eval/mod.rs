@@ -5,6 +5,7 @@ pub mod retrieval;
 pub mod zeroshot;
 
 use clipkit::eval::ShapesEvalConfig;
+use clipkit::Clip;
 
 /// What `clipkit eval` measures.
 #[derive(clap::Subcommand)]
@@ -35,20 +36,25 @@ pub struct ShapesArgs {
     /// Seed of the evaluation streams.
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
-    /// Side of the generated shapes images in pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = 64)]
-    size: u32,
+    /// Side of the generated shapes images in pixels (default: the model's input size).
+    #[arg(long, value_name = "PIXELS")]
+    size: Option<u32>,
 }
 
 impl ShapesArgs {
-    /// The library's configuration.
-    pub fn config(&self) -> ShapesEvalConfig {
+    /// The library's configuration for evaluating `clip`.
+    pub fn config(&self, clip: &Clip) -> ShapesEvalConfig {
         ShapesEvalConfig {
             count: self.count,
             seed: self.seed,
-            image_size: self.size,
+            image_size: self.size.unwrap_or_else(|| model_image_size(clip)),
         }
     }
+}
+
+/// The side of `clip`'s input images, where shapes are drawn unless told otherwise.
+pub fn model_image_size(clip: &Clip) -> u32 {
+    u32::try_from(clip.config().vision_config.image_size).unwrap_or(u32::MAX)
 }
 
 /// A percentage with one decimal, for tables.

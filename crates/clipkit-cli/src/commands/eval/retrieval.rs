@@ -38,12 +38,13 @@ pub struct Args {
 
 /// Runs `clipkit eval retrieval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let clip = load_model(&args.model.dir()?, args.batch_size)?;
     let source: Box<dyn PairSource> = if let Some(file) = &args.captions {
         Box::new(CaptionsFile::open(file)?)
     } else if !args.shards.is_empty() {
         Box::new(WebDataset::open(&args.shards)?)
     } else {
-        let c = args.shapes_args.config();
+        let c = args.shapes_args.config(&clip);
         let config = ShapesConfig {
             image_size: c.image_size,
             seed: c.seed,
@@ -53,7 +54,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         Box::new(ShapesSource::new(config, c.count)?)
     };
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
     let bar = progress::bar(source.len(), "embedding");
     let report = evaluate_source(&clip, source.as_ref(), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -51,7 +51,7 @@ struct FolderOutput<'a> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let clip = load_model(&args.model.dir()?, args.batch_size)?;
     if args.shapes {
-        let config = args.shapes_args.config();
+        let config = args.shapes_args.config(&clip);
         let bar = progress::bar(4 * config.count, "evaluating");
         let report =
             eval::evaluate_shapes(&clip, &config, |done, _| bar.set_position(done as u64))?;

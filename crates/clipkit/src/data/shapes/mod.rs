@@ -77,14 +77,15 @@ pub struct ShapesConfig {
     pub split: Split,
     /// Which scenes (default [`Layout::Mixed`]).
     pub layout: Layout,
-    /// Scenes per family of shape variants (default 1: every scene independent). With
-    /// `F` > 1 the indices `kF..(k+1)F` show one layout, colours and counts with
-    /// different shapes: hard negatives for contrastive training, which otherwise tells
-    /// most scenes of a batch apart by colour alone. 1 to [`MAX_FAMILY`].
+    /// Scenes per family of variants (default 1: every scene independent). With `F` > 1
+    /// the indices `kF..(k+1)F` show one layout and counts, the first group running over
+    /// two colours × ⌈F/2⌉ shapes: hard negatives for contrastive training, which
+    /// otherwise tells most scenes of a batch apart by colour alone, and which must now
+    /// bind colour and shape to the same object. 1 to [`MAX_FAMILY`].
     pub family: usize,
 }
 
-/// The largest [`ShapesConfig::family`]: the shapes one colour takes in training.
+/// The largest [`ShapesConfig::family`]: two colours × three shapes.
 pub const MAX_FAMILY: usize = 6;
 
 impl Default for ShapesConfig {
@@ -179,7 +180,7 @@ impl ShapesWorld {
             let size = family as u64;
             let mut shared = self.rng(index / size, Stream::Family);
             let member = (index % size) as usize;
-            scene::sample_shape_variant(&mut shared, &mut own, member, split, layout)
+            scene::sample_family_member(&mut shared, &mut own, member, family, split, layout)
         };
         (scene, own)
     }
@@ -204,7 +205,7 @@ impl ShapesWorld {
 enum Stream {
     /// One sample's own choices.
     Sample = 0,
-    /// What a family of shape variants shares.
+    /// What a family of variants shares.
     Family = 1,
 }
 

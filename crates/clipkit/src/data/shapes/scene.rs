@@ -130,18 +130,22 @@ pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> 
     arrange(rng, &counts, &chosen)
 }
 
-/// Draws member `member` of a family of scenes that differ only in their shapes.
+/// Draws member `member` of a family of `size` scenes that differ only in their first
+/// group's colour and shape.
 ///
-/// `family` draws everything the members share: group counts, colours, sizes, positions,
-/// placement jitter, rotations and background (each member replays the same `family`
-/// stream). The first group's shape is the `member`-th of a shuffled list of the shapes
-/// its colour takes in `split`, so up to six members (in [`Split::Train`]) have distinct
-/// first shapes; other groups' shapes come from `own`, keeping the groups of
-/// a scene distinct (colour, shape) pairs.
-pub(crate) fn sample_shape_variant(
+/// `family` draws everything the members share: group counts, sizes, positions, placement
+/// jitter, rotations, background and the other groups' colours (each member replays the
+/// same `family` stream). The first group's (colour, shape) runs over a grid of two colours
+/// × ⌈size/2⌉ shapes whose every pair `split` allows: members 0 and 1 differ in colour only,
+/// members 0 and 2 in shape only, so telling them apart takes both attributes, bound to
+/// the right object. Other groups' shapes come from `own`, keeping the groups of a scene
+/// distinct (colour, shape) pairs. Where no such grid exists (the Unseen split), every
+/// member keeps the first group's drawn pair.
+pub(crate) fn sample_family_member(
     family: &mut impl Rng,
     own: &mut impl Rng,
     member: usize,
+    size: usize,
     split: Split,
     layout: Layout,
 ) -> Scene {
@@ -151,29 +155,45 @@ pub(crate) fn sample_shape_variant(
         .choose_multiple(family, counts.len())
         .copied()
         .collect();
-    let shapes_of = |colour: Colour| -> Vec<Shape> {
-        combos
-            .iter()
-            .filter(|(c, _)| *c == colour)
-            .map(|&(_, s)| s)
-            .collect()
-    };
-    if let Some(first) = chosen.first_mut() {
-        let mut shapes = shapes_of(first.0);
-        shapes.shuffle(family);
-        first.1 = shapes[member % shapes.len()];
+    if let (Some(first), Some(pair)) =
+        (chosen.first_mut(), grid_pair(family, &combos, member, size))
+    {
+        *first = pair;
     }
     for g in 1..chosen.len() {
         let colour = chosen[g].0;
-        let free: Vec<Shape> = shapes_of(colour)
-            .into_iter()
-            .filter(|&s| !chosen[..g].contains(&(colour, s)))
+        let free: Vec<Shape> = Shape::ALL
+            .iter()
+            .copied()
+            .filter(|&s| combos.contains(&(colour, s)) && !chosen[..g].contains(&(colour, s)))
             .collect();
         if let Some(&shape) = free.choose(own) {
             chosen[g].1 = shape;
         }
     }
     arrange(family, &counts, &chosen)
+}
+
+/// Member `member`'s cell of a grid of two colours × ⌈size/2⌉ shapes drawn from `rng`, every
+/// pair of which is in `combos`; `None` when `combos` holds no such grid.
+fn grid_pair(
+    rng: &mut impl Rng,
+    combos: &[(Colour, Shape)],
+    member: usize,
+    size: usize,
+) -> Option<(Colour, Shape)> {
+    let colours: Vec<Colour> = Colour::ALL.choose_multiple(rng, 2).copied().collect();
+    let mut shapes: Vec<Shape> = Shape::ALL
+        .iter()
+        .copied()
+        .filter(|&s| colours.iter().all(|&c| combos.contains(&(c, s))))
+        .collect();
+    shapes.shuffle(rng);
+    let columns = size.div_ceil(2);
+    if colours.len() < 2 || shapes.len() < columns {
+        return None;
+    }
+    Some((colours[member % 2], shapes[(member / 2) % columns]))
 }
 
 /// Places groups of `counts[i]` objects of `chosen[i]` at distinct positions, on a

@@ -323,7 +323,7 @@ fn image_size_is_checked_and_honoured() {
 }
 
 #[test]
-fn a_family_differs_only_in_shapes() {
+fn a_family_varies_the_first_colour_and_shape_on_a_grid() {
     let config = |layout| ShapesConfig {
         layout,
         family: 4,
@@ -333,10 +333,22 @@ fn a_family_differs_only_in_shapes() {
     let single = ShapesWorld::new(config(Layout::SingleGroup)).unwrap();
     let held_out = held_out_combinations();
     for k in 0..40u64 {
-        let shapes: BTreeSet<_> = (0..4)
-            .map(|m| single.scene(4 * k + m).objects[0].shape)
+        let pairs: Vec<_> = (0..4)
+            .map(|m| {
+                let o = &single.scene(4 * k + m).objects[0];
+                (o.colour, o.shape)
+            })
             .collect();
-        assert_eq!(shapes.len(), 4, "family {k}: distinct shapes");
+        // Members 0/1 and 2/3 differ in colour only, 0/2 and 1/3 in shape only.
+        assert!(
+            pairs[0].0 != pairs[1].0 && pairs[0].1 == pairs[1].1,
+            "{pairs:?}"
+        );
+        assert!(
+            pairs[0].0 == pairs[2].0 && pairs[0].1 != pairs[2].1,
+            "{pairs:?}"
+        );
+        assert_eq!(pairs[3], (pairs[1].0, pairs[2].1), "{pairs:?}");
 
         let members: Vec<Scene> = (0..4).map(|m| mixed.scene(4 * k + m)).collect();
         for scene in &members {
@@ -345,8 +357,8 @@ fn a_family_differs_only_in_shapes() {
             assert_eq!(scene.objects.len(), reference.objects.len(), "family {k}");
             for (o, r) in scene.objects.iter().zip(&reference.objects) {
                 assert_eq!(
-                    (o.colour, o.size, o.position, o.centre),
-                    (r.colour, r.size, r.position, r.centre),
+                    (o.size, o.position, o.centre),
+                    (r.size, r.position, r.centre),
                     "family {k}"
                 );
                 assert!(!held_out.contains(&(o.colour, o.shape)), "train split only");
@@ -354,8 +366,18 @@ fn a_family_differs_only_in_shapes() {
             assert_eq!(scene.groups().len(), reference.groups().len(), "family {k}");
         }
     }
-    // The next family is another layout.
+    // The next family is another layout; the Unseen split, which has no grid, still works.
     assert_ne!(mixed.scene(0).background, mixed.scene(4).background);
+    let unseen = ShapesWorld::new(ShapesConfig {
+        split: Split::Unseen,
+        ..config(Layout::Mixed)
+    })
+    .unwrap();
+    for i in 0..40 {
+        for o in unseen.scene(i).objects {
+            assert!(held_out.contains(&(o.colour, o.shape)));
+        }
+    }
     assert!(ShapesWorld::new(ShapesConfig {
         family: MAX_FAMILY + 1,
         ..Default::default()

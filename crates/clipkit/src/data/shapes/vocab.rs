@@ -152,14 +152,19 @@ impl Size {
     }
 }
 
+/// How far the side anchors sit from the image border, as a fraction of the side: the
+/// centres of the outer cells of a 3×3 grid, so the five positions are five cells' centres
+/// (a model whose patches are a third of the image sees each object in one patch).
+const SIDE: f32 = 1.0 / 6.0;
+
 impl Position {
     /// The anchor (x, y) as fractions of the image side, y pointing down.
     pub fn anchor(self) -> (f32, f32) {
         match self {
-            Position::Left => (0.18, 0.5),
-            Position::Right => (0.82, 0.5),
-            Position::Top => (0.5, 0.18),
-            Position::Bottom => (0.5, 0.82),
+            Position::Left => (SIDE, 0.5),
+            Position::Right => (1.0 - SIDE, 0.5),
+            Position::Top => (0.5, SIDE),
+            Position::Bottom => (0.5, 1.0 - SIDE),
             Position::Centre => (0.5, 0.5),
         }
     }
