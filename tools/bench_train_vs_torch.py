@@ -25,12 +25,12 @@ The model
 (``CLIPModel(config)``'s default initialisation under a fixed seed; ``config.json`` +
 ``model.safetensors``) into ``target/bench-train-<preset>`` when it is absent:
 
-- ``quickstart`` (default, clipkit's preset of that name): 64-px images in 8-px patches,
+- ``quickstart`` (default, clipkit's preset of that name): 72-px images in 24-px patches,
   width 96, 3 image and 2 text layers, 4 heads, MLP 4x width, 24-token context, a
   300-token vocabulary (the size of a fitted shapes-world tokenizer), quick_gelu,
   projection 96;
 - ``small`` (clipkit's ``small``, the 19 M-weight model the training issue measures PyTorch
-  at): width 256, 4 layers per tower, 32-token context, the full 49,408-token vocabulary.
+  at): 64-px images in 8-px patches, width 256, 4 layers per tower, 32-token context, the full 49,408-token vocabulary.
 
 What is measured
 ----------------
@@ -94,16 +94,17 @@ SEED = 20240611
 
 def preset_spec(name: str) -> dict:
     """clipkit's training presets (`crates/clipkit/src/train/presets.rs`) as a model spec."""
-    width, vision_layers, text_layers, heads, context, vocab = {
-        "quickstart": (96, 3, 2, 4, 24, 300),
-        "small": (256, 4, 4, 4, 32, 49408),
+    width, vision_layers, text_layers, heads, context, vocab, patch, image = {
+        "quickstart": (96, 3, 2, 4, 24, 300, 24, 72),
+        "small": (256, 4, 4, 4, 32, 49408, 8, 64),
     }[name]
     tower = dict(hidden_size=width, intermediate_size=4 * width, num_attention_heads=heads,
                  hidden_act="quick_gelu", layer_norm_eps=1e-5)
     return {
         "text": dict(tower, num_hidden_layers=text_layers, max_position_embeddings=context,
                      vocab_size=vocab, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=0),
-        "vision": dict(tower, num_hidden_layers=vision_layers, image_size=64, patch_size=8, num_channels=3),
+        "vision": dict(tower, num_hidden_layers=vision_layers, image_size=image, patch_size=patch,
+                       num_channels=3),
         "projection_dim": width,
         "logit_scale_init_value": math.log(1 / 0.07),
     }
