@@ -130,8 +130,8 @@ pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> 
     arrange(rng, &counts, &chosen)
 }
 
-/// Draws member `member` of a family of `size` scenes that differ only in their first
-/// group's colour and shape.
+/// Draws member `member` of a family of `size` scenes that share one layout and vary the
+/// first group's colour and shape on a grid.
 ///
 /// `family` draws everything the members share: group counts, sizes, positions, placement
 /// jitter, rotations, background and the other groups' colours (each member replays the
