@@ -192,6 +192,52 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};
 
+    /// Gradients through the fused kernels are the same bit for bit on every run, with
+    /// enough rows that their column sums are split over many parallel chunks (rayon's
+    /// `reduce` over those chunks made training runs differ in the last bits).
+    #[test]
+    fn fused_gradients_are_reproducible() {
+        let shape = EncoderShape {
+            hidden: 96,
+            intermediate: 384,
+            layers: 1,
+            heads: 4,
+            activation: Activation::QuickGelu,
+            eps: 1e-5,
+        };
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let encoder = Encoder::new(vb, &shape).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (48, 65, 96), &Device::Cpu).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (48, 65, 96), &Device::Cpu).unwrap();
+        let gradients = || -> Vec<Vec<f32>> {
+            let y = encoder.forward(&x, false).unwrap();
+            let grads = (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut named: Vec<(String, Var)> =
+                varmap.data().lock().unwrap().clone().into_iter().collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            named
+                .iter()
+                .map(|(_, v)| {
+                    grads
+                        .get(v.as_tensor())
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                })
+                .collect()
+        };
+        // Two at a time, as training runs one shard per thread, so the kernels' parallel
+        // chunks are scheduled differently from run to run.
+        let first = gradients();
+        for run in 0..6 {
+            let (a, b) = rayon::join(gradients, gradients);
+            assert!(a == first && b == first, "run {run} differs");
+        }
+    }
+
     /// The fused kernels (f32) and the composite candle ops (run in f64, where the fused
     /// kernels do not apply) agree on the output and on the gradients of every weight and of
     /// the input.

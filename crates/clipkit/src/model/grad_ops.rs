@@ -12,6 +12,9 @@ use super::ops::{contiguous_f32, exp_fast, rows_per_task, softmax_rows, SendPtr}
 use crate::config::Activation;
 
 /// Sums per-task partial column sums into one vector.
+///
+/// Per-chunk partial sums are collected in chunk order and added in that order (not in
+/// rayon's work-stealing order), so a gradient is the same bit for bit on every run.
 fn add_columns(mut total: Vec<f32>, part: Vec<f32>) -> Vec<f32> {
     for (t, p) in total.iter_mut().zip(part) {
         *t += p;
@@ -110,10 +113,11 @@ impl CustomOp3 for LayerNormBackward {
                 }
                 (dgain, dbias)
             })
-            .reduce(
-                || (vec![0f32; c], vec![0f32; c]),
-                |a, b| (add_columns(a.0, b.0), add_columns(a.1, b.1)),
-            );
+            .collect::<Vec<_>>()
+            .into_iter()
+            .fold((vec![0f32; c], vec![0f32; c]), |a, b| {
+                (add_columns(a.0, b.0), add_columns(a.1, b.1))
+            });
         let tail = &mut out[x.len()..];
         tail[..c].copy_from_slice(&dgain);
         tail[c..].copy_from_slice(&dbias);
@@ -182,7 +186,9 @@ impl CustomOp3 for BiasActivationBackward {
                 }
                 dbias
             })
-            .reduce(|| vec![0f32; n], add_columns);
+            .collect::<Vec<_>>()
+            .into_iter()
+            .fold(vec![0f32; n], add_columns);
         out[x.len()..].copy_from_slice(&dbias);
         Ok((CpuStorage::F32(out), Shape::from_dims(&[rows + 1, n])))
     }
