@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &clip,
         &ShapesEvalConfig {
             count: args.eval_count,
-            image_size: super::eval::model_image_size(&clip),
+            image_size: super::eval::model_image_size(clip.config()),
             ..ShapesEvalConfig::default()
         },
         |done, _| bar.set_position(done as u64),

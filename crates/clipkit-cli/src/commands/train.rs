@@ -144,8 +144,7 @@ pub fn train(
         Data::Shapes(world) => {
             let count = settings.steps.saturating_mul(settings.batch_size).max(1);
             let config = ShapesConfig {
-                image_size: u32::try_from(start.assets.config.vision_config.image_size)
-                    .unwrap_or(u32::MAX),
+                image_size: super::eval::model_image_size(&start.assets.config),
                 ..*world.config()
             };
             Arc::new(ShapesSource::new(config, count)?)

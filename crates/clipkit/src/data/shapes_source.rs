@@ -20,11 +20,6 @@ impl ShapesSource {
             count,
         })
     }
-
-    /// The world the samples come from.
-    pub fn world(&self) -> &ShapesWorld {
-        &self.world
-    }
 }
 
 impl PairSource for ShapesSource {

@@ -4,6 +4,7 @@ pub mod linear_probe;
 pub mod retrieval;
 pub mod zeroshot;
 
+use clipkit::config::ClipConfig;
 use clipkit::eval::ShapesEvalConfig;
 use clipkit::Clip;
 
@@ -47,14 +48,14 @@ impl ShapesArgs {
         ShapesEvalConfig {
             count: self.count,
             seed: self.seed,
-            image_size: self.size.unwrap_or_else(|| model_image_size(clip)),
+            image_size: self.size.unwrap_or_else(|| model_image_size(clip.config())),
         }
     }
 }
 
-/// The side of `clip`'s input images, where shapes are drawn unless told otherwise.
-pub fn model_image_size(clip: &Clip) -> u32 {
-    u32::try_from(clip.config().vision_config.image_size).unwrap_or(u32::MAX)
+/// The side of a model's input images, where shapes are drawn unless told otherwise.
+pub fn model_image_size(config: &ClipConfig) -> u32 {
+    u32::try_from(config.vision_config.image_size).unwrap_or(u32::MAX)
 }
 
 /// A percentage with one decimal, for tables.
