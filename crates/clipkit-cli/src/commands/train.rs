@@ -60,6 +60,20 @@ pub struct DataArgs {
     /// by colour alone and colour must be bound to shape (1 to 6; 1 = independent scenes).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=6))]
     pub shapes_family: u8,
+    /// Chance that a shapes-world scene of several objects is captioned by one of them only
+    /// ("a red heart" for a red heart beside a blue star), as alt text names the main
+    /// subject: what lets "a red heart" find every image holding one (0 to 1).
+    #[arg(long, default_value_t = 0.5, value_parser = chance)]
+    pub shapes_one_group: f64,
+}
+
+/// Parses a probability in 0..=1.
+fn chance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(p) => Err(format!("{p} is outside 0..=1")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The run's optimisation settings.
@@ -223,6 +237,7 @@ fn shapes_config(data: &DataArgs) -> ShapesConfig {
     ShapesConfig {
         seed: data.shapes_seed,
         family: usize::from(data.shapes_family),
+        one_group: data.shapes_one_group,
         split: Split::Train,
         ..ShapesConfig::default()
     }

@@ -44,8 +44,14 @@ impl PairSource for ShapesSource {
             1 => String::new(),
             n => format!(", families of {n} colour/shape variants"),
         };
+        let one_group = if c.one_group > 0.0 {
+            let percent = 100.0 * c.one_group;
+            format!(", {percent:.0}% of multi-object scenes captioned by one group")
+        } else {
+            String::new()
+        };
         format!(
-            "shapes world: {} samples, {} split, {} scenes{families}, {}x{} px, seed {}",
+            "shapes world: {} samples, {} split, {} scenes{families}{one_group}, {}x{} px, seed {}",
             self.count,
             c.split.name(),
             c.layout.name(),

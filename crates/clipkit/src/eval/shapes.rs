@@ -283,7 +283,7 @@ fn embed_stream(
         seed: config.seed,
         split,
         layout,
-        family: 1,
+        ..ShapesConfig::default()
     })?;
     let mut scenes = Vec::with_capacity(config.count);
     let mut parts = Vec::new();

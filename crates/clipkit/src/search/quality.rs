@@ -14,6 +14,7 @@ use super::ask::query_vector;
 use super::error::{Result, SearchError};
 use super::store::VectorStore;
 use crate::clip::Clip;
+use crate::data::shapes::with_article;
 
 /// One captioned image.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +66,7 @@ pub fn read_captions(folder: &Path) -> Result<Vec<(PathBuf, Captioned)>> {
         .collect()
 }
 
-/// One query "a {colour} {shape}" per colour–shape pair seen, with at least `min_relevant`
+/// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen, with at least `min_relevant`
 /// images showing such an object, most frequent first, at most `max_queries`.
 pub fn colour_shape_queries(
     captions: &[(PathBuf, Captioned)],
@@ -83,7 +84,7 @@ pub fn colour_shape_queries(
     let mut queries: Vec<LabelledQuery> = pairs
         .into_iter()
         .map(|(colour, shape)| LabelledQuery {
-            text: format!("a {colour} {shape}"),
+            text: with_article(&format!("{colour} {shape}")),
             relevant: captions
                 .iter()
                 .filter(|(_, c)| {

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         split: Split::from_name(&args.split).context("unknown split")?,
         layout: Layout::from_name(&args.layout).context("unknown layout")?,
-        family: 1,
+        ..ShapesConfig::default()
     })?;
     let images = args.out.join("images");
     std::fs::create_dir_all(&images)

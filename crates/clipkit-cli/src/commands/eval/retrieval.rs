@@ -50,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             seed: c.seed,
             split: Split::Test,
             layout: Layout::Mixed,
-            family: 1,
+            ..ShapesConfig::default()
         };
         Box::new(ShapesSource::new(config, c.count)?)
     };

@@ -10,14 +10,16 @@
 //! position    = "on the left" | "on the right" | "at the top" | "at the bottom" | "in the centre"
 //! ```
 //!
-//! A caption names every group of the scene once. Within one caption either every phrase
-//! carries its size or none does, and likewise its position (which only one-object
+//! A caption names every group of the scene once; a *one-group* caption
+//! ([`one_group_captions`]) names a single group of a scene that has several, the way alt
+//! text names the main subject and leaves the rest out. Within one caption either every
+//! phrase carries its size or none does, and likewise its position (which only one-object
 //! phrases can carry, since the members of a group sit in different places). "there is"
 //! or "there are" agrees with the first phrase; "one" appears only in a caption of a
-//! single one-object phrase.
+//! single one-object phrase that is the whole scene.
 
 use super::scene::{Group, Scene};
-use super::vocab::COUNT_WORDS;
+use super::vocab::{Colour, Shape, COUNT_WORDS};
 
 /// How much a noun phrase says beyond count, colour and shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +58,7 @@ pub fn captions(scene: &Scene) -> Vec<String> {
     if groups.len() > 1 {
         orders.push(groups.iter().rev().copied().collect());
     }
-    let mut out: Vec<String> = Vec::new();
-    for detail in DETAILS {
-        for order in &orders {
-            let body = join(order.iter().map(|g| phrase(g, detail)).collect());
-            for prefix in PREFIXES {
-                push_new(&mut out, format!("{prefix}{body}"));
-            }
-            let verb = if order[0].count == 1 { "is" } else { "are" };
-            push_new(&mut out, format!("there {verb} {body}"));
-        }
-    }
+    let mut out = phrasings(&orders);
     if let [g] = groups[..] {
         if g.count == 1 {
             for detail in DETAILS {
@@ -74,6 +66,39 @@ pub fn captions(scene: &Scene) -> Vec<String> {
                 push_new(&mut out, format!("one {rest}"));
                 push_new(&mut out, format!("a photo of one {rest}"));
             }
+        }
+    }
+    out
+}
+
+/// Every phrasing that names only the scene's group of `colour` and `shape` ("a red
+/// circle", "there are two small red circles"): true of the scene whatever else it shows.
+/// Empty when the scene has no such group.
+pub fn one_group_captions(scene: &Scene, colour: Colour, shape: Shape) -> Vec<String> {
+    let groups = scene.groups();
+    match groups
+        .iter()
+        .find(|g| g.colour == colour && g.shape == shape)
+    {
+        Some(&g) => phrasings(&[vec![g]]),
+        None => Vec::new(),
+    }
+}
+
+/// Each order of groups as one body, under every detail and prefix, without duplicates.
+fn phrasings(orders: &[Vec<Group>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for detail in DETAILS {
+        for order in orders {
+            let Some(first) = order.first() else {
+                continue;
+            };
+            let body = join(order.iter().map(|g| phrase(g, detail)).collect());
+            for prefix in PREFIXES {
+                push_new(&mut out, format!("{prefix}{body}"));
+            }
+            let verb = if first.count == 1 { "is" } else { "are" };
+            push_new(&mut out, format!("there {verb} {body}"));
         }
     }
     out

@@ -26,8 +26,11 @@ use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use caption::{canonical_caption, captions, group_phrase, with_article, PREFIXES};
+pub use caption::{
+    canonical_caption, captions, group_phrase, one_group_captions, with_article, PREFIXES,
+};
 pub use render::render;
+use scene::Drawn;
 pub use scene::{Group, Layout, Object, Scene};
 pub use vocab::{
     held_out_combinations, is_held_out, Colour, Position, Shape, Size, BACKGROUNDS, COUNT_WORDS,
@@ -67,7 +70,7 @@ impl Split {
 }
 
 /// How a [`ShapesWorld`] draws its samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShapesConfig {
     /// Side of the square images in pixels (default 64; 16 to 4096).
     pub image_size: u32,
@@ -83,6 +86,13 @@ pub struct ShapesConfig {
     /// otherwise tells most scenes of a batch apart by colour alone, and which must now
     /// bind colour and shape to the same object. 1 to [`MAX_FAMILY`].
     pub family: usize,
+    /// Chance that a scene of several groups is captioned by one group only (default 0:
+    /// every caption names every group). Trained on whole-scene captions alone, a model
+    /// reads "a red heart" as "nothing but a red heart" and, searched with it, ranks lone
+    /// red shapes above scenes holding a red heart among others; one-group captions teach
+    /// that the phrase is true of any scene holding one. The group named is the scene's
+    /// focus: the one a family varies, so the caption still tells members apart. 0 to 1.
+    pub one_group: f64,
 }
 
 /// The largest [`ShapesConfig::family`]: two colours × three shapes.
@@ -96,6 +106,7 @@ impl Default for ShapesConfig {
             split: Split::Train,
             layout: Layout::Mixed,
             family: 1,
+            one_group: 0.0,
         }
     }
 }
@@ -108,9 +119,10 @@ const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 pub struct Sample {
     /// The rendered image.
     pub image: RgbImage,
-    /// One phrasing, drawn deterministically from `captions`.
+    /// The caption to train on, drawn deterministically: one of `captions` or, as
+    /// [`ShapesConfig::one_group`] says, a phrasing naming only the scene's focus group.
     pub caption: String,
-    /// Every phrasing the grammar allows for the scene (all of them true of the image).
+    /// Every phrasing of the whole scene the grammar allows (all of them true of the image).
     pub captions: Vec<String>,
     /// What the image shows.
     pub scene: Scene,
@@ -139,6 +151,12 @@ impl ShapesWorld {
                 config.family
             )));
         }
+        if !(0.0..=1.0).contains(&config.one_group) {
+            return Err(Error::InvalidArgument(format!(
+                "a chance of one-group captions of {} is outside 0..=1",
+                config.one_group
+            )));
+        }
         Ok(ShapesWorld { config })
     }
 
@@ -149,14 +167,22 @@ impl ShapesWorld {
 
     /// The scene of sample `index`, without rendering it.
     pub fn scene(&self, index: u64) -> Scene {
-        self.scene_and_stream(index).0
+        self.draw(index).0.scene
     }
 
     /// Sample `index`: the same image and captions for the same configuration and index.
     pub fn sample(&self, index: u64) -> Sample {
-        let (scene, mut rng) = self.scene_and_stream(index);
+        let (Drawn { scene, focus }, mut rng) = self.draw(index);
         let captions = captions(&scene);
-        let caption = captions[rng.random_range(0..captions.len())].clone();
+        let one_group = match focus {
+            Some((colour, shape)) if scene.groups().len() > 1 => {
+                let pick = rng.random_bool(self.config.one_group);
+                pick.then(|| one_group_captions(&scene, colour, shape))
+            }
+            _ => None,
+        };
+        let pool = one_group.as_ref().unwrap_or(&captions);
+        let caption = pool[rng.random_range(0..pool.len())].clone();
         Sample {
             image: render(&scene, self.config.image_size),
             caption,
@@ -166,7 +192,7 @@ impl ShapesWorld {
     }
 
     /// The scene of sample `index` and the sample's own stream, positioned after it.
-    fn scene_and_stream(&self, index: u64) -> (Scene, ChaCha8Rng) {
+    fn draw(&self, index: u64) -> (Drawn, ChaCha8Rng) {
         let ShapesConfig {
             split,
             layout,
@@ -174,7 +200,7 @@ impl ShapesWorld {
             ..
         } = self.config;
         let mut own = self.rng(index, Stream::Sample);
-        let scene = if family == 1 {
+        let drawn = if family == 1 {
             scene::sample_scene(&mut own, split, layout)
         } else {
             let size = family as u64;
@@ -182,7 +208,7 @@ impl ShapesWorld {
             let member = (index % size) as usize;
             scene::sample_family_member(&mut shared, &mut own, member, family, split, layout)
         };
-        (scene, own)
+        (drawn, own)
     }
 
     /// A random stream: the key holds the seed, split, layout and which kind of stream,

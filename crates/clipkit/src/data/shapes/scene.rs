@@ -122,12 +122,25 @@ const OBJECT_JITTER: i16 = 10;
 /// Largest change of one colour channel of the background.
 const BACKGROUND_JITTER: i16 = 6;
 
+/// A drawn scene and its *focus*: the (colour, shape) of the group drawn first, which is a
+/// uniformly drawn group of a lone scene and the varied group of a family member (`None`
+/// only for a scene without groups).
+pub(crate) struct Drawn {
+    /// What the image shows.
+    pub scene: Scene,
+    /// The group a one-group caption names.
+    pub focus: Option<(Colour, Shape)>,
+}
+
 /// Draws a scene for `split` and `layout` from `rng`.
-pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> Scene {
+pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> Drawn {
     let counts = group_counts(rng, layout);
     let combos = combinations(split);
     let chosen: Vec<(Colour, Shape)> = combos.choose_multiple(rng, counts.len()).copied().collect();
-    arrange(rng, &counts, &chosen)
+    Drawn {
+        scene: arrange(rng, &counts, &chosen),
+        focus: chosen.first().copied(),
+    }
 }
 
 /// Draws member `member` of a family of `size` scenes that share one layout and vary the
@@ -140,7 +153,7 @@ pub(crate) fn sample_scene(rng: &mut impl Rng, split: Split, layout: Layout) -> 
 /// members 0 and 2 in shape only, so telling them apart takes both attributes, bound to
 /// the right object. Other groups' shapes come from `own`, keeping the groups of a scene
 /// distinct (colour, shape) pairs. Where no such grid exists (the Unseen split), every
-/// member keeps the first group's drawn pair.
+/// member keeps the first group's drawn pair. The focus is the first group.
 pub(crate) fn sample_family_member(
     family: &mut impl Rng,
     own: &mut impl Rng,
@@ -148,7 +161,7 @@ pub(crate) fn sample_family_member(
     size: usize,
     split: Split,
     layout: Layout,
-) -> Scene {
+) -> Drawn {
     let counts = group_counts(family, layout);
     let combos = combinations(split);
     let mut chosen: Vec<(Colour, Shape)> = combos
@@ -171,7 +184,10 @@ pub(crate) fn sample_family_member(
             chosen[g].1 = shape;
         }
     }
-    arrange(family, &counts, &chosen)
+    Drawn {
+        scene: arrange(family, &counts, &chosen),
+        focus: chosen.first().copied(),
+    }
 }
 
 /// Member `member`'s cell of a grid of two colours × ⌈size/2⌉ shapes drawn from `rng`, every

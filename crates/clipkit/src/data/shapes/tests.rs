@@ -8,7 +8,7 @@ fn world(split: Split, layout: Layout, seed: u64) -> ShapesWorld {
         seed,
         split,
         layout,
-        family: 1,
+        ..ShapesConfig::default()
     })
     .unwrap()
 }
@@ -380,6 +380,64 @@ fn a_family_varies_the_first_colour_and_shape_on_a_grid() {
     }
     assert!(ShapesWorld::new(ShapesConfig {
         family: MAX_FAMILY + 1,
+        ..Default::default()
+    })
+    .is_err());
+}
+
+#[test]
+fn one_group_captions_name_the_varied_group_so_family_members_stay_apart() {
+    let world = ShapesWorld::new(ShapesConfig {
+        family: 6,
+        one_group: 1.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut multi = 0;
+    for k in 0..40u64 {
+        let mut named = Vec::new();
+        for m in 0..6 {
+            let sample = world.sample(6 * k + m);
+            let groups = sample.scene.groups();
+            if groups.len() == 1 {
+                assert!(sample.captions.contains(&sample.caption));
+                continue;
+            }
+            multi += 1;
+            assert!(
+                !sample.captions.contains(&sample.caption),
+                "{}",
+                sample.caption
+            );
+            let ws = words(&sample.caption);
+            let colours: Vec<Colour> = ws.iter().filter_map(|w| Colour::from_name(w)).collect();
+            let [colour] = colours[..] else {
+                panic!("{:?} names {colours:?}", sample.caption);
+            };
+            let shapes: Vec<Shape> = ws
+                .iter()
+                .filter_map(|w| {
+                    Shape::ALL
+                        .iter()
+                        .find(|s| s.name() == *w || s.plural() == *w)
+                })
+                .copied()
+                .collect();
+            let g = groups
+                .iter()
+                .find(|g| g.colour == colour && shapes == [g.shape])
+                .unwrap_or_else(|| panic!("{:?} vs {groups:?}", sample.caption));
+            let phrasings = one_group_captions(&sample.scene, g.colour, g.shape);
+            assert!(phrasings.contains(&sample.caption));
+            named.push((g.colour, g.shape));
+        }
+        // The grid gives every member its own first group, and that is the one named.
+        let distinct: BTreeSet<_> = named.iter().collect();
+        assert_eq!(distinct.len(), named.len(), "family {k}: {named:?}");
+    }
+    assert!(multi > 100, "{multi} scenes of several groups");
+    assert!(ShapesWorld::new(ShapesConfig {
+        one_group: 1.5,
         ..Default::default()
     })
     .is_err());
