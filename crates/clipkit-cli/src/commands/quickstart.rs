@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         webdataset: Vec::new(),
         shapes_seed: 0,
         shapes_family: 6,
-        shapes_one_group: 0.5,
+        shapes_one_group: 0.8,
     };
     let summary = train(&out, &model, &data, &settings)?;
 

@@ -63,7 +63,7 @@ pub struct DataArgs {
     /// Chance that a shapes-world scene of several objects is captioned by one of them only
     /// ("a red heart" for a red heart beside a blue star), as alt text names the main
     /// subject: what lets "a red heart" find every image holding one (0 to 1).
-    #[arg(long, default_value_t = 0.5, value_parser = chance)]
+    #[arg(long, default_value_t = 0.8, value_parser = chance)]
     pub shapes_one_group: f64,
 }
 

@@ -8,16 +8,16 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ask::query_vector;
 use super::error::{Result, SearchError};
 use super::store::VectorStore;
 use crate::clip::Clip;
-use crate::data::shapes::with_article;
+use crate::data::shapes::{with_article, Sample};
 
-/// One captioned image.
-#[derive(Debug, Clone, Deserialize)]
+/// One captioned image: a line of `captions.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Captioned {
     /// Path relative to the folder.
     pub path: String,
@@ -29,13 +29,40 @@ pub struct Captioned {
     pub objects: Vec<Object>,
 }
 
+impl Captioned {
+    /// The line for a shapes-world sample stored at `path` (relative to the folder).
+    pub fn of_sample(path: String, sample: &Sample) -> Captioned {
+        Captioned {
+            path,
+            caption: sample.caption.clone(),
+            objects: sample
+                .scene
+                .objects
+                .iter()
+                .map(|o| Object {
+                    shape: o.shape.name().to_string(),
+                    colour: o.colour.name().to_string(),
+                    size: o.size.name().to_string(),
+                    position: o.position.name().to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One object in a captioned image.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Object {
     /// Shape name ("circle").
     pub shape: String,
     /// Colour name ("red").
     pub colour: String,
+    /// Size name ("small"; empty when the file does not say).
+    #[serde(default)]
+    pub size: String,
+    /// Position name ("left"; empty when the file does not say).
+    #[serde(default)]
+    pub position: String,
 }
 
 /// A query with the images (absolute paths) that answer it.
@@ -153,6 +180,8 @@ mod tests {
             .map(|(c, s)| Object {
                 colour: c.to_string(),
                 shape: s.to_string(),
+                size: String::new(),
+                position: String::new(),
             })
             .collect();
         (

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clipkit::data::shapes::{Layout, Sample, ShapesConfig, ShapesWorld, Split};
+use clipkit::search::quality::Captioned;
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::progress;
 
@@ -33,22 +33,6 @@ pub struct Args {
     /// Which scenes: mixed (one to three groups), single-group, single-object.
     #[arg(long, default_value = "mixed", value_parser = clap::builder::PossibleValuesParser::new(["mixed", "single-group", "single-object"]))]
     layout: String,
-}
-
-/// One line of `captions.jsonl`.
-#[derive(Serialize)]
-struct Line {
-    path: String,
-    caption: String,
-    objects: Vec<ObjectLine>,
-}
-
-#[derive(Serialize)]
-struct ObjectLine {
-    shape: &'static str,
-    colour: &'static str,
-    size: &'static str,
-    position: &'static str,
 }
 
 /// Samples rendered and written per round; lines are appended in index order after each.
@@ -110,20 +94,6 @@ fn write_sample(out: &Path, index: u64, digits: usize, sample: &Sample) -> anyho
         .image
         .save_with_format(&path, image::ImageFormat::Png)
         .with_context(|| format!("{}: cannot write image", path.display()))?;
-    let line = Line {
-        path: relative,
-        caption: sample.caption.clone(),
-        objects: sample
-            .scene
-            .objects
-            .iter()
-            .map(|o| ObjectLine {
-                shape: o.shape.name(),
-                colour: o.colour.name(),
-                size: o.size.name(),
-                position: o.position.name(),
-            })
-            .collect(),
-    };
+    let line = Captioned::of_sample(relative, sample);
     Ok(serde_json::to_string(&line)?)
 }
