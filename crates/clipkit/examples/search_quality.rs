@@ -11,7 +11,7 @@
 //! already preprocessed, so the pipeline's overhead shows. Then runs one query
 //! "a {colour} {shape}" per colour–shape pair seen in the captions and prints each query's
 //! precision@10 and their mean. With MIN_PRECISION, exits with status 1 when the mean is
-//! lower, so CI can hold the line once the quickstart model exists.
+//! lower. `tests/search_quality.rs` holds the committed quickstart model to 0.9 this way.
 
 use std::error::Error;
 use std::path::PathBuf;

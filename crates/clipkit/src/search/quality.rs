@@ -93,8 +93,9 @@ pub fn read_captions(folder: &Path) -> Result<Vec<(PathBuf, Captioned)>> {
         .collect()
 }
 
-/// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen, with at least `min_relevant`
-/// images showing such an object, most frequent first, at most `max_queries`.
+/// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen, with at
+/// least `min_relevant` images showing such an object, most frequent first, at most
+/// `max_queries`.
 pub fn colour_shape_queries(
     captions: &[(PathBuf, Captioned)],
     min_relevant: usize,
