@@ -158,6 +158,10 @@ struct TrainerState {
     /// Samples skipped so far.
     skipped: usize,
     settings: RunSettings,
+    /// The data source's [`PairSource::describe`] (empty in checkpoints written before it
+    /// was recorded, which resume without the check).
+    #[serde(default)]
+    data: String,
 }
 
 /// One line of `metrics.jsonl`.
@@ -227,7 +231,8 @@ pub fn run(
     }
     fs::create_dir_all(folder.root()).map_err(|e| Error::io(folder.root(), e))?;
     let mut optimizer = AdamW::new(&parameters, settings.adamw());
-    let (start, mut skipped) = resume(folder, settings, &parameters, &mut optimizer)?;
+    let data = source.describe();
+    let (start, mut skipped) = resume(folder, settings, &data, &parameters, &mut optimizer)?;
     if start > 0 {
         observe(Progress::Resumed(start));
     }
@@ -295,15 +300,13 @@ pub fn run(
             metrics
                 .sync_data()
                 .map_err(|e| Error::io(folder.metrics(), e))?;
-            save_checkpoint(
-                folder,
-                settings,
-                &parameters,
-                &optimizer,
-                assets,
-                done,
+            let state = TrainerState {
+                step: done,
                 skipped,
-            )?;
+                settings: settings.clone(),
+                data: data.clone(),
+            };
+            save_checkpoint(folder, &state, &parameters, &optimizer, assets)?;
             observe(Progress::Checkpoint(done));
         }
     }
@@ -320,10 +323,12 @@ pub fn run(
 }
 
 /// Loads the folder's checkpoint into `parameters` and `optimizer`, if there is one:
-/// (steps done, samples skipped).
+/// (steps done, samples skipped). A checkpoint of other settings or other data (as
+/// [`PairSource::describe`] tells it) is refused.
 fn resume(
     folder: &RunFolder,
     settings: &RunSettings,
+    data: &str,
     parameters: &Parameters,
     optimizer: &mut AdamW,
 ) -> Result<(usize, usize)> {
@@ -346,6 +351,14 @@ fn resume(
             state.settings
         )));
     }
+    if !state.data.is_empty() && state.data != data {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds a run on other data ({}; now {data}); resume it with the same data \
+             options or train into another folder",
+            folder.root().display(),
+            state.data
+        )));
+    }
     let weights_path = dir.join(SINGLE_FILE);
     let weights = candle_core::safetensors::load(&weights_path, &candle_core::Device::Cpu)
         .map_err(|e| Error::CorruptCheckpoint {
@@ -363,24 +376,18 @@ fn resume(
     Ok((state.step, state.skipped))
 }
 
+/// Writes `state` with the weights and optimizer moments as the folder's checkpoint.
 fn save_checkpoint(
     folder: &RunFolder,
-    settings: &RunSettings,
+    state: &TrainerState,
     parameters: &Parameters,
     optimizer: &AdamW,
     assets: &ModelAssets,
-    step: usize,
-    skipped: usize,
 ) -> Result<()> {
     let weights = parameters.values()?;
     let (moments, _) = optimizer.state()?;
-    let state = TrainerState {
-        step,
-        skipped,
-        settings: settings.clone(),
-    };
     let state_json =
-        serde_json::to_vec_pretty(&state).map_err(|e| Error::Training(e.to_string()))?;
+        serde_json::to_vec_pretty(state).map_err(|e| Error::Training(e.to_string()))?;
     let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
         .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
     let extra = vec![
