@@ -174,8 +174,10 @@ impl ShapesWorld {
     pub fn sample(&self, index: u64) -> Sample {
         let (Drawn { scene, focus }, mut rng) = self.draw(index);
         let captions = captions(&scene);
+        // With one-group captions off, no draw is made, so the stream (and every caption)
+        // stays what it was before they existed.
         let one_group = match focus {
-            Some((colour, shape)) if scene.groups().len() > 1 => {
+            Some((colour, shape)) if self.config.one_group > 0.0 && scene.groups().len() > 1 => {
                 let pick = rng.random_bool(self.config.one_group);
                 pick.then(|| one_group_captions(&scene, colour, shape))
             }
