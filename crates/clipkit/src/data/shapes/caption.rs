@@ -19,7 +19,7 @@
 //! single one-object phrase that is the whole scene.
 
 use super::scene::{Group, Scene};
-use super::vocab::{Colour, Shape, COUNT_WORDS};
+use super::vocab::COUNT_WORDS;
 
 /// How much a noun phrase says beyond count, colour and shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,18 +71,10 @@ pub fn captions(scene: &Scene) -> Vec<String> {
     out
 }
 
-/// Every phrasing that names only the scene's group of `colour` and `shape` ("a red
-/// circle", "there are two small red circles"): true of the scene whatever else it shows.
-/// Empty when the scene has no such group.
-pub fn one_group_captions(scene: &Scene, colour: Colour, shape: Shape) -> Vec<String> {
-    let groups = scene.groups();
-    match groups
-        .iter()
-        .find(|g| g.colour == colour && g.shape == shape)
-    {
-        Some(&g) => phrasings(&[vec![g]]),
-        None => Vec::new(),
-    }
+/// Every phrasing that names `group` alone ("a red circle", "there are two small red
+/// circles"): true of a scene holding the group, whatever else it shows.
+pub fn one_group_captions(group: &Group) -> Vec<String> {
+    phrasings(&[vec![*group]])
 }
 
 /// Each order of groups as one body, under every detail and prefix, without duplicates.

@@ -174,12 +174,18 @@ impl ShapesWorld {
     pub fn sample(&self, index: u64) -> Sample {
         let (Drawn { scene, focus }, mut rng) = self.draw(index);
         let captions = captions(&scene);
+        let groups = scene.groups();
+        let focus = focus.and_then(|(colour, shape)| {
+            groups
+                .iter()
+                .find(|g| g.colour == colour && g.shape == shape)
+        });
         // With one-group captions off, no draw is made, so the stream (and every caption)
         // stays what it was before they existed.
         let one_group = match focus {
-            Some((colour, shape)) if self.config.one_group > 0.0 && scene.groups().len() > 1 => {
+            Some(group) if self.config.one_group > 0.0 && groups.len() > 1 => {
                 let pick = rng.random_bool(self.config.one_group);
-                pick.then(|| one_group_captions(&scene, colour, shape))
+                pick.then(|| one_group_captions(group))
             }
             _ => None,
         };

@@ -427,7 +427,7 @@ fn one_group_captions_name_the_varied_group_so_family_members_stay_apart() {
                 .iter()
                 .find(|g| g.colour == colour && shapes == [g.shape])
                 .unwrap_or_else(|| panic!("{:?} vs {groups:?}", sample.caption));
-            let phrasings = one_group_captions(&sample.scene, g.colour, g.shape);
+            let phrasings = one_group_captions(g);
             assert!(phrasings.contains(&sample.caption));
             named.push((g.colour, g.shape));
         }
