@@ -18,7 +18,7 @@ pub struct Args {
     finetuned: PathBuf,
     /// Weight of FINETUNED, from 0 (BASE) to 1 (FINETUNED). Repeatable: with several
     /// values, each model goes to `DIR/alpha-A`.
-    #[arg(long, value_name = "A", required_unless_present = "sweep", value_parser = parse_alpha)]
+    #[arg(long, value_name = "A", required_unless_present = "sweep", value_parser = super::unit_interval)]
     alpha: Vec<f64>,
     /// Instead of --alpha: N evenly spaced values from 0 to 1 (N >= 2), each model written
     /// to `DIR/alpha-A`.
@@ -29,17 +29,6 @@ pub struct Args {
     /// An existing model folder is replaced atomically; any other non-empty folder is refused.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-}
-
-fn parse_alpha(text: &str) -> Result<f64, String> {
-    let alpha: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.0..=1.0).contains(&alpha) {
-        Ok(alpha)
-    } else {
-        Err(format!("{alpha} is outside 0..1"))
-    }
 }
 
 /// Runs `clipkit merge`.

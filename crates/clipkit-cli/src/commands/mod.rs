@@ -28,6 +28,18 @@ pub fn load_model(dir: &Path, batch_size: usize) -> anyhow::Result<Clip> {
     Ok(clip.with_batch_size(batch_size))
 }
 
+/// Parses a number in 0..=1 (a merge weight, a chance), for clap's `value_parser`.
+pub fn unit_interval(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside 0..1"))
+    }
+}
+
 /// Warns on stderr about a text cut to the context length.
 pub fn warn_truncated(text: &str, context_length: usize) {
     let preview: String = text.chars().take(40).collect();

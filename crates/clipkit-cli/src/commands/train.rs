@@ -63,17 +63,8 @@ pub struct DataArgs {
     /// Chance that a shapes-world scene of several objects is captioned by one of them only
     /// ("a red heart" for a red heart beside a blue star), as alt text names the main
     /// subject: what lets "a red heart" find every image holding one (0 to 1).
-    #[arg(long, default_value_t = 0.8, value_parser = chance)]
+    #[arg(long, default_value_t = 0.8, value_parser = super::unit_interval)]
     pub shapes_one_group: f64,
-}
-
-/// Parses a probability in 0..=1.
-fn chance(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        Ok(p) => Err(format!("{p} is outside 0..=1")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// The run's optimisation settings.
