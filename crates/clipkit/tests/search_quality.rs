@@ -4,13 +4,13 @@
 //! queries must reach 0.9. `examples/search_quality.rs` prints the same figure for any model
 //! and folder, beside indexing speed.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::quality::{colour_shape_queries, evaluate, read_captions, Captioned};
+use clipkit::search::quality::{
+    colour_shape_queries, evaluate, read_captions, write_shapes_folder,
+};
 use clipkit::search::{model_identity, EmbeddedStore};
 use clipkit::Clip;
 
@@ -27,8 +27,10 @@ impl Progress for Quiet {
     fn advance(&mut self, _: usize) {}
 }
 
-/// Writes samples 0..IMAGES of the test split (72-pixel, seed 3) and their `captions.jsonl`.
-fn write_shapes_folder(folder: &std::path::Path) {
+#[test]
+fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("shapes");
     let world = ShapesWorld::new(ShapesConfig {
         image_size: 72,
         seed: 3,
@@ -36,23 +38,7 @@ fn write_shapes_folder(folder: &std::path::Path) {
         ..ShapesConfig::default()
     })
     .unwrap();
-    std::fs::create_dir_all(folder.join("images")).unwrap();
-    let mut captions = BufWriter::new(File::create(folder.join("captions.jsonl")).unwrap());
-    for index in 0..IMAGES {
-        let sample = world.sample(index);
-        let path = format!("images/{index:06}.png");
-        sample.image.save(folder.join(&path)).unwrap();
-        let line = serde_json::to_string(&Captioned::of_sample(path, &sample)).unwrap();
-        writeln!(captions, "{line}").unwrap();
-    }
-    captions.flush().unwrap();
-}
-
-#[test]
-fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("shapes");
-    write_shapes_folder(&folder);
+    write_shapes_folder(&world, &folder, IMAGES, |_| {}).unwrap();
 
     let model_dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/quickstart");

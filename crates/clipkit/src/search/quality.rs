@@ -3,18 +3,22 @@
 //!
 //! The folder holds images and `captions.jsonl`, one JSON object per line:
 //! `{"path", "caption", "objects": [{"shape", "colour", "size", "position"}]}`, `path`
-//! relative to the folder. The shapes world of `clipkit`'s training data writes this format.
+//! relative to the folder. [`write_shapes_folder`] writes the shapes world in this format.
 
 use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use image::ImageFormat;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::ask::query_vector;
 use super::error::{Result, SearchError};
 use super::store::VectorStore;
 use crate::clip::Clip;
-use crate::data::shapes::{with_article, Sample};
+use crate::data::shapes::{with_article, Sample, ShapesWorld};
 
 /// One captioned image: a line of `captions.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +76,52 @@ pub struct LabelledQuery {
     pub text: String,
     /// Paths of the relevant images.
     pub relevant: HashSet<String>,
+}
+
+/// Samples rendered in parallel per round of [`write_shapes_folder`]; their lines are
+/// appended in index order after each round.
+const WRITE_ROUND: u64 = 1024;
+
+/// Writes samples `0..count` of `world` into `folder` (created if missing) as
+/// `images/NNNNNN.png` (six digits or more) and `captions.jsonl`, rendering in parallel;
+/// `progress` hears how many are written after each round. Returns the captions file.
+pub fn write_shapes_folder(
+    world: &ShapesWorld,
+    folder: &Path,
+    count: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<PathBuf> {
+    let images = folder.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| SearchError::io(&images, e))?;
+    let captions_path = folder.join("captions.jsonl");
+    let write_error = |e: std::io::Error| SearchError::io(&captions_path, e);
+    let mut captions = BufWriter::new(File::create(&captions_path).map_err(write_error)?);
+    let digits = count.saturating_sub(1).max(1).to_string().len().max(6);
+    let mut start = 0;
+    while start < count {
+        let end = (start + WRITE_ROUND).min(count);
+        let lines: Vec<String> = (start..end)
+            .into_par_iter()
+            .map(|index| {
+                let sample = world.sample(index);
+                let relative = format!("images/{index:0digits$}.png");
+                let path = folder.join(&relative);
+                sample
+                    .image
+                    .save_with_format(&path, ImageFormat::Png)
+                    .map_err(|e| SearchError::io(&path, std::io::Error::other(e)))?;
+                let line = Captioned::of_sample(relative, &sample);
+                serde_json::to_string(&line).map_err(|e| write_error(e.into()))
+            })
+            .collect::<Result<_>>()?;
+        for line in lines {
+            writeln!(captions, "{line}").map_err(write_error)?;
+        }
+        progress(end);
+        start = end;
+    }
+    captions.flush().map_err(write_error)?;
+    Ok(captions_path)
 }
 
 /// Reads `captions.jsonl` in `folder`; paths become absolute (canonical) so they compare

@@ -1,13 +1,10 @@
 //! `clipkit data shapes`: the shapes world as PNG files and a `captions.jsonl`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::data::shapes::{Layout, Sample, ShapesConfig, ShapesWorld, Split};
-use clipkit::search::quality::Captioned;
-use rayon::prelude::*;
+use clipkit::data::shapes::{Layout, ShapesConfig, ShapesWorld, Split};
+use clipkit::search::quality::write_shapes_folder;
 
 use crate::progress;
 
@@ -35,9 +32,6 @@ pub struct Args {
     layout: String,
 }
 
-/// Samples rendered and written per round; lines are appended in index order after each.
-const CHUNK: u64 = 1024;
-
 /// Runs `clipkit data shapes`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let world = ShapesWorld::new(ShapesConfig {
@@ -47,53 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         layout: Layout::from_name(&args.layout).context("unknown layout")?,
         ..ShapesConfig::default()
     })?;
-    let images = args.out.join("images");
-    std::fs::create_dir_all(&images)
-        .with_context(|| format!("{}: cannot create folder", images.display()))?;
-    let captions_path = args.out.join("captions.jsonl");
-    let file = File::create(&captions_path)
-        .with_context(|| format!("{}: cannot create", captions_path.display()))?;
-    let mut captions = BufWriter::new(file);
-    let digits = args.count.saturating_sub(1).max(1).to_string().len().max(6);
-
     let bar = progress::bar(
         usize::try_from(args.count).unwrap_or(usize::MAX),
         "generating",
     );
-    let mut start = 0;
-    while start < args.count {
-        let end = (start + CHUNK).min(args.count);
-        let lines: Vec<String> = (start..end)
-            .into_par_iter()
-            .map(|index| write_sample(&args.out, index, digits, &world.sample(index)))
-            .collect::<anyhow::Result<_>>()?;
-        for line in lines {
-            writeln!(captions, "{line}")
-                .with_context(|| format!("{}: cannot write", captions_path.display()))?;
-        }
-        bar.set_position(end);
-        start = end;
-    }
-    captions
-        .flush()
-        .with_context(|| format!("{}: cannot write", captions_path.display()))?;
+    let captions =
+        write_shapes_folder(&world, &args.out, args.count, |done| bar.set_position(done))?;
     bar.finish_and_clear();
-    eprintln!(
-        "wrote {} images and {}",
-        args.count,
-        captions_path.display()
-    );
+    eprintln!("wrote {} images and {}", args.count, captions.display());
     Ok(())
-}
-
-/// Writes one PNG and returns its JSON line.
-fn write_sample(out: &Path, index: u64, digits: usize, sample: &Sample) -> anyhow::Result<String> {
-    let relative = format!("images/{index:0digits$}.png");
-    let path = out.join(&relative);
-    sample
-        .image
-        .save_with_format(&path, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot write image", path.display()))?;
-    let line = Captioned::of_sample(relative, sample);
-    Ok(serde_json::to_string(&line)?)
 }
