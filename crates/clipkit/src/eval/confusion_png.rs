@@ -44,7 +44,7 @@ pub fn write_confusion_png(confusion: &Confusion, path: &Path) -> Result<()> {
     let size = (cell * n + layout.y_room + 60, cell * n + layout.x_room + 70);
     draw(confusion, path, size, &layout).map_err(|e| Error::Io {
         path: path.into(),
-        source: std::io::Error::other(e.to_string()),
+        cause: std::io::Error::other(e.to_string()),
     })
 }
 

@@ -6,20 +6,21 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// A store file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file at fault.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error. Part of the message, so not also the error's
+        /// `source()`: a reporter printing the chain (`{:#}`) would say it twice.
+        cause: std::io::Error,
     },
     /// The store's SQLite database reported an error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
-        /// SQLite's error.
-        source: rusqlite::Error,
+        /// SQLite's error (in the message, not `source()`, as for `Io`).
+        cause: rusqlite::Error,
     },
     /// There is no index in the folder.
     #[error("no index at {path}; run `clipkit index DIR` first")]
@@ -79,10 +80,10 @@ pub enum SearchError {
 
 impl SearchError {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         SearchError::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 

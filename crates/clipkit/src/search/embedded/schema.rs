@@ -37,7 +37,7 @@ pub fn sql_error(path: &Path, e: rusqlite::Error) -> SearchError {
         Some(DatabaseCorrupt | NotADatabase) => SearchError::corrupt(path, e.to_string()),
         _ => SearchError::Sqlite {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         },
     }
 }
