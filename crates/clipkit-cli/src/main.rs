@@ -1,13 +1,15 @@
 //! The `clipkit` command-line program: argument parsing and output only; the work is done
 //! by the `clipkit` library.
 
+mod argv;
 mod commands;
 mod progress;
 mod report;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// CLIP on your CPU: embed images and texts, classify zero-shot, inspect preprocessing.
 #[derive(Parser)]
@@ -55,9 +57,16 @@ enum Command {
 
 fn main() -> ExitCode {
     clipkit::allocator::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argv::free_words_last(
+        std::env::args_os().collect(),
+        &Cli::command(),
+    ));
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_closed_pipe();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CLIPKIT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -90,6 +99,21 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a write to a closed pipe end the process the way it ends `ls` or `cat`
+/// (`clipkit search cat | head -1`): silently, by the default action of SIGPIPE. Rust
+/// ignores SIGPIPE, which turns that write into an error that `println!` reports as a
+/// panic. Every write the commands make goes to stdout or stderr, and indexing and training
+/// commit atomically, so stopping at any write loses nothing. The server keeps SIGPIPE
+/// ignored: a client hanging up must not stop it.
+fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

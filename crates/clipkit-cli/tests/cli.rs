@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 mod common;
+#[path = "../../clipkit/tests/common/compare.rs"]
+mod compare;
 
 use common::{clipkit, fixtures, model};
+use compare::max_abs_diff_slices as max_diff;
 
 fn image(name: &str) -> String {
     fixtures().join("images").join(name).display().to_string()
@@ -27,14 +30,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

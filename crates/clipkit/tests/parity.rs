@@ -13,6 +13,17 @@ const EMBED_TOL: f32 = 1e-4;
 /// Zero-shot probabilities: max abs diff allowed against PyTorch.
 const PROB_TOL: f32 = 1e-4;
 
+/// The comparison every parity test relies on must fail on a NaN output: an all-NaN
+/// network would otherwise pass them all.
+#[test]
+#[should_panic(expected = "max abs diff inf")]
+fn assert_close_fails_when_the_output_is_nan() {
+    let device = candle_core::Device::Cpu;
+    let want = Tensor::new(&[1.0_f32, 2.0, 3.0], &device).unwrap();
+    let got = Tensor::new(&[f32::NAN; 3], &device).unwrap();
+    assert_close("all-NaN output", &got, &want, 1.0);
+}
+
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .unwrap()

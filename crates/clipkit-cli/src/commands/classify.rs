@@ -27,10 +27,10 @@ pub struct Args {
     #[command(flatten)]
     templates: TemplateArgs,
     /// Labels shown per image (JSON: all labels unless given).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     top_k: Option<usize>,
     /// Images or prompts per forward pass.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Print JSON.
     #[arg(long)]

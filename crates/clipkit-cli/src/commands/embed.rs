@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long = "text", value_name = "TEXT", allow_hyphen_values = true)]
     texts: Vec<String>,
     /// Images or texts per forward pass.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Print JSON (the default output is a short summary).
     #[arg(long)]

@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     index: IndexArg,
     /// Images per forward pass and per commit.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Show what the index holds and the files that failed, instead of indexing.
     #[arg(long, conflicts_with = "dirs")]

@@ -40,6 +40,19 @@ pub fn unit_interval(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a count that must be at least 1 (`--top-k`, `--batch-size`), for clap's
+/// `value_parser`; negative numbers reach it (`allow_negative_numbers`) so `--top-k -1` is
+/// answered with this message rather than clap's "unexpected argument".
+pub fn positive_count(text: &str) -> Result<usize, String> {
+    match text.parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!(
+            "{n} is not allowed: give a whole number of at least 1"
+        )),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
 /// Warns on stderr about a text cut to the context length.
 pub fn warn_truncated(text: &str, context_length: usize) {
     let preview: String = text.chars().take(40).collect();

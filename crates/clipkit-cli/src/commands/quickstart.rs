@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4500)]
     steps: usize,
     /// Pairs per batch (a multiple of six keeps every family of variants in one batch).
-    #[arg(long, default_value_t = 126)]
+    #[arg(long, default_value_t = 126, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Held-out images per evaluation question.
     #[arg(long, default_value_t = 500)]

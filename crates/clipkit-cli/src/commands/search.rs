@@ -13,8 +13,8 @@ use super::{check_image_paths, load_model, ModelArg};
 #[derive(clap::Args)]
 pub struct Args {
     /// Text query; several words and quoted phrases with + / - and weights mix
-    /// (`beach +sunset -people`, `"red circle" +0.5"on the left"`). A query that starts
-    /// with '-' goes after `--`.
+    /// (`beach +sunset -people`, `'"red circle" +0.5"on the left"'`). Words may start
+    /// with '-' and options may stand anywhere among them; after `--` every word is query.
     #[arg(value_name = "QUERY")]
     query: Vec<String>,
     /// Example image: find images like it (repeatable; mixes with the text query).
@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     image_weight: f32,
     /// Results to show.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     top_k: usize,
     /// Drop results scoring below this cosine similarity.
     #[arg(long, allow_hyphen_values = true)]

@@ -74,7 +74,7 @@ pub struct SettingsArgs {
     #[arg(long, default_value_t = 600)]
     pub steps: usize,
     /// Pairs per batch (more negatives per positive; at least 2).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     pub batch_size: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-3)]

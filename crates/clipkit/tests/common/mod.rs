@@ -1,6 +1,8 @@
 //! Helpers shared by the parity tests: fixture paths, reference tensors, comparisons.
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -33,28 +35,27 @@ pub fn reference_json(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("reference json")).expect("json")
 }
 
-/// Largest absolute difference between two tensors of one shape.
+/// Largest absolute difference between two tensors of one shape; infinite when either holds
+/// a NaN or an infinity (see [`compare`]).
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    compare::max_abs_diff_slices(&a, &b)
 }
 
 /// Fails with the first mismatching values when `a` and `b` differ by more than `tol`.
 pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     let diff = max_abs_diff(got, want);
-    if diff > tol {
+    // Written so that NaN fails: `NaN <= tol` is false.
+    if !(diff <= tol) {
         let g = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let w = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let first: Vec<String> = g
             .iter()
             .zip(&w)
             .enumerate()
-            .filter(|(_, (x, y))| (*x - *y).abs() > tol)
+            .filter(|(_, (x, y))| !((*x - *y).abs() <= tol))
             .take(5)
             .map(|(i, (x, y))| format!("[{i}] got {x} want {y}"))
             .collect();

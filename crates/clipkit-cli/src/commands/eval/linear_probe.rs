@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = ProbeConfig::default().iterations)]
     iterations: usize,
     /// Images or prompts per forward pass.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Print JSON.
     #[arg(long)]

@@ -29,7 +29,7 @@ pub struct Args {
     #[command(flatten)]
     shapes_args: ShapesArgs,
     /// Images or texts per forward pass.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Print JSON.
     #[arg(long)]

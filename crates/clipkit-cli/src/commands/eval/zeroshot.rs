@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, value_name = "PNG", requires = "images")]
     confusion: Option<PathBuf>,
     /// Images or prompts per forward pass.
-    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clipkit::DEFAULT_BATCH_SIZE, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Print JSON.
     #[arg(long)]
