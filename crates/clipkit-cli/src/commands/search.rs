@@ -33,14 +33,22 @@ pub struct Args {
     model: ModelArg,
     #[command(flatten)]
     index: IndexArg,
-    /// Print JSON: {"results": [{"path", "score"}]}.
+    /// Print JSON: {"query": [{"text", "weight"}], "results": [{"path", "score"}]}.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Serialize)]
 struct Output {
+    /// The text query as parsed: one weighted term each.
+    query: Vec<Term>,
     results: Vec<Result>,
+}
+
+#[derive(Serialize)]
+struct Term {
+    text: String,
+    weight: f32,
 }
 
 #[derive(Serialize)]
@@ -73,7 +81,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        let out = serde_json::to_string(&Output { results }).context("serialising output")?;
+        let query = match &text {
+            Some(text) => clipkit::search::query::parse(text)?
+                .into_iter()
+                .map(|t| Term {
+                    text: t.text,
+                    weight: t.weight,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let out =
+            serde_json::to_string(&Output { query, results }).context("serialising output")?;
         println!("{out}");
     } else if results.is_empty() {
         eprintln!("no results");
