@@ -43,13 +43,52 @@ impl TemplateSet {
     }
 }
 
-/// Fills a template's `{}` with a label; a template without `{}` gets the label appended.
+/// Fills a template's `{}` with a label (templates are checked by [`check_prompts`]).
 pub fn fill_template(template: &str, label: &str) -> String {
-    if template.contains("{}") {
-        template.replacen("{}", label, 1)
-    } else {
-        format!("{template} {label}")
+    template.replacen("{}", label, 1)
+}
+
+/// Refuses what would silently skew a classification: no labels or templates, a label given
+/// twice (CLIP's tokenizer ignores case and repeated spaces, so `Cat` and `cat ` are the
+/// same caption and would split one probability between them), a template given twice, or
+/// a template without exactly one `{}` for the label.
+pub fn check_prompts(labels: &[String], templates: &[String]) -> Result<()> {
+    let invalid = |message: String| Err(Error::InvalidArgument(message));
+    if labels.is_empty() {
+        return invalid("at least one label is needed".into());
     }
+    if templates.is_empty() {
+        return invalid("at least one template is needed".into());
+    }
+    let caption_key = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let mut seen = std::collections::HashMap::new();
+    for label in labels {
+        if caption_key(label).is_empty() {
+            return invalid("a label is empty".into());
+        }
+        if let Some(first) = seen.insert(caption_key(label), label) {
+            return invalid(format!(
+                "label {label:?} is given twice (also as {first:?}); duplicate labels would split one probability"
+            ));
+        }
+    }
+    let mut seen_templates = std::collections::HashSet::new();
+    for template in templates {
+        if template.matches("{}").count() != 1 {
+            return invalid(format!(
+                "template {template:?} needs exactly one {{}} where the label goes, as in \"a photo of a {{}}.\""
+            ));
+        }
+        if !seen_templates.insert(template) {
+            return invalid(format!("template {template:?} is given twice"));
+        }
+    }
+    Ok(())
 }
 
 /// One label's probability for one image.
@@ -71,17 +110,9 @@ pub struct ZeroShotClassifier {
 
 impl ZeroShotClassifier {
     /// Embeds every label through every template and ensembles per label.
+    /// Labels and templates are checked first (see [`check_prompts`]).
     pub fn new(clip: &Clip, labels: &[String], templates: &[String]) -> Result<Self> {
-        if labels.is_empty() {
-            return Err(Error::InvalidArgument(
-                "at least one label is needed".into(),
-            ));
-        }
-        if templates.is_empty() {
-            return Err(Error::InvalidArgument(
-                "at least one template is needed".into(),
-            ));
-        }
+        check_prompts(labels, templates)?;
         let prompts: Vec<String> = labels
             .iter()
             .flat_map(|label| templates.iter().map(move |t| fill_template(t, label)))
@@ -153,6 +184,29 @@ mod tests {
             fill_template("a photo of a {}.", "cat"),
             "a photo of a cat."
         );
-        assert_eq!(fill_template("cat photo:", "cat"), "cat photo: cat");
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn refusal(labels: &[&str], templates: &[&str]) -> String {
+        match check_prompts(&strings(labels), &strings(templates)) {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("{labels:?} with {templates:?} should be refused"),
+        }
+    }
+
+    #[test]
+    fn duplicate_labels_and_templates_without_a_slot_are_refused() {
+        let simple = ["a photo of a {}."];
+        assert!(refusal(&["cat", "dog", "Cat "], &simple).contains("\"Cat \" is given twice"));
+        assert!(refusal(&["cat", "  "], &simple).contains("empty"));
+        assert!(refusal(&["cat"], &["cat photo:"]).contains("exactly one {}"));
+        assert!(refusal(&["cat"], &["{} and {}"]).contains("exactly one {}"));
+        assert!(refusal(&["cat"], &["a {}.", "a {}."]).contains("given twice"));
+        assert!(refusal(&[], &simple).contains("label"));
+        assert!(refusal(&["cat"], &[]).contains("template"));
+        check_prompts(&strings(&["cat", "dog"]), &strings(&["a {}.", "the {}"])).unwrap();
     }
 }

@@ -11,7 +11,9 @@ use crate::progress;
 /// Arguments of `clipkit data shapes`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder to write into (created if missing): `images/NNNNNNNN.png` and `captions.jsonl`.
+    /// Folder to write into (created if missing): `images/000000.png`… (the sample index,
+    /// six digits or as many as the largest index needs) and `captions.jsonl`, one line per
+    /// image: {"path", "caption", "objects": [{"shape", "colour", "size", "position"}]}.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// How many samples (indices 0..N).
