@@ -1,73 +1,18 @@
 //! Measuring search quality on a captioned folder: queries naming a colour and a shape,
-//! relevance read from the captions file, precision@k averaged over queries.
+//! relevance read from the captions file's objects, precision@k averaged over queries.
 //!
-//! The folder holds images and `captions.jsonl`, one JSON object per line:
-//! `{"path", "caption", "objects": [{"shape", "colour", "size", "position"}]}`, `path`
-//! relative to the folder. [`write_shapes_folder`] writes the shapes world in this format.
+//! The folder holds images and a `captions.jsonl` listing each image's objects (see
+//! [`crate::data::Captioned`]); [`crate::data::shapes::write_shapes_folder`] writes the
+//! shapes world in this format.
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use image::ImageFormat;
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
-use super::ask::query_vector;
-use super::error::{Result, SearchError};
-use super::store::VectorStore;
 use crate::clip::Clip;
-use crate::data::shapes::{with_article, Sample, ShapesWorld};
-
-/// One captioned image: a line of `captions.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Captioned {
-    /// Path relative to the folder.
-    pub path: String,
-    /// Its caption.
-    #[serde(default)]
-    pub caption: String,
-    /// The objects it shows.
-    #[serde(default)]
-    pub objects: Vec<Object>,
-}
-
-impl Captioned {
-    /// The line for a shapes-world sample stored at `path` (relative to the folder).
-    pub fn of_sample(path: String, sample: &Sample) -> Captioned {
-        Captioned {
-            path,
-            caption: sample.caption.clone(),
-            objects: sample
-                .scene
-                .objects
-                .iter()
-                .map(|o| Object {
-                    shape: o.shape.name().to_string(),
-                    colour: o.colour.name().to_string(),
-                    size: o.size.name().to_string(),
-                    position: o.position.name().to_string(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One object in a captioned image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Object {
-    /// Shape name ("circle").
-    pub shape: String,
-    /// Colour name ("red").
-    pub colour: String,
-    /// Size name ("small"; empty when the file does not say).
-    #[serde(default)]
-    pub size: String,
-    /// Position name ("left"; empty when the file does not say).
-    #[serde(default)]
-    pub position: String,
-}
+use crate::data::shapes::with_article;
+use crate::data::CaptionsFile;
+use crate::error::{Error, Result};
+use crate::search::{query_vector, VectorStore};
 
 /// A query with the images (absolute paths) that answer it.
 #[derive(Debug, Clone)]
@@ -78,95 +23,42 @@ pub struct LabelledQuery {
     pub relevant: HashSet<String>,
 }
 
-/// Samples rendered in parallel per round of [`write_shapes_folder`]; their lines are
-/// appended in index order after each round.
-const WRITE_ROUND: u64 = 1024;
-
-/// Writes samples `0..count` of `world` into `folder` (created if missing) as
-/// `images/NNNNNN.png` (six digits or more) and `captions.jsonl`, rendering in parallel;
-/// `progress` hears how many are written after each round. Returns the captions file.
-pub fn write_shapes_folder(
-    world: &ShapesWorld,
-    folder: &Path,
-    count: u64,
-    mut progress: impl FnMut(u64),
-) -> Result<PathBuf> {
-    let images = folder.join("images");
-    std::fs::create_dir_all(&images).map_err(|e| SearchError::io(&images, e))?;
-    let captions_path = folder.join("captions.jsonl");
-    let write_error = |e: std::io::Error| SearchError::io(&captions_path, e);
-    let mut captions = BufWriter::new(File::create(&captions_path).map_err(write_error)?);
-    let digits = count.saturating_sub(1).max(1).to_string().len().max(6);
-    let mut start = 0;
-    while start < count {
-        let end = (start + WRITE_ROUND).min(count);
-        let lines: Vec<String> = (start..end)
-            .into_par_iter()
-            .map(|index| {
-                let sample = world.sample(index);
-                let relative = format!("images/{index:0digits$}.png");
-                let path = folder.join(&relative);
-                sample
-                    .image
-                    .save_with_format(&path, ImageFormat::Png)
-                    .map_err(|e| SearchError::io(&path, std::io::Error::other(e)))?;
-                let line = Captioned::of_sample(relative, &sample);
-                serde_json::to_string(&line).map_err(|e| write_error(e.into()))
-            })
-            .collect::<Result<_>>()?;
-        for line in lines {
-            writeln!(captions, "{line}").map_err(write_error)?;
-        }
-        progress(end);
-        start = end;
+/// Reads `captions.jsonl` in `folder`; image paths become absolute (the folder is
+/// canonicalised) so they compare with the paths an index records. A malformed line is an
+/// error naming it: a quality figure over part of the folder would mislead.
+pub fn read_captions(folder: &Path) -> Result<CaptionsFile> {
+    let root = folder.canonicalize().map_err(|e| Error::io(folder, e))?;
+    let captions = CaptionsFile::open(&root.join("captions.jsonl"))?;
+    if let Some(message) = captions.first_malformed() {
+        return Err(Error::Data {
+            path: captions.file().to_path_buf(),
+            message: message.to_string(),
+        });
     }
-    captions.flush().map_err(write_error)?;
-    Ok(captions_path)
-}
-
-/// Reads `captions.jsonl` in `folder`; paths become absolute (canonical) so they compare
-/// with the paths an index records.
-pub fn read_captions(folder: &Path) -> Result<Vec<(PathBuf, Captioned)>> {
-    let file = folder.join("captions.jsonl");
-    let text = std::fs::read_to_string(&file).map_err(|e| SearchError::io(&file, e))?;
-    let root = folder
-        .canonicalize()
-        .map_err(|e| SearchError::io(folder, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            let c: Captioned = serde_json::from_str(line)
-                .map_err(|e| SearchError::corrupt(&file, format!("line {}: {e}", i + 1)))?;
-            Ok((root.join(&c.path), c))
-        })
-        .collect()
+    Ok(captions)
 }
 
 /// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen, with at
 /// least `min_relevant` images showing such an object, most frequent first, at most
 /// `max_queries`.
 pub fn colour_shape_queries(
-    captions: &[(PathBuf, Captioned)],
+    captions: &CaptionsFile,
     min_relevant: usize,
     max_queries: usize,
 ) -> Vec<LabelledQuery> {
-    let pairs: BTreeSet<(String, String)> = captions
+    let images: Vec<_> = captions.objects_by_image().collect();
+    let pairs: BTreeSet<(String, String)> = images
         .iter()
-        .flat_map(|(_, c)| {
-            c.objects
-                .iter()
-                .map(|o| (o.colour.clone(), o.shape.clone()))
-        })
+        .flat_map(|(_, objects)| objects.iter().map(|o| (o.colour.clone(), o.shape.clone())))
         .collect();
     let mut queries: Vec<LabelledQuery> = pairs
         .into_iter()
         .map(|(colour, shape)| LabelledQuery {
             text: with_article(&format!("{colour} {shape}")),
-            relevant: captions
+            relevant: images
                 .iter()
-                .filter(|(_, c)| {
-                    c.objects
+                .filter(|(_, objects)| {
+                    objects
                         .iter()
                         .any(|o| o.colour == colour && o.shape == shape)
                 })
@@ -205,7 +97,7 @@ pub fn evaluate(
     store: &dyn VectorStore,
     queries: &[LabelledQuery],
     k: usize,
-) -> crate::Result<Vec<f64>> {
+) -> Result<Vec<f64>> {
     queries
         .iter()
         .map(|q| {
@@ -225,38 +117,47 @@ pub fn evaluate(
 mod tests {
     use super::*;
 
-    fn captioned(path: &str, objects: &[(&str, &str)]) -> (PathBuf, Captioned) {
-        let objects = objects
-            .iter()
-            .map(|(c, s)| Object {
-                colour: c.to_string(),
-                shape: s.to_string(),
-                size: String::new(),
-                position: String::new(),
-            })
-            .collect();
-        (
-            PathBuf::from(path),
-            Captioned {
-                path: path.into(),
-                caption: String::new(),
-                objects,
-            },
-        )
+    #[test]
+    fn queries_pair_colours_with_shapes_and_list_relevant_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |path: &str, objects: &[(&str, &str)]| {
+            let objects: Vec<String> = objects
+                .iter()
+                .map(|(c, s)| format!(r#"{{"colour": "{c}", "shape": "{s}"}}"#))
+                .collect();
+            format!(
+                r#"{{"path": "{path}", "caption": "x", "objects": [{}]}}"#,
+                objects.join(", ")
+            )
+        };
+        let lines = [
+            line("a.png", &[("red", "circle"), ("blue", "square")]),
+            line("b.png", &[("red", "circle")]),
+            line("c.png", &[("blue", "square")]),
+            line("d.png", &[("green", "star")]),
+        ];
+        std::fs::write(dir.path().join("captions.jsonl"), lines.join("\n")).unwrap();
+        let captions = read_captions(dir.path()).unwrap();
+        let qs = colour_shape_queries(&captions, 2, 10);
+        let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(texts, vec!["a blue square", "a red circle"]);
+        let root = dir.path().canonicalize().unwrap();
+        let relevant = |name: &str| root.join(name).to_string_lossy().into_owned();
+        assert!(qs[1].relevant.contains(&relevant("a.png")));
+        assert!(qs[1].relevant.contains(&relevant("b.png")));
+        assert_eq!(qs[1].relevant.len(), 2);
     }
 
     #[test]
-    fn queries_pair_colours_with_shapes_and_list_relevant_images() {
-        let caps = vec![
-            captioned("/a.png", &[("red", "circle"), ("blue", "square")]),
-            captioned("/b.png", &[("red", "circle")]),
-            captioned("/c.png", &[("blue", "square")]),
-            captioned("/d.png", &[("green", "star")]),
-        ];
-        let qs = colour_shape_queries(&caps, 2, 10);
-        let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
-        assert_eq!(texts, vec!["a blue square", "a red circle"]);
-        assert!(qs[1].relevant.contains("/a.png") && qs[1].relevant.contains("/b.png"));
+    fn a_malformed_captions_line_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"path\": \"a.png\", \"caption\": \"x\"}\n{\"path\": \"b.png\"}\n";
+        std::fs::write(dir.path().join("captions.jsonl"), text).unwrap();
+        let err = read_captions(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("no caption"),
+            "{err}"
+        );
     }
 
     #[test]
