@@ -1,7 +1,7 @@
 //! Indexing folders (or single files) of images into a [`VectorStore`], incrementally:
 //! new, changed, moved, touched and deleted files are found by path, size, mtime and content
 //! hash (see [`plan`]), and only new content is decoded and embedded (see [`pipeline`]).
-//! Items under a folder that no longer exists are removed by [`prune`].
+//! Items under a folder that no longer exists are removed by [`prune_vanished`].
 
 pub mod pipeline;
 pub mod plan;
