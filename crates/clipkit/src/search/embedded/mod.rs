@@ -36,7 +36,7 @@ use ann::AnnIndex;
 use schema::sql_error;
 use vectors::VectorFile;
 
-/// Number of items from which [`EmbeddedStore::optimize`] builds an approximate index.
+/// Number of items from which [`super::VectorStore::optimize`] builds an approximate index.
 pub const DEFAULT_ANN_THRESHOLD: usize = 20_000;
 
 /// The embedded [`super::VectorStore`]: SQLite metadata and a flat vector file in one folder.
