@@ -436,3 +436,141 @@ fn an_index_refuses_another_model_and_a_corrupt_store_names_its_file() {
     ])
     .fails_naming("clipkit index");
 }
+
+#[test]
+fn index_of_a_single_image_file_indexes_that_file_and_refuses_other_files() {
+    let s = setup(3);
+    let one = Path::new(&s.images).join("set1/img001.png");
+    let run = clipkit(&index_args(one.to_str().unwrap(), &s.store, &s.model, "4"));
+    assert!(
+        run.ok()
+            .stderr()
+            .contains("1 images found: 1 new or changed embedded"),
+        "{}",
+        run.explain()
+    );
+    let paths: Vec<String> = snapshot(&s.store, &s.model).into_keys().collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert!(paths[0].ends_with("set1/img001.png"), "{paths:?}");
+    // Indexing the folder afterwards keeps that item (unchanged) and adds the rest.
+    let folder = clipkit(&index_args(&s.images, &s.store, &s.model, "4"));
+    assert!(
+        folder.ok().stderr().contains("2 new or changed embedded"),
+        "{}",
+        folder.explain()
+    );
+    assert!(
+        folder.stderr().contains("1 unchanged"),
+        "{}",
+        folder.explain()
+    );
+    // A file by name that is not an image is refused, saying why.
+    std::fs::write(Path::new(&s.images).join("notes.txt"), b"hello").unwrap();
+    let notes = Path::new(&s.images).join("notes.txt");
+    clipkit(&index_args(
+        notes.to_str().unwrap(),
+        &s.store,
+        &s.model,
+        "4",
+    ))
+    .fails_naming("not an image file name");
+}
+
+#[test]
+fn touching_a_file_is_not_a_move() {
+    let s = setup(4);
+    clipkit(&index_args(&s.images, &s.store, &s.model, "4")).ok();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(Path::new(&s.images).join("set0/img000.png"))
+        .unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    file.set_modified(later).unwrap();
+    drop(file);
+    let again = clipkit(&index_args(&s.images, &s.store, &s.model, "4"));
+    let stderr = again.ok().stderr();
+    assert!(
+        stderr.contains("0 new or changed embedded")
+            && stderr.contains("3 unchanged, 1 touched (same content), 0 moved, 0 removed"),
+        "{}",
+        again.explain()
+    );
+    // The refreshed record makes the next run see it as unchanged.
+    let third = clipkit(&index_args(&s.images, &s.store, &s.model, "4"));
+    assert!(
+        third.ok().stderr().contains("4 unchanged, 0 touched"),
+        "{}",
+        third.explain()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_inside_a_folder_are_reported_not_followed() {
+    let s = setup(3);
+    let outside = Path::new(&s.images).parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(fixture_image("a_input_0.png"), outside.join("target.png")).unwrap();
+    let root = Path::new(&s.images);
+    std::os::unix::fs::symlink(outside.join("target.png"), root.join("link.png")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("linked-folder")).unwrap();
+    let run = clipkit(&index_args(&s.images, &s.store, &s.model, "4"));
+    let stderr = run.ok().stderr();
+    assert!(
+        stderr.contains("3 images found")
+            && stderr.contains("2 symbolic links not followed")
+            && stderr.contains("link.png")
+            && stderr.contains("linked-folder"),
+        "{}",
+        run.explain()
+    );
+    let paths: Vec<String> = snapshot(&s.store, &s.model).into_keys().collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("link")), "{paths:?}");
+}
+
+#[test]
+fn a_vanished_folder_is_pruned_by_name_and_an_existing_one_is_refused() {
+    let s = setup(6);
+    let tmp = Path::new(&s.images).parent().unwrap().to_path_buf();
+    let other = tmp.join("other");
+    make_images(&other, 2);
+    clipkit(&index_args(&s.images, &s.store, &s.model, "4")).ok();
+    clipkit(&index_args(
+        other.to_str().unwrap(),
+        &s.store,
+        &s.model,
+        "4",
+    ))
+    .ok();
+    clipkit(&["index", "--prune", &s.images, "--index", &s.store]).fails_naming("still exists");
+
+    std::fs::remove_dir_all(&s.images).unwrap();
+    // A relative spelling with `..` names the same folder.
+    let relative = format!("{}/../photos", other.display());
+    let run = clipkit(&["index", "--prune", &relative, "--index", &s.store]);
+    assert!(
+        run.ok()
+            .stderr()
+            .contains("pruned: 6 items removed, 0 failures forgotten; 2 in the index"),
+        "{}",
+        run.explain()
+    );
+    let paths: Vec<String> = snapshot(&s.store, &s.model).into_keys().collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths.iter().all(|p| p.contains("/other/")), "{paths:?}");
+}
+
+#[test]
+fn an_index_location_with_an_unknown_scheme_is_refused_naming_it() {
+    let s = setup(1);
+    clipkit(&[
+        "search",
+        "cat",
+        "--index",
+        "postgres://db.example/clips",
+        "--model",
+        &s.model,
+    ])
+    .fails_naming("postgres://");
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::{Multipart, Query, State};
 use axum::Json;
-use clipkit::search::{query_vector, VectorStore};
+use clipkit::search::{nearest, query_vector};
 use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -114,12 +114,8 @@ pub fn search(
     let text = text.filter(|t| !t.trim().is_empty());
     let top_k = top_k.unwrap_or(20).min(state.limits.max_top_k);
     let query = query_vector(&state.clip, text.as_deref(), images, 1.0)?;
-    let min = min_score.unwrap_or(f32::NEG_INFINITY);
-    Ok(state
-        .store
-        .search(&query, top_k)?
+    Ok(nearest(&*state.store, &query, top_k, min_score)?
         .into_iter()
-        .filter(|h| h.score >= min)
         .map(|h| Found {
             id: h.id,
             path: h.path,

@@ -55,8 +55,9 @@ fn library_status(e: &clipkit::Error) -> StatusCode {
         }
         E::Search(
             SearchError::Io { .. }
-            | SearchError::Sqlite { .. }
+            | SearchError::Records { .. }
             | SearchError::NoIndex { .. }
+            | SearchError::Location { .. }
             | SearchError::Corrupt { .. }
             | SearchError::ModelMismatch { .. }
             | SearchError::Locked { .. }

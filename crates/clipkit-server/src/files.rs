@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use clipkit::search::{FileRecord, VectorStore};
+use clipkit::search::FileRecord;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clipkit::search::EmbeddedStore;
+use clipkit::search::VectorStore;
 use clipkit::Clip;
 use tokio::sync::Semaphore;
 
@@ -38,7 +38,7 @@ pub struct AppState {
     /// The model (its pixel limit set to `limits.max_image_pixels`).
     pub clip: Clip,
     /// The index searched and whose files are served.
-    pub store: EmbeddedStore,
+    pub store: Box<dyn VectorStore>,
     /// The model's identity, as the index records it.
     pub model: String,
     /// Where thumbnails are cached (made once per file content).
@@ -50,9 +50,14 @@ pub struct AppState {
 
 impl AppState {
     /// Shared state over a loaded model and an opened index whose model is `model`;
-    /// thumbnails are cached in the index folder's `thumbs/`.
-    pub fn new(clip: Clip, store: EmbeddedStore, model: String, limits: Limits) -> Arc<Self> {
-        let thumbs = store.dir().join("thumbs");
+    /// thumbnails are cached in `thumbs/` of the store's cache folder (the index folder).
+    pub fn new(
+        clip: Clip,
+        store: Box<dyn VectorStore>,
+        model: String,
+        limits: Limits,
+    ) -> Arc<Self> {
+        let thumbs = store.location().cache_dir().join("thumbs");
         Arc::new(AppState {
             clip: clip.with_max_pixels(limits.max_image_pixels),
             store,

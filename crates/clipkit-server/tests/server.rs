@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::{model_identity, EmbeddedStore};
+use clipkit::search::{model_identity, open, open_or_create, StoreLocation};
 use clipkit::Clip;
 use clipkit_server::{app, AppState, Limits};
 use http_body_util::BodyExt;
@@ -51,12 +51,11 @@ fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     }
     let clip = Clip::load(&model_dir()).unwrap();
     let model = model_identity(&model_dir()).unwrap();
-    let store_dir = tmp.path().join("index");
-    let mut store =
-        EmbeddedStore::open_or_create(&store_dir, &model, clip.embedding_dim()).unwrap();
-    indexer::index_folders(&clip, &mut store, &[photos], 8, &mut Quiet).unwrap();
+    let location = StoreLocation::Folder(tmp.path().join("index"));
+    let mut store = open_or_create(&location, &model, clip.embedding_dim()).unwrap();
+    indexer::index_folders(&clip, &mut *store, &[photos], 8, &mut Quiet).unwrap();
     drop(store);
-    let store = EmbeddedStore::open(&store_dir).unwrap();
+    let store = open(&location).unwrap();
     (tmp, AppState::new(clip, store, model, limits))
 }
 
@@ -281,7 +280,14 @@ async fn bodies_and_images_over_the_limits_are_refused() {
     let (status, err) = post_form(&state, "/api/search", big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
     // 64×48 = 3072 pixels > 1000.
-    let png = std::fs::read(state.store.dir().join("../photos/gen00.png")).unwrap();
+    let png = std::fs::read(
+        state
+            .store
+            .location()
+            .cache_dir()
+            .join("../photos/gen00.png"),
+    )
+    .unwrap();
     let (status, err) = post_form(
         &state,
         "/api/search",

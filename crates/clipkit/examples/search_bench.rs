@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clipkit::search::embedded::AnnParams;
+use clipkit::search::embedded::EmbeddedStore;
 use clipkit::search::synthetic::Clustered;
-use clipkit::search::{Batch, EmbeddedStore, FileRecord, Hit, VectorStore};
+use clipkit::search::{Batch, FileRecord, Hit, VectorStore};
 
 const MODEL: &str = "synthetic-bench0";
 const FILL_BATCH: usize = 50_000;
@@ -64,7 +65,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(store);
 
     let mut store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_params(params);
-    if !store.has_ann() {
+    if !store.is_approximate() {
         let t = Instant::now();
         store.rebuild_ann()?;
         println!(

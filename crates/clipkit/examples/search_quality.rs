@@ -1,5 +1,5 @@
 //! Search quality and indexing speed on a captioned image folder (see
-//! `clipkit::search::quality` for the `captions.jsonl` format).
+//! `clipkit::eval::search_quality` for the `captions.jsonl` it needs).
 //!
 //! ```text
 //! cargo run --release --example search_quality -- MODEL_DIR IMAGE_DIR [QUERIES] [MIN_PRECISION]
@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Tensor;
+use clipkit::eval::search_quality::{colour_shape_queries, evaluate, read_captions};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::quality::{colour_shape_queries, evaluate, read_captions};
-use clipkit::search::{model_identity, EmbeddedStore};
+use clipkit::search::{model_identity, open_or_create, StoreLocation};
 use clipkit::Clip;
 
 const K: usize = 10;
@@ -45,14 +45,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let clip = Clip::load(&model_dir)?;
     let captions = read_captions(&images)?;
     let store_dir = tempfile::tempdir()?;
-    let mut store = EmbeddedStore::open_or_create(
-        store_dir.path(),
+    let mut store = open_or_create(
+        &StoreLocation::Folder(store_dir.path().to_path_buf()),
         &model_identity(&model_dir)?,
         clip.embedding_dim(),
     )?;
     let report = indexer::index_folders(
         &clip,
-        &mut store,
+        &mut *store,
         std::slice::from_ref(&images),
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
@@ -60,7 +60,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let pipeline_rate = report.embedded as f64 / report.embed_seconds;
     let bare_rate = bare_embedding_rate(
         &clip,
-        &captions.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        &captions
+            .objects_by_image()
+            .map(|(p, _)| p.to_path_buf())
+            .collect::<Vec<_>>(),
     )?;
     println!("threads {}", rayon::current_num_threads());
     println!(
@@ -81,7 +84,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             queries.len()
         );
     }
-    let precisions = evaluate(&clip, &store, &queries, K)?;
+    let precisions = evaluate(&clip, &*store, &queries, K)?;
     for (q, p) in queries.iter().zip(&precisions) {
         println!(
             "  p@{K} {p:.2}  {:?} ({} relevant)",
@@ -111,8 +114,6 @@ fn bare_embedding_rate(clip: &Clip, paths: &[PathBuf]) -> Result<f64, Box<dyn Er
         .filter_map(Result::ok)
         .collect();
     let started = Instant::now();
-    for chunk in pixels.chunks(clipkit::DEFAULT_BATCH_SIZE) {
-        clip.embed_pixels(&Tensor::stack(chunk, 0)?)?;
-    }
+    clip.embed_pixel_list(&pixels)?;
     Ok(pixels.len() as f64 / started.elapsed().as_secs_f64())
 }

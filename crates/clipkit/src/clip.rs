@@ -129,15 +129,7 @@ impl Clip {
 
     /// Unit-length embeddings (N, E) of images, preprocessed in parallel, embedded in batches.
     pub fn embed_images(&self, images: &[RgbImage]) -> Result<Tensor> {
-        let mut parts = Vec::new();
-        for chunk in images.chunks(self.batch_size) {
-            let pixels: Vec<Tensor> = chunk
-                .par_iter()
-                .map(|img| self.preprocess(img))
-                .collect::<Result<_>>()?;
-            parts.push(self.embed_pixels(&Tensor::stack(&pixels, 0)?)?);
-        }
-        self.concat(parts)
+        self.embed_each(images, |image| self.preprocess(image), |_| {})
     }
 
     /// Unit-length embeddings (N, E) of image files, read and preprocessed in parallel one
@@ -146,23 +138,45 @@ impl Clip {
     pub fn embed_image_files<P: AsRef<Path> + Sync>(
         &self,
         paths: &[P],
+        progress: impl FnMut(usize),
+    ) -> Result<Tensor> {
+        let pixels_of = |path: &P| self.preprocess(&self.load_image(path.as_ref())?);
+        self.embed_each(paths, pixels_of, progress)
+    }
+
+    /// Embeds `items`, one batch at a time: `pixels_of` turns each item of a batch into
+    /// pixels (3, S, S) in parallel, then [`Clip::embed_pixel_list`] embeds them. The first
+    /// error stops it. (N, E)
+    fn embed_each<T: Sync>(
+        &self,
+        items: &[T],
+        pixels_of: impl Fn(&T) -> Result<Tensor> + Sync,
         mut progress: impl FnMut(usize),
     ) -> Result<Tensor> {
         let mut parts = Vec::new();
         let mut done = 0;
-        for chunk in paths.chunks(self.batch_size) {
-            let pixels: Vec<Tensor> = chunk
-                .par_iter()
-                .map(|p| self.preprocess(&self.load_image(p.as_ref())?))
-                .collect::<Result<_>>()?;
-            parts.push(self.embed_pixels(&Tensor::stack(&pixels, 0)?)?);
+        for chunk in items.chunks(self.batch_size) {
+            let pixels: Vec<Tensor> = chunk.par_iter().map(&pixels_of).collect::<Result<_>>()?;
+            parts.push(self.embed_pixel_list(&pixels)?);
             done += chunk.len();
             progress(done);
         }
         self.concat(parts)
     }
 
-    /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S).
+    /// Unit-length embeddings (N, E) of preprocessed images, each (3, S, S), stacked and
+    /// embedded [`Clip::with_batch_size`] at a time: the one batched image-embedding path,
+    /// which every caller with several images goes through.
+    pub fn embed_pixel_list(&self, pixels: &[Tensor]) -> Result<Tensor> {
+        let parts = pixels
+            .chunks(self.batch_size)
+            .map(|chunk| self.embed_pixels(&Tensor::stack(chunk, 0)?)) // (B, 3, S, S) → (B, E)
+            .collect::<Result<Vec<_>>>()?;
+        self.concat(parts)
+    }
+
+    /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S), in one
+    /// forward pass.
     pub fn embed_pixels(&self, pixels: &Tensor) -> Result<Tensor> {
         Ok(l2_normalize(&self.network.image_features(pixels)?)?)
     }
@@ -198,7 +212,10 @@ impl Clip {
         })
     }
 
-    fn concat(&self, parts: Vec<Tensor>) -> Result<Tensor> {
+    fn concat(&self, mut parts: Vec<Tensor>) -> Result<Tensor> {
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
         if parts.is_empty() {
             return Ok(Tensor::zeros(
                 (0, self.embedding_dim()),

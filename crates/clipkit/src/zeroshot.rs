@@ -4,7 +4,7 @@
 //! A label with several templates is represented by the mean of its captions' unit-length
 //! text embeddings, normalised again (the CLIP paper's prompt ensembling).
 
-use candle_core::{IndexOp, Tensor};
+use candle_core::{Device, IndexOp, Tensor};
 
 use crate::clip::{l2_normalize, Clip};
 use crate::error::{Error, Result};
@@ -91,6 +91,27 @@ pub fn check_prompts(labels: &[String], templates: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Prompt ensembling, the one implementation: class `c`'s embedding is the mean of the unit
+/// prompt embeddings (rows of `prompt_embeds` (P, E)) listed in `classes[c]`, normalised
+/// again. (C, E). A class with no prompt, or a row out of range, is an error.
+pub fn ensemble_prompts(prompt_embeds: &Tensor, classes: &[Vec<u32>]) -> Result<Tensor> {
+    let prompts = prompt_embeds.dim(0)?;
+    let means = classes
+        .iter()
+        .enumerate()
+        .map(|(class, rows)| {
+            if rows.is_empty() || rows.iter().any(|&r| r as usize >= prompts) {
+                return Err(Error::InvalidArgument(format!(
+                    "class {class}: prompt rows {rows:?} do not name rows of {prompts} prompts"
+                )));
+            }
+            let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
+            Ok(prompt_embeds.index_select(&rows, 0)?.mean(0)?) // (E)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(l2_normalize(&Tensor::stack(&means, 0)?)?)
+}
+
 /// One label's probability for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelScore {
@@ -118,8 +139,11 @@ impl ZeroShotClassifier {
             .flat_map(|label| templates.iter().map(move |t| fill_template(t, label)))
             .collect();
         let embeds = clip.embed_texts(&prompts)?; // (L·T, E)
-        let (l, t, e) = (labels.len(), templates.len(), clip.embedding_dim());
-        let class_embeds = l2_normalize(&embeds.reshape((l, t, e))?.mean(1)?)?; // (L, E)
+        let t = templates.len() as u32;
+        let rows: Vec<Vec<u32>> = (0..labels.len() as u32)
+            .map(|l| (l * t..(l + 1) * t).collect())
+            .collect();
+        let class_embeds = ensemble_prompts(&embeds, &rows)?; // (L, E)
         Ok(ZeroShotClassifier {
             labels: labels.to_vec(),
             class_embeds,
@@ -176,6 +200,20 @@ mod tests {
         assert!(t.iter().all(|t| t.matches("{}").count() == 1));
         let distinct: std::collections::BTreeSet<_> = t.iter().collect();
         assert_eq!(distinct.len(), 80);
+    }
+
+    #[test]
+    fn ensembling_averages_each_class_prompts_and_renormalises() {
+        let prompts = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [0.6, 0.8]], &Device::Cpu).unwrap();
+        let classes = ensemble_prompts(&prompts, &[vec![0, 1], vec![2]]).unwrap();
+        let got: Vec<Vec<f32>> = classes.to_vec2().unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let want = [[h, h], [0.6, 0.8]];
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+        assert!(ensemble_prompts(&prompts, &[vec![]]).is_err());
+        assert!(ensemble_prompts(&prompts, &[vec![3]]).is_err());
     }
 
     #[test]

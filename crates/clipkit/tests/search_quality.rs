@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 
-use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use clipkit::data::shapes::{write_shapes_folder, ShapesConfig, ShapesWorld, Split};
+use clipkit::eval::search_quality::{colour_shape_queries, evaluate, read_captions};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::quality::{
-    colour_shape_queries, evaluate, read_captions, write_shapes_folder,
-};
-use clipkit::search::{model_identity, EmbeddedStore};
+use clipkit::search::{model_identity, open_or_create, StoreLocation};
 use clipkit::Clip;
 
 /// Images indexed; queries asked; results looked at per query; mean precision required.
@@ -44,18 +42,18 @@ fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/quickstart");
     let clip = Clip::load(&model_dir).unwrap();
     let captioned = read_captions(&folder).unwrap();
-    assert_eq!(captioned.len() as u64, IMAGES);
+    assert_eq!(captioned.objects_by_image().count() as u64, IMAGES);
     let queries = colour_shape_queries(&captioned, K, QUERIES);
     assert_eq!(queries.len(), QUERIES);
-    let mut store = EmbeddedStore::open_or_create(
-        &tmp.path().join("index"),
+    let mut store = open_or_create(
+        &StoreLocation::Folder(tmp.path().join("index")),
         &model_identity(&model_dir).unwrap(),
         clip.embedding_dim(),
     )
     .unwrap();
     let report = indexer::index_folders(
         &clip,
-        &mut store,
+        &mut *store,
         &[folder],
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
@@ -63,7 +61,7 @@ fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
     .unwrap();
     assert_eq!(report.embedded as u64, IMAGES);
 
-    let precisions = evaluate(&clip, &store, &queries, K).unwrap();
+    let precisions = evaluate(&clip, &*store, &queries, K).unwrap();
     let mean = precisions.iter().sum::<f64>() / precisions.len() as f64;
     let worst: Vec<String> = queries
         .iter()

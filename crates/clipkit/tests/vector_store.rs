@@ -1,11 +1,16 @@
-//! One suite for every `VectorStore` backend (the trait's contract), then what only the
-//! embedded store promises: persistence, crash leftovers, corrupt files, model identity,
-//! one writer at a time, and the recall of its approximate index.
+//! One suite for every `VectorStore` backend (the trait's contract), run on what
+//! `search::open_or_create` returns for each kind of location, then what only the embedded
+//! store promises: persistence, crash leftovers, corrupt files, model identity, one writer
+//! at a time, and the recall of its approximate index.
 
 use std::path::Path;
 
+use clipkit::search::embedded::EmbeddedStore;
 use clipkit::search::synthetic::Clustered;
-use clipkit::search::{exact, Batch, EmbeddedStore, Failure, FileRecord, SearchError, VectorStore};
+use clipkit::search::{
+    exact, nearest, open, open_or_create, open_writable, Batch, Failure, FileRecord, ItemId,
+    SearchError, StoreLocation, VectorStore,
+};
 
 const DIM: usize = 8;
 const MODEL: &str = "0123456789abcdef";
@@ -25,7 +30,7 @@ fn basis(i: usize) -> Vec<f32> {
     v
 }
 
-fn add(store: &mut dyn VectorStore, items: &[(&str, Vec<f32>)]) {
+fn add(store: &mut dyn VectorStore, items: &[(&str, Vec<f32>)]) -> Vec<ItemId> {
     let batch = Batch {
         added: items
             .iter()
@@ -33,7 +38,7 @@ fn add(store: &mut dyn VectorStore, items: &[(&str, Vec<f32>)]) {
             .collect(),
         ..Batch::default()
     };
-    store.commit(batch).unwrap();
+    store.commit(batch).unwrap()
 }
 
 fn paths(store: &dyn VectorStore, query: &[f32], k: usize) -> Vec<String> {
@@ -52,11 +57,28 @@ fn contract_suite(make: &dyn Fn(&Path) -> Box<dyn VectorStore>) {
     assert_eq!((store.dim(), store.model(), store.len()), (DIM, MODEL, 0));
     assert!(store.search(&basis(0), 5).unwrap().is_empty());
 
-    add(
+    let ids = add(
         &mut *store,
         &[("a", basis(0)), ("b", basis(1)), ("c", basis(2))],
     );
     assert_eq!(store.len(), 3);
+    // The store assigns the ids, distinct and never 0, and returns them in batch order.
+    let listed: Vec<(ItemId, String)> = store
+        .items()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.file.path))
+        .collect();
+    let returned: Vec<(ItemId, String)> = ids
+        .iter()
+        .copied()
+        .zip(["a", "b", "c"].map(String::from))
+        .collect();
+    assert_eq!(listed, returned);
+    assert!(!ids.contains(&0));
+    assert!(store.check_model(MODEL).is_ok());
+    let err = store.check_model("fedcba9876543210").unwrap_err();
+    assert!(matches!(err, SearchError::ModelMismatch { .. }), "{err}");
     let hits = store.search(&basis(1), 2).unwrap();
     assert_eq!(hits[0].path, "b");
     assert!((hits[0].score - 1.0).abs() < 1e-6);
@@ -64,8 +86,10 @@ fn contract_suite(make: &dyn Fn(&Path) -> Box<dyn VectorStore>) {
     // Ties (score 0) go to the smaller id: "a" was added first.
     assert_eq!(hits[1].path, "a");
 
-    // Re-adding a path replaces it: no duplicate, new vector.
-    add(&mut *store, &[("a", basis(3))]);
+    // Re-adding a path replaces it: no duplicate, new vector, a new id never used before.
+    let again = add(&mut *store, &[("a", basis(3))]);
+    assert_eq!(again.len(), 1);
+    assert!(!ids.contains(&again[0]), "{again:?} reuses one of {ids:?}");
     assert_eq!(store.len(), 3);
     assert_eq!(paths(&*store, &basis(3), 1), vec!["a"]);
     assert_eq!(
@@ -140,15 +164,48 @@ fn contract_suite(make: &dyn Fn(&Path) -> Box<dyn VectorStore>) {
         .unwrap_err();
     assert!(matches!(err, SearchError::Dimension { .. }), "{err}");
     assert_eq!(store.len(), 3);
+
+    // The score floor drops what scores below it, and only that.
+    let all = nearest(&*store, &basis(4), 5, None).unwrap();
+    assert_eq!(all.len(), 3);
+    let above = nearest(&*store, &basis(4), 5, Some(0.5)).unwrap();
+    assert_eq!(
+        above.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(),
+        vec!["x"]
+    );
 }
 
-fn embedded(dir: &Path) -> Box<dyn VectorStore> {
-    Box::new(EmbeddedStore::open_or_create(&dir.join("store"), MODEL, DIM).unwrap())
+/// A folder location: what `open_or_create` gives is the embedded store.
+fn at_folder(dir: &Path) -> Box<dyn VectorStore> {
+    open_or_create(&StoreLocation::Folder(dir.join("store")), MODEL, DIM).unwrap()
 }
 
 #[test]
-fn embedded_store_keeps_the_vector_store_contract() {
-    contract_suite(&embedded);
+fn a_folder_store_keeps_the_vector_store_contract() {
+    contract_suite(&at_folder);
+}
+
+#[test]
+fn opening_a_folder_store_reads_writes_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let location: StoreLocation = dir.path().join("store").to_str().unwrap().parse().unwrap();
+    let err = open(&location).err().unwrap();
+    assert!(matches!(err, SearchError::NoIndex { .. }), "{err}");
+    assert!(err.to_string().contains("store"), "{err}");
+    assert!(open_writable(&location).is_err());
+    add(&mut *at_folder(dir.path()), &[("a", basis(0))]);
+    let reader = open(&location).unwrap();
+    assert_eq!((reader.len(), reader.location()), (1, &location));
+    let mut writer = open_writable(&location).unwrap();
+    let id = writer.items().unwrap()[0].id;
+    writer
+        .commit(Batch {
+            removed: vec![id],
+            ..Batch::default()
+        })
+        .unwrap();
+    drop(writer);
+    assert!(open(&location).unwrap().is_empty());
 }
 
 #[test]
@@ -160,7 +217,7 @@ fn embedded_store_keeps_the_contract_with_an_approximate_index() {
         // Some items first so the index exists, the suite's items then form the exact tail.
         add(&mut store, &[("seed", basis(5))]);
         store.optimize().unwrap();
-        assert!(store.has_ann());
+        assert!(store.is_approximate());
         store
             .commit(Batch {
                 removed: vec![1],
@@ -247,7 +304,7 @@ fn a_store_refuses_another_models_vectors() {
         .err()
         .unwrap();
     assert!(matches!(err, SearchError::ModelMismatch { .. }), "{err}");
-    let store = EmbeddedStore::open(&path).unwrap();
+    let store = open(&StoreLocation::Folder(path)).unwrap();
     assert!(store.check_model("fedcba9876543210").is_err());
     assert!(store.check_model(MODEL).is_ok());
 }
@@ -284,7 +341,7 @@ fn approximate_search_recall_at_10_is_at_least_095() {
     };
     store.commit(batch).unwrap();
     store.optimize().unwrap();
-    assert!(store.has_ann());
+    assert!(store.is_approximate());
     let flat: Vec<f32> = vectors.concat();
     let (mut found, queries) = (0, 100);
     for _ in 0..queries {
@@ -300,7 +357,7 @@ fn approximate_search_recall_at_10_is_at_least_095() {
     assert!(recall >= 0.95, "recall@10 {recall}");
     // The index survives reopening.
     drop(store);
-    assert!(EmbeddedStore::open(dir.path()).unwrap().has_ann());
+    assert!(EmbeddedStore::open(dir.path()).unwrap().is_approximate());
 }
 
 #[test]
@@ -346,7 +403,7 @@ fn a_damaged_approximate_index_falls_back_to_exact_search() {
             .with_ann_threshold(1);
         add(&mut store, &[("a", basis(0)), ("b", basis(1))]);
         store.optimize().unwrap();
-        assert!(store.has_ann());
+        assert!(store.is_approximate());
     }
     let ann: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -356,7 +413,7 @@ fn a_damaged_approximate_index_falls_back_to_exact_search() {
     assert_eq!(ann.len(), 1);
     std::fs::write(&ann[0], vec![0x42; 300]).unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    assert!(!store.has_ann());
+    assert!(!store.is_approximate());
     assert_eq!(paths(&store, &basis(1), 1), vec!["b"]);
     std::fs::remove_file(&ann[0]).unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();

@@ -33,7 +33,7 @@ struct Member {
 /// Runs `clipkit dupes`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = args.index.open()?;
-    let groups = near_duplicates(&store, args.threshold)?;
+    let groups = near_duplicates(&*store, args.threshold)?;
     if args.json {
         let groups = groups
             .into_iter()

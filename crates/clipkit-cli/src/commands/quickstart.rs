@@ -1,24 +1,19 @@
 //! `clipkit quickstart`: generate the shapes world, train a small CLIP on it in about ten
 //! minutes, evaluate it on held-out data, make it the default model, and write a report.
+//! The recipe (model, data, settings, targets) is the library's
+//! [`clipkit::train::QuickstartRecipe`]; this command parses flags, installs and prints.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::eval::shapes::{evaluate_shapes, ShapesEvalConfig, ShapesReport};
+use clipkit::eval::shapes::ShapesReport;
 use clipkit::model_folder::{write_model_folder, ModelFolder};
+use clipkit::train::{check_targets, QuickstartRecipe, QUICKSTART_PRESET, QUICKSTART_TARGETS};
 use clipkit::Clip;
 use serde::Serialize;
 
-use super::train::{train, DataArgs, ModelChoice, SettingsArgs};
+use super::train::{train, DataArgs, ModelChoice};
 use crate::report;
-
-/// The targets the quickstart model is expected to reach on the held-out split.
-const TARGETS: [(&str, f64); 4] = [
-    ("colour", 0.95),
-    ("shape", 0.90),
-    ("unseen_combinations", 0.80),
-    ("count", 0.70),
-];
 
 /// Arguments of `clipkit quickstart`.
 #[derive(clap::Args)]
@@ -28,13 +23,13 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Optimiser steps (the default takes about ten minutes on two quiet cores).
-    #[arg(long, default_value_t = 4500)]
+    #[arg(long, default_value_t = QuickstartRecipe::default().steps)]
     steps: usize,
     /// Pairs per batch (a multiple of six keeps every family of variants in one batch).
-    #[arg(long, default_value_t = 126, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
+    #[arg(long, default_value_t = QuickstartRecipe::default().batch_size, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: usize,
     /// Held-out images per evaluation question.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = QuickstartRecipe::default().eval_count)]
     eval_count: usize,
     /// Leave the default model as it is (only write the run folder).
     #[arg(long)]
@@ -56,43 +51,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| clipkit::paths::data_dir().join("quickstart"));
-    let settings = SettingsArgs {
+    let recipe = QuickstartRecipe {
         steps: args.steps,
         batch_size: args.batch_size,
-        lr: 2e-3,
-        warmup: 100,
-        min_lr: 1e-5,
-        weight_decay: 0.1,
-        max_grad_norm: 1.0,
-        seed: 0,
-        checkpoint_every: 250,
-    }
-    .settings();
+        eval_count: args.eval_count,
+    };
     let model = ModelChoice {
-        preset: "quickstart".into(),
+        preset: QUICKSTART_PRESET.into(),
         config: None,
         init_from: None,
     };
+    let shapes = recipe.shapes();
     let data = DataArgs {
         captions: None,
         webdataset: Vec::new(),
-        shapes_seed: 0,
-        shapes_family: 6,
-        shapes_one_group: 0.8,
+        shapes_seed: shapes.seed,
+        shapes_family: u8::try_from(shapes.family).context("shapes family out of range")?,
+        shapes_one_group: shapes.one_group,
     };
-    let summary = train(&out, &model, &data, &settings)?;
+    let summary = train(&out, &model, &data, &recipe.settings())?;
 
     let clip = Clip::load(&summary.model)?;
     let bar = crate::progress::bar(4 * args.eval_count, "evaluating on held-out shapes");
-    let results = evaluate_shapes(
-        &clip,
-        &ShapesEvalConfig {
-            count: args.eval_count,
-            image_size: super::eval::model_image_size(clip.config()),
-            ..ShapesEvalConfig::default()
-        },
-        |done, _| bar.set_position(done as u64),
-    )?;
+    let results = recipe.evaluate(&clip, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
     let installed = if args.no_install {
@@ -110,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &clip,
         &out.join("curves.png"),
         &results,
-        &TARGETS,
+        &QUICKSTART_TARGETS,
     )?;
 
     if args.json {
@@ -122,14 +103,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         println!("held-out shapes, zero-shot top-1 accuracy");
-        for (name, accuracy) in results.rows() {
-            let target = TARGETS.iter().find(|(t, _)| *t == name).map(|(_, v)| *v);
-            let verdict = match target {
-                Some(t) if accuracy >= t => format!("target {t:.2} met"),
-                Some(t) => format!("target {t:.2} missed"),
-                None => String::new(),
+        for check in check_targets(&results) {
+            let verdict = match (check.target, check.met()) {
+                (Some(t), Some(true)) => format!("target {t:.2} met"),
+                (Some(t), _) => format!("target {t:.2} missed"),
+                (None, _) => String::new(),
             };
-            println!("  {name:<20} {accuracy:>6.3}  {verdict}");
+            println!("  {:<20} {:>6.3}  {verdict}", check.name, check.accuracy);
         }
         println!("model: {}", installed.display());
         println!("report: {}", report_path.display());

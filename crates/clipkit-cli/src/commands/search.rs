@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::search::{model_identity, query_vector, VectorStore};
+use clipkit::search::{model_identity, nearest, query_vector};
 use serde::Serialize;
 
 use super::store_arg::IndexArg;
@@ -70,11 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     store.check_model(&model_identity(&model_dir)?)?;
     let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
     let query = query_vector(&clip, text.as_deref(), &args.images, args.image_weight)?;
-    let min = args.min_score.unwrap_or(f32::NEG_INFINITY);
-    let results: Vec<Result> = store
-        .search(&query, args.top_k)?
+    let results: Vec<Result> = nearest(&*store, &query, args.top_k, args.min_score)?
         .into_iter()
-        .filter(|h| h.score >= min)
         .map(|h| Result {
             path: h.path,
             score: h.score,

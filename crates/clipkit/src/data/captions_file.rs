@@ -1,11 +1,13 @@
-//! A folder of images described by a captions file: JSON Lines (`{"path", "caption"}` per
-//! line, other fields ignored, so `clipkit data shapes` output reads as is) or CSV with a
-//! header naming `path` and `caption` columns. Image paths are relative to the captions
-//! file's folder unless absolute.
+//! A folder of images described by a captions file: the one reader of `captions.jsonl`.
+//!
+//! JSON Lines: one [`Captioned`] object per line (`{"path", "caption", "objects"}`; the
+//! objects are optional, other fields ignored), as `clipkit data shapes` writes it. Or CSV
+//! with a header naming `path` and `caption` columns. Image paths are relative to the
+//! captions file's folder unless absolute.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::source::{out_of_range, Pair, PairSource};
 use crate::error::{Error, Result};
@@ -37,11 +39,44 @@ impl CaptionsFormat {
     }
 }
 
-/// One indexed sample: its image path and caption, or why its line is unusable.
+/// One line of a JSON Lines captions file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Captioned {
+    /// Image path, relative to the captions file's folder unless absolute.
+    pub path: String,
+    /// Its caption.
+    pub caption: String,
+    /// The objects it shows (empty when the file does not say).
+    #[serde(default)]
+    pub objects: Vec<CaptionedObject>,
+}
+
+/// One object in a captioned image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptionedObject {
+    /// Shape name ("circle").
+    pub shape: String,
+    /// Colour name ("red").
+    pub colour: String,
+    /// Size name ("small"; empty when the file does not say).
+    #[serde(default)]
+    pub size: String,
+    /// Position name ("left"; empty when the file does not say).
+    #[serde(default)]
+    pub position: String,
+}
+
+/// One indexed sample: its image path, caption and objects, or why its line is unusable.
 #[derive(Debug, Clone)]
 enum Entry {
-    Good { image: PathBuf, caption: String },
-    Bad { message: String },
+    Good {
+        image: PathBuf,
+        caption: String,
+        objects: Vec<CaptionedObject>,
+    },
+    Bad {
+        message: String,
+    },
 }
 
 /// Images listed in a captions file, as a [`PairSource`].
@@ -52,10 +87,13 @@ pub struct CaptionsFile {
     max_pixels: u64,
 }
 
+/// A line as read: every field optional, so a missing one is reported by name.
 #[derive(Deserialize)]
 struct JsonLine {
     path: Option<String>,
     caption: Option<String>,
+    #[serde(default)]
+    objects: Vec<CaptionedObject>,
 }
 
 impl CaptionsFile {
@@ -105,10 +143,27 @@ impl CaptionsFile {
             Entry::Bad { .. } => None,
         }
     }
+
+    /// Each usable line's image path (joined to the captions file's folder) and the
+    /// objects the line lists, in file order; malformed lines are left out.
+    pub fn objects_by_image(&self) -> impl Iterator<Item = (&Path, &[CaptionedObject])> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Good { image, objects, .. } => Some((image.as_path(), objects.as_slice())),
+            Entry::Bad { .. } => None,
+        })
+    }
+
+    /// The message of the first malformed line, if any.
+    pub fn first_malformed(&self) -> Option<&str> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Bad { message } => Some(message.as_str()),
+            Entry::Good { .. } => None,
+        })
+    }
 }
 
-/// A row's (path, caption) fields, or what is wrong with the row.
-type Fields = std::result::Result<(Option<String>, Option<String>), String>;
+/// A row's path, caption and objects, or what is wrong with the row.
+type Fields = std::result::Result<(Option<String>, Option<String>, Vec<CaptionedObject>), String>;
 /// A row tagged with its line number.
 type Row = (usize, Fields);
 
@@ -118,7 +173,7 @@ fn json_rows(text: &str) -> Vec<Row> {
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             let row = serde_json::from_str::<JsonLine>(line)
-                .map(|j| (j.path, j.caption))
+                .map(|j| (j.path, j.caption, j.objects))
                 .map_err(|e| format!("not a JSON object with \"path\" and \"caption\": {e}"));
             (i + 1, row)
         })
@@ -150,7 +205,7 @@ fn csv_rows(file: &Path, text: &str) -> Result<Vec<Row>> {
             Ok(r) => {
                 let line = r.position().map_or(i + 2, |p| p.line() as usize);
                 let field = |c: usize| r.get(c).map(str::to_string);
-                (line, Ok((field(path_col), field(caption_col))))
+                (line, Ok((field(path_col), field(caption_col), Vec::new())))
             }
             Err(e) => (i + 2, Err(format!("malformed CSV record: {e}"))),
         })
@@ -163,13 +218,14 @@ fn entry(root: &Path, line: usize, row: Fields) -> Entry {
     };
     match row {
         Err(message) => bad(message),
-        Ok((None, _)) => bad("no image path".into()),
-        Ok((Some(path), _)) if path.trim().is_empty() => bad("empty image path".into()),
-        Ok((_, None)) => bad("no caption".into()),
-        Ok((_, Some(caption))) if caption.trim().is_empty() => bad("empty caption".into()),
-        Ok((Some(path), Some(caption))) => Entry::Good {
+        Ok((None, _, _)) => bad("no image path".into()),
+        Ok((Some(path), _, _)) if path.trim().is_empty() => bad("empty image path".into()),
+        Ok((_, None, _)) => bad("no caption".into()),
+        Ok((_, Some(caption), _)) if caption.trim().is_empty() => bad("empty caption".into()),
+        Ok((Some(path), Some(caption), objects)) => Entry::Good {
             image: root.join(path.trim()),
             caption: caption.trim().to_string(),
+            objects,
         },
     }
 }
@@ -186,7 +242,7 @@ impl PairSource for CaptionsFile {
                 path: self.file.clone(),
                 message: message.clone(),
             }),
-            Some(Entry::Good { image, caption }) => Ok(Pair {
+            Some(Entry::Good { image, caption, .. }) => Ok(Pair {
                 image: image_io::load_rgb(image, self.max_pixels)?,
                 caption: caption.clone(),
             }),

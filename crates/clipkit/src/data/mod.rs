@@ -11,7 +11,7 @@ mod shapes_source;
 mod source;
 mod webdataset;
 
-pub use captions_file::{CaptionsFile, CaptionsFormat};
+pub use captions_file::{Captioned, CaptionedObject, CaptionsFile, CaptionsFormat};
 pub use shapes_source::ShapesSource;
 pub use source::{Pair, PairSource};
 pub use webdataset::{WebDataset, CAPTION_EXTENSION, IMAGE_EXTENSIONS};

@@ -7,6 +7,7 @@
 //!   by full caption ([`evaluate_shapes`] → [`ShapesReport`]), and probes beside them.
 //! - [`retrieval`]: image→text and text→image recall@1/5/10 over any [`crate::data::PairSource`].
 //! - [`linear_probe`]: softmax regression with L2 on embeddings.
+//! - [`search_quality`]: precision@k of image search on a captioned folder.
 
 mod confusion_png;
 pub mod folder_probe;
@@ -14,6 +15,7 @@ pub mod image_folder;
 pub mod linear_probe;
 pub mod metrics;
 pub mod retrieval;
+pub mod search_quality;
 pub mod shapes;
 pub mod zeroshot;
 

@@ -24,12 +24,13 @@ use serde::Serialize;
 
 use super::linear_probe::{LinearProbe, ProbeConfig};
 use super::metrics;
-use crate::clip::{l2_normalize, Clip};
+use crate::clip::Clip;
 use crate::data::shapes::{
     canonical_caption, group_phrase, Colour, Group, Layout, Position, Scene, Shape, ShapesConfig,
     ShapesWorld, Size, Split, COUNT_WORDS, MAX_COUNT, PREFIXES,
 };
 use crate::error::Result;
+use crate::zeroshot::ensemble_prompts;
 
 /// What to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,18 +246,6 @@ impl PromptBank {
     }
 }
 
-/// (C, E) unit class embeddings: each class's prompt rows averaged, then normalised.
-fn class_embeds(text_embeds: &Tensor, classes: &[Vec<u32>]) -> Result<Tensor> {
-    let means = classes
-        .iter()
-        .map(|rows| {
-            let idx = Tensor::new(rows.as_slice(), &Device::Cpu)?;
-            text_embeds.index_select(&idx, 0)?.mean(0)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(l2_normalize(&Tensor::stack(&means, 0)?)?)
-}
-
 /// Accuracy of nearest-class predictions of unit image embeddings (N, E).
 fn zero_shot_accuracy(images: &Tensor, classes: &Tensor, truth: &[usize]) -> Result<f64> {
     let scores = metrics::rows(&images.matmul(&classes.t()?)?)?;
@@ -363,7 +352,7 @@ pub fn evaluate_shapes(
             &group
         };
         let truth = attribute.labels(&data.scenes);
-        *score = zero_shot_accuracy(&data.embeds, &class_embeds(&text_embeds, rows)?, &truth)?;
+        *score = zero_shot_accuracy(&data.embeds, &ensemble_prompts(&text_embeds, rows)?, &truth)?;
     }
     let unseen_truth: Vec<usize> = Attribute::Colour
         .labels(&unseen.scenes)
@@ -373,7 +362,7 @@ pub fn evaluate_shapes(
         .collect();
     let unseen_combinations = zero_shot_accuracy(
         &unseen.embeds,
-        &class_embeds(&text_embeds, &pair_rows)?,
+        &ensemble_prompts(&text_embeds, &pair_rows)?,
         &unseen_truth,
     )?;
     let caption_truth: Vec<usize> = mixed_captions
@@ -382,7 +371,7 @@ pub fn evaluate_shapes(
         .collect();
     let top1 = zero_shot_accuracy(
         &mixed.embeds,
-        &class_embeds(&text_embeds, &caption_rows)?,
+        &ensemble_prompts(&text_embeds, &caption_rows)?,
         &caption_truth,
     )?;
     let [colour, shape, count, position] = scores;
@@ -457,7 +446,7 @@ pub fn probe_shapes(
         probed[i] = fitted.accuracy(&test.embeds, &labels(test))?;
         zero[i] = zero_shot_accuracy(
             &test.embeds,
-            &class_embeds(&text_embeds, &rows[i])?,
+            &ensemble_prompts(&text_embeds, &rows[i])?,
             &labels(test),
         )?;
     }

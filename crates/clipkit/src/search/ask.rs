@@ -1,9 +1,10 @@
 //! Turning what a user asks — a mixed text query, example images — into one query vector
-//! with a model.
+//! with a model, and asking a store for the nearest images above a score floor.
 
 use std::path::Path;
 
 use super::query::{combine, parse};
+use super::store::{Hit, VectorStore};
 use crate::clip::Clip;
 use crate::error::Result;
 
@@ -35,4 +36,20 @@ pub fn query_vector<P: AsRef<Path> + Sync>(
         ));
     }
     Ok(combine(&weighted)?)
+}
+
+/// The `k` items of `store` nearest to the unit vector `query`, best first, without those
+/// scoring below `min_score` (cosine similarity; `None` keeps all `k`). The one score floor
+/// the CLI and the server apply.
+pub fn nearest(
+    store: &dyn VectorStore,
+    query: &[f32],
+    k: usize,
+    min_score: Option<f32>,
+) -> super::Result<Vec<Hit>> {
+    let mut hits = store.search(query, k)?;
+    if let Some(min) = min_score {
+        hits.retain(|h| h.score >= min);
+    }
+    Ok(hits)
 }

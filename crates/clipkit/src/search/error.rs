@@ -1,6 +1,10 @@
-//! Errors of the search module: the store's files, the model a store belongs to, queries.
+//! Errors of the search module: the store's files and records, the model a store belongs
+//! to, queries. Variants name what failed, never the engine a backend is built on; the
+//! engine's own words go in the message.
 
 use std::path::PathBuf;
+
+use super::location::StoreLocation;
 
 /// Everything that can go wrong while indexing or searching.
 #[derive(Debug, thiserror::Error)]
@@ -14,19 +18,27 @@ pub enum SearchError {
         /// `source()`: a reporter printing the chain (`{:#}`) would say it twice.
         cause: std::io::Error,
     },
-    /// The store's SQLite database reported an error.
-    #[error("{path}: {cause}")]
-    Sqlite {
-        /// The database file.
+    /// The store's records (items, failures, metadata) could not be read or written.
+    #[error("{path}: cannot read or write the index records: {message}")]
+    Records {
+        /// The file or address holding the records.
         path: PathBuf,
-        /// SQLite's error (in the message, not `source()`, as for `Io`).
-        cause: rusqlite::Error,
+        /// What the storage engine reported.
+        message: String,
     },
-    /// There is no index in the folder.
-    #[error("no index at {path}; run `clipkit index DIR` first")]
+    /// There is no index at the location.
+    #[error("no index at {location}; run `clipkit index DIR` first")]
     NoIndex {
-        /// The folder searched.
-        path: PathBuf,
+        /// Where the index was looked for.
+        location: StoreLocation,
+    },
+    /// The location names a kind of store this build cannot open.
+    #[error("index location {location:?}: {message}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        message: String,
     },
     /// A store file is damaged: its content contradicts what the store recorded.
     #[error("{path}: corrupt index: {message}; delete the index folder and re-run `clipkit index` to rebuild it")]
@@ -37,10 +49,10 @@ pub enum SearchError {
         message: String,
     },
     /// The store was made by another model; embeddings of two models never mix.
-    #[error("{path}: this index was made with model {stored}, not with {given}; pass the same --model, or a new --index folder")]
+    #[error("{location}: this index was made with model {stored}, not with {given}; pass the same --model, or a new --index folder")]
     ModelMismatch {
-        /// The store folder.
-        path: PathBuf,
+        /// The store.
+        location: StoreLocation,
         /// The identity the store recorded.
         stored: String,
         /// The identity of the model given now.

@@ -6,8 +6,10 @@
 //! # Stores
 //! [`VectorStore`] is the interface indexing and searching use; its documentation states the
 //! contract every backend keeps, and `tests/vector_store.rs` runs one suite against each.
-//! [`EmbeddedStore`] is the default: one folder holding a SQLite database (items, failures,
-//! metadata) and a flat f32 vector file, searched exactly by parallel dot products below
+//! A store is opened from a [`StoreLocation`] with [`open`] or [`open_or_create`], which
+//! return `Box<dyn VectorStore>`: code that indexes or searches never names a backend.
+//! [`embedded::EmbeddedStore`] is the default, at a location that is a folder: a SQLite
+//! database (items, failures, metadata) and a flat f32 vector file, searched exactly by parallel dot products below
 //! [`embedded::DEFAULT_ANN_THRESHOLD`] items and through an HNSW index (usearch) above it.
 //!
 //! # Plugging in Qdrant
@@ -15,20 +17,21 @@
 //! crate, gRPC), one collection per store:
 //! - the collection is created with `size = dim` and `Distance::Dot` (vectors are unit
 //!   length, so dot = cosine), and its collection metadata — or a reserved point with id 0 —
-//!   carries [`model_identity`]; opening compares it as [`EmbeddedStore`] does;
+//!   carries [`model_identity`]; [`VectorStore::check_model`] compares it;
 //! - an item is a point whose id is the [`ItemId`] and whose payload is the
 //!   [`FileRecord`] (`path`, `size`, `mtime_ns`, `hash`, with a keyword index on `path`),
 //!   failures are points with a `failure` payload and no vector in a second collection;
 //! - `commit` sends one `upsert_points` with `wait = true` (deletions by filter on `path`
 //!   for re-added paths, then the new points) — Qdrant applies a request atomically per
 //!   shard and acknowledges after its write-ahead log, which is the durability the contract
-//!   asks; ids come from the caller (the indexer allocates them) since Qdrant has no
-//!   sequence;
+//!   asks; Qdrant has no sequence, so the backend keeps a counter point (incremented in the
+//!   same request) to assign the ids `commit` returns;
 //! - `search` is `search_points` with `limit = k` and `with_payload = ["path"]`;
 //!   `optimize` is a no-op (Qdrant maintains its HNSW itself).
 //!
-//! The CLI picks the backend from the `--index` value (a folder, or later a
-//! `qdrant://host:port/collection` URL) and holds it as `Box<dyn VectorStore>`.
+//! It becomes a variant of [`StoreLocation`] (`qdrant://host:port/collection`) with an arm
+//! in [`open`] and [`open_or_create`]; the CLI's `--index` value and the server take it
+//! from there unchanged.
 
 mod ask;
 pub mod dupes;
@@ -37,13 +40,13 @@ mod error;
 pub mod exact;
 mod identity;
 pub mod indexer;
-pub mod quality;
+mod location;
 pub mod query;
 mod store;
 pub mod synthetic;
 
-pub use ask::query_vector;
-pub use embedded::EmbeddedStore;
+pub use ask::{nearest, query_vector};
 pub use error::{Result, SearchError};
 pub use identity::model_identity;
+pub use location::{open, open_or_create, open_writable, StoreLocation};
 pub use store::{Batch, Failure, FileRecord, Hit, Item, ItemId, VectorStore};

@@ -1,9 +1,12 @@
 //! The [`VectorStore`] trait: what indexing and searching need from a place that keeps
 //! embeddings, and the plain types that cross it.
 
-use super::error::Result;
+use super::error::{Result, SearchError};
+use super::location::StoreLocation;
 
-/// A store's name for one indexed image. Ids are never reused: a changed file gets a new id.
+/// A store's name for one indexed image, assigned by the store when the image is added
+/// (never 0) and returned by [`VectorStore::commit`]. Ids are never reused: a changed file
+/// gets a new id.
 pub type ItemId = u64;
 
 /// What the indexer knows about one file: enough to tell, on the next run, whether it
@@ -89,6 +92,8 @@ impl Batch {
 ///
 /// Contract, which every implementation keeps and the shared test suite
 /// (`tests/vector_store.rs`) checks:
+/// - Ids are the store's: [`VectorStore::commit`] assigns each added item a new id, never
+///   used before and never 0, and returns them in the order of [`Batch::added`].
 /// - All vectors have [`VectorStore::dim`] components and were made by the one model named
 ///   by [`VectorStore::model`]; a store refuses vectors of another length.
 /// - [`VectorStore::commit`] is atomic and durable: after it returns the batch survives a
@@ -101,11 +106,26 @@ impl Batch {
 /// - Reads see the state of the last commit made through this handle (other processes'
 ///   commits are seen after reopening).
 pub trait VectorStore: Send + Sync {
+    /// Where the store lives.
+    fn location(&self) -> &StoreLocation;
     /// Number of components of every vector.
     fn dim(&self) -> usize;
     /// Identity of the model whose embeddings the store holds (see
     /// [`super::identity::model_identity`]).
     fn model(&self) -> &str;
+    /// Checks that `model` (an identity) made this store's vectors: a query embedded by
+    /// another model would be compared with vectors of a different space.
+    fn check_model(&self, model: &str) -> Result<()> {
+        if self.model() == model {
+            Ok(())
+        } else {
+            Err(SearchError::ModelMismatch {
+                location: self.location().clone(),
+                stored: self.model().to_string(),
+                given: model.to_string(),
+            })
+        }
+    }
     /// Number of indexed items.
     fn len(&self) -> usize;
     /// True when nothing is indexed.
@@ -120,12 +140,16 @@ pub trait VectorStore: Send + Sync {
     fn vector(&self, id: ItemId) -> Result<Option<Vec<f32>>>;
     /// Files that failed to index, in path order.
     fn failures(&self) -> Result<Vec<Failure>>;
-    /// Applies a batch atomically and durably.
-    fn commit(&mut self, batch: Batch) -> Result<()>;
+    /// Applies a batch atomically and durably; returns the ids given to `batch.added`, in
+    /// its order.
+    fn commit(&mut self, batch: Batch) -> Result<Vec<ItemId>>;
     /// The `k` items nearest to a unit-length `query`, best first.
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>>;
     /// Housekeeping after a run of commits (the embedded store reclaims removed vectors'
     /// space and builds or refreshes its approximate index here). Never changes results
     /// beyond the approximation the contract allows.
     fn optimize(&mut self) -> Result<()>;
+    /// Whether searches now go through an approximate index (see the contract on
+    /// [`VectorStore::search`]) rather than comparing with every vector.
+    fn is_approximate(&self) -> bool;
 }

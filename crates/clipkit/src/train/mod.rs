@@ -13,6 +13,7 @@ mod loss;
 mod optimizer;
 mod parameters;
 mod presets;
+mod quickstart;
 mod run;
 mod schedule;
 mod setup;
@@ -24,6 +25,9 @@ pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
 pub use optimizer::{AdamW, AdamWConfig, StepReport};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use presets::{preset, PRESET_NAMES};
+pub use quickstart::{
+    check_targets, QuickstartRecipe, TargetCheck, QUICKSTART_PRESET, QUICKSTART_TARGETS,
+};
 pub use run::{
     read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,
 };

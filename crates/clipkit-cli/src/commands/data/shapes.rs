@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::data::shapes::{Layout, ShapesConfig, ShapesWorld, Split};
-use clipkit::search::quality::write_shapes_folder;
+use clipkit::data::shapes::{write_shapes_folder, Layout, ShapesConfig, ShapesWorld, Split};
 
 use crate::progress;
 

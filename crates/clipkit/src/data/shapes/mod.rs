@@ -18,6 +18,7 @@
 //! colour, shape and count, and [`Layout::SingleObject`] scenes for position.
 
 mod caption;
+mod folder;
 mod render;
 mod scene;
 mod vocab;
@@ -29,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 pub use caption::{
     canonical_caption, captions, group_phrase, one_group_captions, with_article, PREFIXES,
 };
+pub use folder::write_shapes_folder;
 pub use render::render;
 use scene::Drawn;
 pub use scene::{Group, Layout, Object, Scene};

@@ -13,10 +13,10 @@ use crate::search::store::{Batch, FileRecord, ItemId};
 impl EmbeddedStore {
     /// See [`crate::search::VectorStore::commit`]: vectors are appended and synced first,
     /// then one transaction records the items, the moves, the removals and the new row
-    /// count; only then do the new rows become visible.
-    pub(super) fn commit_batch(&mut self, batch: Batch) -> Result<()> {
+    /// count; only then do the new rows become visible. Returns the added items' ids.
+    pub(super) fn commit_batch(&mut self, batch: Batch) -> Result<Vec<ItemId>> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         for (_, v) in &batch.added {
             if v.len() != self.dim {
@@ -53,11 +53,11 @@ impl EmbeddedStore {
                 self.slots[slot] = 0;
             }
         }
-        for (offset, id) in added.into_iter().enumerate() {
-            self.slots.push(id);
-            self.slot_of.insert(id, base + offset);
+        for (offset, id) in added.iter().enumerate() {
+            self.slots.push(*id);
+            self.slot_of.insert(*id, base + offset);
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Rewrites the vector file without the rows of removed items, as a new generation.

@@ -30,16 +30,18 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use super::error::{Result, SearchError};
+use super::location::StoreLocation;
 use super::store::ItemId;
 use ann::AnnIndex;
 use schema::sql_error;
 use vectors::VectorFile;
 
-/// Number of items from which [`VectorStore::optimize`](super::VectorStore::optimize) builds an approximate index.
+/// Number of items from which [`super::VectorStore::optimize`] builds an approximate index.
 pub const DEFAULT_ANN_THRESHOLD: usize = 20_000;
 
 /// The embedded [`super::VectorStore`]: SQLite metadata and a flat vector file in one folder.
 pub struct EmbeddedStore {
+    location: StoreLocation,
     dir: PathBuf,
     db_path: PathBuf,
     db: Mutex<Connection>,
@@ -73,13 +75,7 @@ impl EmbeddedStore {
             schema::initialise(&mut conn, &db_path, model, dim)?;
         }
         let store = Self::load(dir, conn, true, Some(lock))?;
-        if store.model != model {
-            return Err(SearchError::ModelMismatch {
-                path: dir.to_path_buf(),
-                stored: store.model.clone(),
-                given: model.to_string(),
-            });
-        }
+        super::VectorStore::check_model(&store, model)?;
         if store.dim != dim {
             return Err(SearchError::Dimension {
                 expected: store.dim,
@@ -92,14 +88,18 @@ impl EmbeddedStore {
     /// Opens an existing store for reading (searching, listing). Other processes may write
     /// meanwhile; this handle sees the state at opening.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db_path = dir.join("index.sqlite");
-        if !db_path.is_file() {
-            return Err(SearchError::NoIndex {
-                path: dir.to_path_buf(),
-            });
-        }
+        let db_path = existing_db(dir)?;
         let conn = schema::connect(&db_path, false)?;
         Self::load(dir, conn, false, None)
+    }
+
+    /// Opens an existing store for writing, whichever model made it (to remove items).
+    /// Refuses a store another process is writing.
+    pub fn open_writable(dir: &Path) -> Result<Self> {
+        let db_path = existing_db(dir)?;
+        let lock = take_lock(dir)?;
+        let conn = schema::connect(&db_path, false)?;
+        Self::load(dir, conn, true, Some(lock))
     }
 
     /// Sets the number of items from which [`super::VectorStore::optimize`] builds an
@@ -126,24 +126,6 @@ impl EmbeddedStore {
     /// The store's folder.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Whether searches use an approximate index (for items up to its build) now.
-    pub fn has_ann(&self) -> bool {
-        self.ann.is_some()
-    }
-
-    /// Checks that `model` (an identity) made this store's vectors.
-    pub fn check_model(&self, model: &str) -> Result<()> {
-        if self.model == model {
-            Ok(())
-        } else {
-            Err(SearchError::ModelMismatch {
-                path: self.dir.clone(),
-                stored: self.model.clone(),
-                given: model.to_string(),
-            })
-        }
     }
 
     fn load(dir: &Path, conn: Connection, writable: bool, lock: Option<File>) -> Result<Self> {
@@ -181,6 +163,7 @@ impl EmbeddedStore {
             remove_stale_files(dir, generation, ann.as_ref().map(AnnIndex::path));
         }
         Ok(EmbeddedStore {
+            location: StoreLocation::Folder(dir.to_path_buf()),
             dir: dir.to_path_buf(),
             db_path,
             db: Mutex::new(conn),
@@ -201,6 +184,18 @@ impl EmbeddedStore {
         // A panic while holding the lock cannot leave the connection half-changed (SQLite
         // rolls back an unfinished transaction), so a poisoned lock is still usable.
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The database of the store in `dir`, or [`SearchError::NoIndex`].
+fn existing_db(dir: &Path) -> Result<PathBuf> {
+    let db_path = dir.join("index.sqlite");
+    if db_path.is_file() {
+        Ok(db_path)
+    } else {
+        Err(SearchError::NoIndex {
+            location: StoreLocation::Folder(dir.to_path_buf()),
+        })
     }
 }
 
@@ -251,6 +246,10 @@ fn remove_stale_files(dir: &Path, generation: u64, ann: Option<&Path>) {
 }
 
 impl super::VectorStore for EmbeddedStore {
+    fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
     fn dim(&self) -> usize {
         self.dim
     }
@@ -279,7 +278,7 @@ impl super::VectorStore for EmbeddedStore {
         self.all_failures()
     }
 
-    fn commit(&mut self, batch: super::Batch) -> Result<()> {
+    fn commit(&mut self, batch: super::Batch) -> Result<Vec<ItemId>> {
         self.commit_batch(batch)
     }
 
@@ -289,5 +288,9 @@ impl super::VectorStore for EmbeddedStore {
 
     fn optimize(&mut self) -> Result<()> {
         self.tidy()
+    }
+
+    fn is_approximate(&self) -> bool {
+        self.ann.is_some()
     }
 }

@@ -35,9 +35,9 @@ pub fn sql_error(path: &Path, e: rusqlite::Error) -> SearchError {
     use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
     match e.sqlite_error_code() {
         Some(DatabaseCorrupt | NotADatabase) => SearchError::corrupt(path, e.to_string()),
-        _ => SearchError::Sqlite {
+        _ => SearchError::Records {
             path: path.to_path_buf(),
-            cause: e,
+            message: format!("SQLite: {e}"),
         },
     }
 }

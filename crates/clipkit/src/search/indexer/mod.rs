@@ -1,10 +1,14 @@
-//! Indexing folders of images into a [`VectorStore`], incrementally: new, changed, moved
-//! and deleted files are found by path, size, mtime and content hash (see [`plan`]), and
-//! only new content is decoded and embedded (see [`pipeline`]).
+//! Indexing folders (or single files) of images into a [`VectorStore`], incrementally:
+//! new, changed, moved, touched and deleted files are found by path, size, mtime and content
+//! hash (see [`plan`]), and only new content is decoded and embedded (see [`pipeline`]).
+//! Items under a folder that no longer exists are removed by [`prune_vanished`].
 
 pub mod pipeline;
 pub mod plan;
+mod prune;
 pub mod scan;
+
+pub use prune::{prune_vanished, Pruned};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,8 +26,12 @@ pub struct Report {
     pub unchanged: usize,
     /// Files decoded and embedded now.
     pub embedded: usize,
-    /// Files whose vector was kept under a new path or record.
+    /// Files whose vector was kept under a new path.
     pub moved: usize,
+    /// Files touched without changing (same path and content, new mtime): record refreshed.
+    pub refreshed: usize,
+    /// Symbolic links inside the folders, not followed (see [`scan`]).
+    pub skipped_links: Vec<String>,
     /// Items removed because their file is gone.
     pub removed: usize,
     /// Files that failed in this run.
@@ -42,9 +50,9 @@ pub trait Progress {
     fn advance(&mut self, done: usize);
 }
 
-/// Brings `store` up to date with the image files under `roots`: embeds what is new,
-/// records moves, removes what is gone, commits every `batch_size` images, and finally lets
-/// the store optimise itself.
+/// Brings `store` up to date with the image files under `roots` (folders, or image files
+/// by name): embeds what is new, records moves, removes what is gone, commits every
+/// `batch_size` images, and finally lets the store optimise itself.
 pub fn index_folders(
     clip: &Clip,
     store: &mut dyn VectorStore,
@@ -52,19 +60,26 @@ pub fn index_folders(
     batch_size: usize,
     progress: &mut dyn Progress,
 ) -> Result<Report> {
-    let (found, prefixes) = scan::scan(roots)?;
-    let plan = plan::plan(&found, &prefixes, &store.items()?, &store.failures()?);
+    let scan = scan::scan(roots)?;
+    let plan = plan::plan(
+        &scan.found,
+        &scan.roots,
+        &store.items()?,
+        &store.failures()?,
+    );
     let mut report = Report {
-        found: found.len(),
+        found: scan.found.len(),
         unchanged: plan.unchanged,
         moved: plan.moved.len(),
+        refreshed: plan.refreshed.len(),
+        skipped_links: scan.skipped_links,
         removed: plan.removed.len(),
         still_failing: plan.still_failing,
         failed: plan.unreadable.clone(),
         ..Report::default()
     };
     store.commit(Batch {
-        moved: plan.moved,
+        moved: plan.moved.into_iter().chain(plan.refreshed).collect(),
         removed: plan.removed,
         forgotten: plan.forgotten,
         failed: plan.unreadable,

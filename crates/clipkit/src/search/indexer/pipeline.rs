@@ -84,7 +84,7 @@ fn embed(clip: &Clip, decoded: Decoded) -> Result<Batch> {
         }
     }
     if !pixels.is_empty() {
-        let embeddings = clip.embed_pixels(&Tensor::stack(&pixels, 0)?)?; // (B, E)
+        let embeddings = clip.embed_pixel_list(&pixels)?; // (B, E)
         for (record, vector) in records.into_iter().zip(embeddings.to_vec2::<f32>()?) {
             batch.added.push((record, vector));
         }

@@ -1,8 +1,8 @@
 //! Deciding what an indexing run does: compare the files found with what the store has.
 //!
 //! - same path, same size and mtime: unchanged, not read at all;
-//! - same path, different size or mtime: hashed; same hash → record updated (touched),
-//!   else embedded again;
+//! - same path, different size or mtime: hashed; same hash → record refreshed (the file
+//!   was touched: it neither moved nor changed), else embedded again;
 //! - new path: hashed; the hash of an indexed file that disappeared → moved (the vector is
 //!   kept), else embedded;
 //! - indexed path under a scanned folder that is gone and did not move: removed;
@@ -15,7 +15,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::scan::Found;
+use super::scan::{Found, Root};
 use crate::search::store::{Failure, FileRecord, Item, ItemId};
 
 /// What to do to bring the store up to date with the folders.
@@ -23,8 +23,10 @@ use crate::search::store::{Failure, FileRecord, Item, ItemId};
 pub struct Plan {
     /// Files to decode and embed (new content), in path order, hashes filled in.
     pub to_embed: Vec<FileRecord>,
-    /// Items whose vector is kept under a new record (moved or touched files).
+    /// Items whose vector is kept under a new path (moved files).
     pub moved: Vec<(ItemId, FileRecord)>,
+    /// Items whose vector is kept under a new mtime, same path and content (touched files).
+    pub refreshed: Vec<(ItemId, FileRecord)>,
     /// Items whose file is gone.
     pub removed: Vec<ItemId>,
     /// Failures whose file is gone.
@@ -37,14 +39,13 @@ pub struct Plan {
     pub still_failing: usize,
 }
 
-/// Compares `found` (under the folder prefixes `roots`) with the store's `items` and
-/// `failures`.
-pub fn plan(found: &[Found], roots: &[String], items: &[Item], failures: &[Failure]) -> Plan {
+/// Compares `found` (under `roots`) with the store's `items` and `failures`.
+pub fn plan(found: &[Found], roots: &[Root], items: &[Item], failures: &[Failure]) -> Plan {
     let mut plan = Plan::default();
     let by_path: HashMap<&str, &Item> = items.iter().map(|i| (i.file.path.as_str(), i)).collect();
     let failed: HashMap<&str, &Failure> = failures.iter().map(|f| (f.path.as_str(), f)).collect();
     let present: HashSet<&str> = found.iter().map(|f| f.path.as_str()).collect();
-    let under_roots = |p: &str| roots.iter().any(|r| p.starts_with(r.as_str()));
+    let under_roots = |p: &str| roots.iter().any(|r| r.covers(p));
 
     let mut candidates = Vec::new();
     for f in found {
@@ -93,7 +94,7 @@ pub fn plan(found: &[Found], roots: &[String], items: &[Item], failures: &[Failu
         };
         let existing = by_path.get(f.path.as_str());
         if let Some(item) = existing.filter(|i| i.file.hash == record.hash) {
-            plan.moved.push((item.id, record));
+            plan.refreshed.push((item.id, record));
         } else if let Some(id) = gone.get_mut(record.hash.as_str()).and_then(Vec::pop) {
             plan.removed.extend(existing.map(|i| i.id));
             plan.moved.push((id, record));

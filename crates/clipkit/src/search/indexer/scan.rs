@@ -1,5 +1,12 @@
-//! Finding the images under the folders to index: recursive, symbolic links not followed,
-//! image files recognised by extension (the content is checked when decoding).
+//! Finding the images to index: under each folder given, recursively, or a single image
+//! file given by name. Image files are recognised by extension (the content is checked when
+//! decoding).
+//!
+//! Symbolic links inside a folder are not followed: each one that names an image or a
+//! folder is reported in [`Scan::skipped_links`]. An item's path is where its bytes are (the
+//! server serves a file only while its path still resolves to itself), and a link's target
+//! may lie outside every folder indexed, where no later run would notice it vanish. A file
+//! or folder given by name may itself be a link: it is indexed under its target's path.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -20,56 +27,125 @@ pub struct Found {
     pub mtime_ns: i64,
 }
 
-/// Every image file under `roots` (absolute, sorted by path), and the absolute roots.
-/// A root that does not exist or is not a folder is an error naming it; an unreadable
-/// entry below a root is skipped with a warning.
-pub fn scan(roots: &[PathBuf]) -> Result<(Vec<Found>, Vec<String>)> {
-    let mut found = Vec::new();
-    let mut absolute_roots = Vec::new();
+/// What one indexing run covers: an indexed path under a root that the scan did not find
+/// is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// A folder, as a prefix that matches only paths below it (`/a/b/`, never `/a/bc`).
+    Folder(String),
+    /// A single file, by its canonical path.
+    File(String),
+}
+
+impl Root {
+    /// The root of everything at or below `path` (absolute, canonical).
+    pub fn of(path: &Path, is_dir: bool) -> Root {
+        let mut s = path.to_string_lossy().into_owned();
+        if !is_dir {
+            return Root::File(s);
+        }
+        if !s.ends_with(std::path::MAIN_SEPARATOR) {
+            s.push(std::path::MAIN_SEPARATOR);
+        }
+        Root::Folder(s)
+    }
+
+    /// Whether an indexed `path` lies under this root.
+    pub fn covers(&self, path: &str) -> bool {
+        match self {
+            Root::Folder(prefix) => path.starts_with(prefix.as_str()),
+            Root::File(file) => path == file,
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every image file, sorted by path, each once.
+    pub found: Vec<Found>,
+    /// The roots scanned.
+    pub roots: Vec<Root>,
+    /// Symbolic links to images or folders inside the folders, not followed, by path.
+    pub skipped_links: Vec<String>,
+}
+
+/// Scans `roots`: folders recursively, files as themselves. A root that does not exist, or
+/// a file given by name that is not an image by extension, is an error naming it; an
+/// unreadable entry below a folder is skipped with a warning.
+pub fn scan(roots: &[PathBuf]) -> Result<Scan> {
+    let mut scan = Scan::default();
     for root in roots {
         let abs = root.canonicalize().map_err(|e| SearchError::io(root, e))?;
-        if !abs.is_dir() {
+        if abs.is_dir() {
+            scan_folder(&abs, &mut scan);
+            scan.roots.push(Root::of(&abs, true));
+        } else if is_image_name(&abs) {
+            let meta = std::fs::metadata(&abs).map_err(|e| SearchError::io(root, e))?;
+            scan.found.extend(found(&abs, &meta));
+            scan.roots.push(Root::of(&abs, false));
+        } else {
+            let message = format!(
+                "not an image file name (indexed extensions: {}); give an image or a folder",
+                IMAGE_EXTENSIONS.join(", ")
+            );
             return Err(SearchError::io(
                 root,
-                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
             ));
         }
-        for entry in walkdir::WalkDir::new(&abs) {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!("skipping: {e}");
-                    continue;
-                }
-            };
-            if !entry.file_type().is_file() || !is_image_name(entry.path()) {
-                continue;
-            }
-            let Some(path) = entry.path().to_str() else {
-                tracing::warn!(
-                    "{}: skipping a path that is not UTF-8",
-                    entry.path().display()
-                );
-                continue;
-            };
-            match entry.metadata() {
-                Ok(meta) => found.push(Found {
-                    path: path.to_string(),
-                    size: meta.len(),
-                    mtime_ns: meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos() as i64),
-                }),
-                Err(e) => tracing::warn!("{}: skipping: {e}", entry.path().display()),
-            }
-        }
-        absolute_roots.push(with_separator(&abs));
     }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    found.dedup_by(|a, b| a.path == b.path);
-    Ok((found, absolute_roots))
+    scan.found.sort_by(|a, b| a.path.cmp(&b.path));
+    scan.found.dedup_by(|a, b| a.path == b.path);
+    scan.skipped_links.sort();
+    scan.skipped_links.dedup();
+    Ok(scan)
+}
+
+fn scan_folder(folder: &Path, scan: &mut Scan) {
+    for entry in walkdir::WalkDir::new(folder) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("skipping: {e}");
+                continue;
+            }
+        };
+        if entry.path_is_symlink() {
+            // `metadata` follows the link: a link to a folder, or an image name, is worth
+            // reporting; a link to some other file is ignored like that file would be.
+            let to_folder = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+            if to_folder || is_image_name(entry.path()) {
+                scan.skipped_links
+                    .push(entry.path().to_string_lossy().into_owned());
+            }
+            continue;
+        }
+        if !entry.file_type().is_file() || !is_image_name(entry.path()) {
+            continue;
+        }
+        match entry.metadata() {
+            Ok(meta) => scan.found.extend(found(entry.path(), &meta)),
+            Err(e) => tracing::warn!("{}: skipping: {e}", entry.path().display()),
+        }
+    }
+}
+
+/// The file at `path` as found, or `None` (with a warning) when its path is not UTF-8.
+fn found(path: &Path, meta: &std::fs::Metadata) -> Option<Found> {
+    let Some(text) = path.to_str() else {
+        tracing::warn!("{}: skipping a path that is not UTF-8", path.display());
+        return None;
+    };
+    Some(Found {
+        path: text.to_string(),
+        size: meta.len(),
+        mtime_ns: meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64),
+    })
 }
 
 /// True when `path` has an image extension.
@@ -77,13 +153,4 @@ pub fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
-
-/// The root as a prefix that matches only paths below it (`/a/b/`, never `/a/bc`).
-fn with_separator(root: &Path) -> String {
-    let mut s = root.to_string_lossy().into_owned();
-    if !s.ends_with(std::path::MAIN_SEPARATOR) {
-        s.push(std::path::MAIN_SEPARATOR);
-    }
-    s
 }
