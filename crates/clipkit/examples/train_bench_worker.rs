@@ -87,7 +87,7 @@ fn main() -> BoxResult<()> {
     let options = options()?;
     let config = ClipConfig::from_file(&options.model.join("config.json"))?;
     let parameters = Parameters::from_checkpoint(&options.model, &config)?;
-    let mut optimizer = AdamW::new(&parameters, AdamWConfig::default());
+    let mut optimizer = AdamW::new(parameters.trainable(), AdamWConfig::default())?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

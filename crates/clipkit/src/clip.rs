@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use crate::checkpoint::Checkpoint;
 use crate::config::ClipConfig;
 use crate::error::{Error, Result};
-use crate::image_io::{self, DEFAULT_MAX_PIXELS};
-use crate::model::ClipNetwork;
-use crate::preprocess::PreprocessConfig;
+use crate::image::PreprocessConfig;
+use crate::image::{load_rgb, DEFAULT_MAX_PIXELS};
+use crate::model::{ClipNetwork, LoadOptions};
 use crate::tokenizer::{ClipTokenizer, Tokenized};
 
 /// Texts or images embedded per forward pass unless set otherwise.
@@ -48,7 +48,16 @@ impl Logits {
 impl Clip {
     /// Loads a HuggingFace CLIP model folder: `config.json`, `model.safetensors` (or its
     /// shards), `tokenizer.json` (or `vocab.json` + `merges.txt`), `preprocessor_config.json`.
+    /// The same as [`Clip::load_with`] with [`LoadOptions::default()`]: packed weights, for
+    /// inference.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    /// Loads a model folder as [`Clip::load`] does, its weights held as `options` say; with
+    /// [`LoadOptions::input_gradients`], [`Clip::image_features`] and the `embed_pixels`
+    /// path are differentiable with respect to their pixel input.
+    pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::MissingFile {
                 path: dir.to_path_buf(),
@@ -65,7 +74,7 @@ impl Clip {
         check_input_size(&preprocess, &config, dir)?;
         let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
         let checkpoint = Checkpoint::open_dir(dir)?;
-        let network = ClipNetwork::new(checkpoint.var_builder(), &config);
+        let network = ClipNetwork::new(checkpoint.var_builder(), &config, options);
         // Report every tensor problem at once before any error from building the network.
         checkpoint.finish()?;
         Ok(Clip {
@@ -116,9 +125,9 @@ impl Clip {
         Ok(self.network.logit_scale()?)
     }
 
-    /// Decodes an image file into upright 8-bit RGB (see [`crate::image_io`]).
+    /// Decodes an image file into upright 8-bit RGB (see [`crate::image::decode`]).
     pub fn load_image(&self, path: &Path) -> Result<RgbImage> {
-        image_io::load_rgb(path, self.max_pixels)
+        load_rgb(path, self.max_pixels)
     }
 
     /// Preprocesses one image into the model's input, (3, S, S).
@@ -160,6 +169,22 @@ impl Clip {
             progress(done);
         }
         self.concat(parts)
+    }
+
+    /// Projected image features (B, E), not normalised, of preprocessed pixels (B, 3, S, S)
+    /// with S = `config().vision_config.image_size`.
+    ///
+    /// On a model loaded with [`LoadOptions::input_gradients`], the result is differentiable
+    /// with respect to `pixels` (a [`candle_core::Var`], say), through the frozen weights:
+    /// backward from a loss built on it yields d loss / d pixels. Build such pixels from an
+    /// image tensor in [0, 1] with [`crate::image::tensor`] and [`Clip::preprocess_config`].
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(self.network.image_features(pixels)?)
+    }
+
+    /// How the model expects images to be resized, cropped and normalised.
+    pub fn preprocess_config(&self) -> &PreprocessConfig {
+        &self.preprocess
     }
 
     /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S).
@@ -245,7 +270,7 @@ fn check_input_size(preprocess: &PreprocessConfig, config: &ClipConfig, dir: &Pa
     let s = config.vision_config.image_size as u32;
     let produced = match (preprocess.crop, preprocess.resize) {
         (Some(crop), _) => Some(crop),
-        (None, Some(crate::preprocess::ResizeTarget::Exact { height, width })) => {
+        (None, Some(crate::image::preprocess::ResizeTarget::Exact { height, width })) => {
             Some((height, width))
         }
         _ => None,

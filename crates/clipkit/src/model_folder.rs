@@ -17,7 +17,7 @@ use crate::atomic_dir;
 use crate::checkpoint::{Checkpoint, SINGLE_FILE};
 use crate::config::ClipConfig;
 use crate::error::{Error, Result};
-use crate::preprocess::PreprocessConfig;
+use crate::image::PreprocessConfig;
 
 /// Name of the model configuration in a model folder.
 pub const CONFIG_FILE: &str = "config.json";

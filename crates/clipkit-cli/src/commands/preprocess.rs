@@ -25,9 +25,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
     check_image_paths(std::slice::from_ref(&args.image))?;
     let config_path = model_dir.join("preprocessor_config.json");
-    let config = clipkit::preprocess::PreprocessConfig::from_file(&config_path)
+    let config = clipkit::image::PreprocessConfig::from_file(&config_path)
         .with_context(|| format!("cannot load preprocessing from {}", model_dir.display()))?;
-    let image = clipkit::image_io::load_rgb(&args.image, clipkit::image_io::DEFAULT_MAX_PIXELS)?;
+    let image = clipkit::image::load_rgb(&args.image, clipkit::image::DEFAULT_MAX_PIXELS)?;
     let (pixels, h, w) = config.apply(&image)?;
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;

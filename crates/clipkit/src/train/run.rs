@@ -31,8 +31,8 @@ use crate::checkpoint::SINGLE_FILE;
 use crate::config::ClipConfig;
 use crate::data::PairSource;
 use crate::error::{Error, Result};
+use crate::image::PreprocessConfig;
 use crate::model_folder::{read_tokenizer_files, write_model_folder, FolderFile, ModelFolder};
-use crate::preprocess::PreprocessConfig;
 
 /// Everything that decides what a run computes. Saved with each checkpoint; a resume with
 /// different settings is refused rather than silently mixing two runs.
@@ -230,7 +230,7 @@ pub fn run(
         ));
     }
     fs::create_dir_all(folder.root()).map_err(|e| Error::io(folder.root(), e))?;
-    let mut optimizer = AdamW::new(&parameters, settings.adamw());
+    let mut optimizer = AdamW::new(parameters.trainable(), settings.adamw())?;
     let data = source.describe();
     let (start, mut skipped) = resume(folder, settings, &data, &parameters, &mut optimizer)?;
     if start > 0 {

@@ -8,7 +8,7 @@ use super::parameters::Parameters;
 use super::run::ModelAssets;
 use crate::config::ClipConfig;
 use crate::error::Result;
-use crate::preprocess::PreprocessConfig;
+use crate::image::PreprocessConfig;
 use crate::tokenizer::{fit, ClipTokenizer, FitOptions};
 
 /// What a run starts from: the weights, the files that complete a model folder, and what the
