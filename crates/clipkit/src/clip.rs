@@ -9,10 +9,10 @@ use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::ClipConfig;
-use crate::error::{Error, Result};
-use crate::image::PreprocessConfig;
-use crate::image::{load_rgb, DEFAULT_MAX_PIXELS};
+use crate::error::Result;
+use crate::image::{load_rgb, PreprocessConfig, DEFAULT_MAX_PIXELS};
 use crate::model::{ClipNetwork, LoadOptions};
+use crate::model_folder;
 use crate::tokenizer::{ClipTokenizer, Tokenized};
 
 /// Texts or images embedded per forward pass unless set otherwise.
@@ -58,21 +58,10 @@ impl Clip {
     /// [`LoadOptions::input_gradients`], [`Clip::image_features`] and the `embed_pixels`
     /// path are differentiable with respect to their pixel input.
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::MissingFile {
-                path: dir.to_path_buf(),
-                hint: "not a model folder".into(),
-            });
-        }
-        let config =
-            ClipConfig::from_file(&require(dir, "config.json", "the model's configuration")?)?;
-        let preprocess = PreprocessConfig::from_file(&require(
-            dir,
-            "preprocessor_config.json",
-            "how images are resized and normalised",
-        )?)?;
-        check_input_size(&preprocess, &config, dir)?;
-        let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
+        let config = model_folder::read_config(dir)?;
+        let preprocess = model_folder::read_preprocess(dir, &config)?;
+        let tokenizer =
+            model_folder::read_tokenizer(dir, config.text_config.max_position_embeddings)?;
         let checkpoint = Checkpoint::open_dir(dir)?;
         let network = ClipNetwork::new(checkpoint.var_builder(), &config, options);
         // Report every tensor problem at once before any error from building the network.
@@ -251,38 +240,4 @@ fn pad_to_longest(rows: &[Vec<u32>]) -> Vec<Vec<u32>> {
             row
         })
         .collect()
-}
-
-fn require(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::MissingFile {
-            path,
-            hint: what.into(),
-        })
-    }
-}
-
-/// The preprocessor must produce exactly the image size the vision tower was built for.
-fn check_input_size(preprocess: &PreprocessConfig, config: &ClipConfig, dir: &Path) -> Result<()> {
-    let s = config.vision_config.image_size as u32;
-    let produced = match (preprocess.crop, preprocess.resize) {
-        (Some(crop), _) => Some(crop),
-        (None, Some(crate::image::preprocess::ResizeTarget::Exact { height, width })) => {
-            Some((height, width))
-        }
-        _ => None,
-    };
-    match produced {
-        Some(hw) if hw == (s, s) => Ok(()),
-        other => Err(Error::Config {
-            path: dir.join("preprocessor_config.json"),
-            field: "crop_size".into(),
-            message: format!(
-                "produces {other:?} pixels but config.json's vision_config.image_size is {s}"
-            ),
-        }),
-    }
 }

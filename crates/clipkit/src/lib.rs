@@ -6,7 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
-pub mod atomic_dir;
 pub mod checkpoint;
 mod clip;
 pub mod config;
