@@ -1,16 +1,14 @@
 //! AdamW (decoupled weight decay) with per-variable decay, gradient clipping by global norm,
 //! and a state that can be saved and restored to resume a run exactly.
 //!
-//! It updates any set of named candle variables: a model's [`Parameters`] (see
-//! [`Parameters::trainable`]) or free variables such as an image being optimised.
+//! It updates any set of named candle variables: a model's parameters (see
+//! [`Parameters::trainable`](super::Parameters::trainable)) or free variables, such as an
+//! image being optimised.
 
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor, Var};
-
-#[cfg(doc)]
-use super::parameters::{decays, Parameters};
 
 /// AdamW's hyper-parameters (the learning rate comes from the schedule at each step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,7 +20,7 @@ pub struct AdamWConfig {
     /// Added to the root of the second moment.
     pub eps: f64,
     /// Decoupled weight decay, applied to the variables marked [`TrainableVar::decays`]
-    /// (for a model: matrices only, see [`decays`]).
+    /// (for a model: matrices only, see [`decays`](super::decays)).
     pub weight_decay: f64,
     /// Gradients are scaled down so their global L2 norm is at most this; `None` disables.
     pub max_grad_norm: Option<f64>,
