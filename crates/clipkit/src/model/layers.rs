@@ -93,6 +93,14 @@ impl Linear {
         self.bias.as_ref()
     }
 
+    /// The bias as values for the packed kernel, when the product adds it.
+    fn bias_values(&self, with_bias: bool) -> Result<Option<Vec<f32>>> {
+        match (&self.bias, with_bias) {
+            (Some(b), true) => Ok(Some(b.to_vec1::<f32>()?)),
+            _ => Ok(None),
+        }
+    }
+
     fn apply(&self, x: &Tensor, with_bias: bool) -> Result<Tensor> {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
@@ -100,10 +108,7 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?; // (M, in)
         let y = match &self.weight {
             Weight::Packed { forward, .. } if !x.track_op() && fused_ok(&[x]) => {
-                let bias = match (&self.bias, with_bias) {
-                    (Some(b), true) => Some(b.to_vec1::<f32>()?),
-                    _ => None,
-                };
+                let bias = self.bias_values(with_bias)?;
                 x2.contiguous()?.apply_op1_no_bwd(&PackedLinearOp {
                     weight: forward,
                     bias: bias.as_deref(),
@@ -113,14 +118,10 @@ impl Linear {
                 forward,
                 transposed: Some(transposed),
             } if fused_ok(&[x]) => {
-                let bias = match (&self.bias, with_bias) {
-                    (Some(b), true) => Some(b.to_vec1::<f32>()?),
-                    _ => None,
-                };
                 let op = DifferentiablePackedLinear {
                     weight: forward.clone(),
                     transposed: transposed.clone(),
-                    bias,
+                    bias: self.bias_values(with_bias)?,
                 };
                 x2.contiguous()?.apply_op1_arc(Arc::new(Box::new(op)))?
             }
