@@ -6,6 +6,25 @@
 //! passes through it. Resizing follows `torch.nn.functional.interpolate` with
 //! `align_corners=False` and no antialiasing; unlike [`super::resample`] (Pillow's filter,
 //! for decoded images), it samples the input at the output's pixel centres only.
+//!
+//! ```
+//! use candle_core::{Device, Tensor, Var};
+//! use clipkit::image::tensor::{resize, Interpolation};
+//!
+//! // One image, 1 × 2 pixels per channel: 0 then 1. Doubling its width samples at
+//! // input x = -0.25 (clamped to 0), 0.25, 0.75 and 1.25 (past the last pixel: 1).
+//! let values: Vec<f32> = [0.0, 1.0].repeat(3);
+//! let image = Var::from_vec(values, (1, 3, 1, 2), &Device::Cpu)?;
+//! let wide = resize(&image, (1, 4), Interpolation::Bilinear)?;
+//! let red = wide.get(0)?.get(0)?.get(0)?.to_vec1::<f32>()?;
+//! assert_eq!(red, [0.0, 0.25, 0.75, 1.0]);
+//!
+//! // Gradients flow back to the image: each input pixel's share of the four outputs.
+//! let grads = wide.sum_all()?.backward()?;
+//! let share = grads.get(image.as_tensor()).expect("a gradient");
+//! assert_eq!(share.get(0)?.get(0)?.get(0)?.to_vec1::<f32>()?, [2.0, 2.0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use candle_core::{DType, Device, Tensor};
 
