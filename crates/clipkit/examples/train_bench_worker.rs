@@ -85,9 +85,9 @@ fn shards() -> usize {
 fn main() -> BoxResult<()> {
     clipkit::allocator::keep_freed_memory();
     let options = options()?;
-    let config = ClipConfig::from_file(&options.model.join("config.json"))?;
+    let config = clipkit::model_folder::read_config(&options.model)?;
     let parameters = Parameters::from_checkpoint(&options.model, &config)?;
-    let mut optimizer = AdamW::new(&parameters, AdamWConfig::default());
+    let mut optimizer = AdamW::new(parameters.trainable(), AdamWConfig::default())?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -16,9 +16,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use clipkit::config::ClipConfig;
+use clipkit::image::PreprocessConfig;
 use clipkit::model::random_weights;
 use clipkit::model_folder::{write_model_folder, ModelFolder};
-use clipkit::preprocess::PreprocessConfig;
 use clipkit::tokenizer::{fit, Alphabet, FitOptions};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;

@@ -21,11 +21,7 @@ use memmap2::{Mmap, UncheckedAdvice};
 use safetensors::tensor::{Metadata, TensorView};
 
 use crate::error::{Error, Result};
-
-/// Name of a single-file checkpoint inside a model folder.
-pub const SINGLE_FILE: &str = "model.safetensors";
-/// Name of the shard index of a sharded checkpoint.
-pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+use crate::model_folder::{SHARD_INDEX_FILE, WEIGHTS_FILE};
 
 /// Buffers that some transformers versions save beside the weights; they carry no weights.
 const IGNORED_SUFFIXES: [&str; 1] = ["embeddings.position_ids"];
@@ -55,8 +51,8 @@ struct LoadReport {
 impl Checkpoint {
     /// Opens the checkpoint of a model folder (single file or shard index).
     pub fn open_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join(SINGLE_FILE);
-        let index = dir.join(SHARD_INDEX);
+        let single = dir.join(WEIGHTS_FILE);
+        let index = dir.join(SHARD_INDEX_FILE);
         if single.is_file() {
             Self::open_files(dir, &[single])
         } else if index.is_file() {
@@ -66,7 +62,7 @@ impl Checkpoint {
             Err(Error::MissingFile {
                 path: single,
                 hint: format!(
-                    "expected {SINGLE_FILE} or {SHARD_INDEX}; convert a PyTorch .bin checkpoint to safetensors first"
+                    "expected {WEIGHTS_FILE} or {SHARD_INDEX_FILE}; convert a PyTorch .bin checkpoint to safetensors first"
                 ),
             })
         }
@@ -267,7 +263,7 @@ fn read_shard_index(index: &Path) -> Result<Vec<PathBuf>> {
             if !path.is_file() {
                 return Err(Error::MissingFile {
                     path,
-                    hint: format!("a shard listed in {SHARD_INDEX}"),
+                    hint: format!("a shard listed in {SHARD_INDEX_FILE}"),
                 });
             }
             shards.push(path);

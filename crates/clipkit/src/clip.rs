@@ -9,10 +9,10 @@ use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::ClipConfig;
-use crate::error::{Error, Result};
-use crate::image_io::{self, DEFAULT_MAX_PIXELS};
-use crate::model::ClipNetwork;
-use crate::preprocess::PreprocessConfig;
+use crate::error::Result;
+use crate::image::{load_rgb, PreprocessConfig, DEFAULT_MAX_PIXELS};
+use crate::model::{ClipNetwork, LoadOptions};
+use crate::model_folder;
 use crate::tokenizer::{ClipTokenizer, Tokenized};
 
 /// Texts or images embedded per forward pass unless set otherwise.
@@ -48,24 +48,22 @@ impl Logits {
 impl Clip {
     /// Loads a HuggingFace CLIP model folder: `config.json`, `model.safetensors` (or its
     /// shards), `tokenizer.json` (or `vocab.json` + `merges.txt`), `preprocessor_config.json`.
+    /// The same as [`Clip::load_with`] with [`LoadOptions::default()`]: packed weights, for
+    /// inference.
     pub fn load(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::MissingFile {
-                path: dir.to_path_buf(),
-                hint: "not a model folder".into(),
-            });
-        }
-        let config =
-            ClipConfig::from_file(&require(dir, "config.json", "the model's configuration")?)?;
-        let preprocess = PreprocessConfig::from_file(&require(
-            dir,
-            "preprocessor_config.json",
-            "how images are resized and normalised",
-        )?)?;
-        check_input_size(&preprocess, &config, dir)?;
-        let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    /// Loads a model folder as [`Clip::load`] does, its weights held as `options` say; with
+    /// [`LoadOptions::input_gradients`], [`Clip::image_features`] and the `embed_pixels`
+    /// path are differentiable with respect to their pixel input.
+    pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
+        let config = model_folder::read_config(dir)?;
+        let preprocess = model_folder::read_preprocess(dir, &config)?;
+        let tokenizer =
+            model_folder::read_tokenizer(dir, config.text_config.max_position_embeddings)?;
         let checkpoint = Checkpoint::open_dir(dir)?;
-        let network = ClipNetwork::new(checkpoint.var_builder(), &config);
+        let network = ClipNetwork::new(checkpoint.var_builder(), &config, options);
         // Report every tensor problem at once before any error from building the network.
         checkpoint.finish()?;
         Ok(Clip {
@@ -116,9 +114,9 @@ impl Clip {
         Ok(self.network.logit_scale()?)
     }
 
-    /// Decodes an image file into upright 8-bit RGB (see [`crate::image_io`]).
+    /// Decodes an image file into upright 8-bit RGB (see [`crate::image::decode`]).
     pub fn load_image(&self, path: &Path) -> Result<RgbImage> {
-        image_io::load_rgb(path, self.max_pixels)
+        load_rgb(path, self.max_pixels)
     }
 
     /// Preprocesses one image into the model's input, (3, S, S).
@@ -173,6 +171,22 @@ impl Clip {
             .map(|chunk| self.embed_pixels(&Tensor::stack(chunk, 0)?)) // (B, 3, S, S) → (B, E)
             .collect::<Result<Vec<_>>>()?;
         self.concat(parts)
+    }
+
+    /// Projected image features (B, E), not normalised, of preprocessed pixels (B, 3, S, S)
+    /// with S = `config().vision_config.image_size`.
+    ///
+    /// On a model loaded with [`LoadOptions::input_gradients`], the result is differentiable
+    /// with respect to `pixels` (a [`candle_core::Var`], say), through the frozen weights:
+    /// backward from a loss built on it yields d loss / d pixels. Build such pixels from an
+    /// image tensor in [0, 1] with [`crate::image::tensor`] and [`Clip::preprocess_config`].
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(self.network.image_features(pixels)?)
+    }
+
+    /// How the model expects images to be resized, cropped and normalised.
+    pub fn preprocess_config(&self) -> &PreprocessConfig {
+        &self.preprocess
     }
 
     /// Unit-length embeddings (B, E) of already preprocessed pixels (B, 3, S, S), in one
@@ -243,38 +257,4 @@ fn pad_to_longest(rows: &[Vec<u32>]) -> Vec<Vec<u32>> {
             row
         })
         .collect()
-}
-
-fn require(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::MissingFile {
-            path,
-            hint: what.into(),
-        })
-    }
-}
-
-/// The preprocessor must produce exactly the image size the vision tower was built for.
-fn check_input_size(preprocess: &PreprocessConfig, config: &ClipConfig, dir: &Path) -> Result<()> {
-    let s = config.vision_config.image_size as u32;
-    let produced = match (preprocess.crop, preprocess.resize) {
-        (Some(crop), _) => Some(crop),
-        (None, Some(crate::preprocess::ResizeTarget::Exact { height, width })) => {
-            Some((height, width))
-        }
-        _ => None,
-    };
-    match produced {
-        Some(hw) if hw == (s, s) => Ok(()),
-        other => Err(Error::Config {
-            path: dir.join("preprocessor_config.json"),
-            field: "crop_size".into(),
-            message: format!(
-                "produces {other:?} pixels but config.json's vision_config.image_size is {s}"
-            ),
-        }),
-    }
 }

@@ -6,21 +6,18 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
-pub mod atomic_dir;
 pub mod checkpoint;
 mod clip;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
-pub mod image_io;
+pub mod image;
 pub mod merge;
 pub mod model;
 pub mod model_folder;
 pub mod paths;
 pub mod plot;
-pub mod preprocess;
-pub mod resample;
 pub mod search;
 pub mod tokenizer;
 pub mod train;
@@ -28,3 +25,4 @@ pub mod zeroshot;
 
 pub use clip::{l2_normalize, Clip, Logits, DEFAULT_BATCH_SIZE};
 pub use error::{Error, Result};
+pub use model::{LoadOptions, WeightFormat};

@@ -4,6 +4,7 @@
 
 mod common;
 
+use clipkit::model_folder::read_tokenizer;
 use clipkit::tokenizer::{fit, Alphabet, ClipTokenizer, FitOptions, FittedTokenizer};
 use common::*;
 
@@ -81,10 +82,10 @@ fn written_files_load_with_and_without_tokenizer_json() {
         std::fs::write(dir.path().join(&file.name), &file.bytes).unwrap();
     }
     let context = fitted.tokenizer.context_length();
-    let from_json = ClipTokenizer::from_dir(dir.path(), context).unwrap();
+    let from_json = read_tokenizer(dir.path(), context).unwrap();
     check_against_reference(&from_json, "tokenizer.json");
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-    let from_files = ClipTokenizer::from_dir(dir.path(), context).unwrap();
+    let from_files = read_tokenizer(dir.path(), context).unwrap();
     check_against_reference(&from_files, "vocab.json + merges.txt");
 }
 

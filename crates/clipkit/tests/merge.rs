@@ -7,10 +7,10 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use clipkit::config::ClipConfig;
+use clipkit::image::PreprocessConfig;
 use clipkit::merge::{merge_model_folders, WiseFt};
 use clipkit::model::random_weights;
 use clipkit::model_folder::{write_model_folder, ModelFolder};
-use clipkit::preprocess::PreprocessConfig;
 use clipkit::tokenizer::{fit, FitOptions};
 use clipkit::Clip;
 use common::*;

@@ -9,9 +9,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use clipkit::config::ClipConfig;
-use clipkit::model::{random_weights, ClipNetwork};
+use clipkit::image::PreprocessConfig;
+use clipkit::model::{random_weights, ClipNetwork, LoadOptions};
 use clipkit::model_folder::{read_tokenizer_files, write_model_folder, FolderFile, ModelFolder};
-use clipkit::preprocess::PreprocessConfig;
 use clipkit::tokenizer::{fit, FitOptions};
 use clipkit::{l2_normalize, Clip};
 use common::*;
@@ -55,7 +55,7 @@ fn loaded_folder_embeds_as_the_in_memory_weights() {
 
     let plain: HashMap<String, Tensor> = parts.tensors.clone().into_iter().collect();
     let vb = VarBuilder::from_tensors(plain, DType::F32, &Device::Cpu);
-    let in_memory = ClipNetwork::new(vb, &parts.config).unwrap();
+    let in_memory = ClipNetwork::new(vb, &parts.config, LoadOptions::default()).unwrap();
     let clip = Clip::load(&dir).unwrap();
 
     let pixels = Tensor::randn(0f32, 1.0, (3, 3, 16, 16), &Device::Cpu).unwrap();

@@ -18,7 +18,7 @@ const EXACT: f32 = 1e-5;
 /// Tolerance for JPEG files: decoder rounding.
 const JPEG: f32 = 3.0 * LEVEL;
 
-/// Images whose reference clipkit deliberately does not follow (see `image_io` docs).
+/// Images whose reference clipkit deliberately does not follow (see `image::decode` docs).
 const DELIBERATE_DIFFERENCES: [&str; 1] = [
     // Pillow clamps 16-bit samples to 0..255 (most of the image turns white); clipkit scales
     // them to 8 bits. Covered by `sixteen_bit_png_is_scaled_not_clamped` below.
@@ -82,7 +82,7 @@ fn clip_b_legacy_config_pixels_match_pil_processor() {
 
 #[test]
 fn sixteen_bit_png_is_scaled_not_clamped() {
-    let rgb = clipkit::image_io::load_rgb(&image("gray16.png"), u64::MAX).unwrap();
+    let rgb = clipkit::image::load_rgb(&image("gray16.png"), u64::MAX).unwrap();
     let raw = image::open(image("gray16.png")).unwrap().to_luma16();
     let mut seen_mid = false;
     for (a, b) in rgb.pixels().zip(raw.pixels()) {
@@ -106,7 +106,7 @@ fn decoded_images_match_pil_before_resizing() {
         if DELIBERATE_DIFFERENCES.contains(&name) {
             continue;
         }
-        let got = clipkit::image_io::load_rgb(&image(name), u64::MAX).unwrap();
+        let got = clipkit::image::load_rgb(&image(name), u64::MAX).unwrap();
         let want: Vec<u8> = want.flatten_all().unwrap().to_vec1().unwrap();
         // JPEG decoders may round IDCT output differently by a level; lossless formats are exact.
         let tol = if name.ends_with(".jpg") { 2 } else { 0 };
@@ -128,7 +128,7 @@ fn decoded_images_match_pil_before_resizing() {
 #[test]
 fn images_over_the_pixel_limit_are_refused_before_decoding() {
     // 97 × 61 = 5917 pixels declared in the header.
-    let err = clipkit::image_io::load_rgb(&image("wide_rgb.png"), 5000).unwrap_err();
+    let err = clipkit::image::load_rgb(&image("wide_rgb.png"), 5000).unwrap_err();
     assert!(
         matches!(
             err,
@@ -142,5 +142,5 @@ fn images_over_the_pixel_limit_are_refused_before_decoding() {
         "{err}"
     );
     assert!(err.to_string().contains("wide_rgb.png"));
-    assert!(clipkit::image_io::load_rgb(&image("wide_rgb.png"), 5917).is_ok());
+    assert!(clipkit::image::load_rgb(&image("wide_rgb.png"), 5917).is_ok());
 }

@@ -3,11 +3,11 @@
 
 mod common;
 
-use clipkit::tokenizer::ClipTokenizer;
+use clipkit::model_folder::read_tokenizer;
 use common::*;
 
 fn check(model: &str) {
-    let tokenizer = ClipTokenizer::from_dir(&model_dir(model), 77).unwrap();
+    let tokenizer = read_tokenizer(&model_dir(model), 77).unwrap();
     let path = fixtures().join("reference/tokenizer_cases.json");
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -48,7 +48,7 @@ fn vocab_and_merges_fallback_matches_transformers() {
 
 #[test]
 fn truncation_keeps_start_and_end_tokens() {
-    let tokenizer = ClipTokenizer::from_dir(&model_dir("clip-a"), 77).unwrap();
+    let tokenizer = read_tokenizer(&model_dir("clip-a"), 77).unwrap();
     let long = "cat ".repeat(200);
     let t = tokenizer.encode(&long).unwrap();
     assert!(t.truncated);

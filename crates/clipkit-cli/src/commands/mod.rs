@@ -90,7 +90,7 @@ impl ModelArg {
             return Ok(dir.clone());
         }
         let default = clipkit::paths::default_model_dir();
-        if !default.join("config.json").is_file() {
+        if !default.join(clipkit::model_folder::CONFIG_FILE).is_file() {
             anyhow::bail!(
                 "no --model given and no default model at {}; run `clipkit quickstart` to train \
                  one, or pass --model DIR",

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clipkit::model_folder;
 use npyz::WriterBuilder;
 
 use super::{check_image_paths, ModelArg};
@@ -24,10 +25,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
     check_image_paths(std::slice::from_ref(&args.image))?;
-    let config_path = model_dir.join("preprocessor_config.json");
-    let config = clipkit::preprocess::PreprocessConfig::from_file(&config_path)
+    let config = model_folder::read_config(&model_dir)
+        .and_then(|config| model_folder::read_preprocess(&model_dir, &config))
         .with_context(|| format!("cannot load preprocessing from {}", model_dir.display()))?;
-    let image = clipkit::image_io::load_rgb(&args.image, clipkit::image_io::DEFAULT_MAX_PIXELS)?;
+    let image = clipkit::image::load_rgb(&args.image, clipkit::image::DEFAULT_MAX_PIXELS)?;
     let (pixels, h, w) = config.apply(&image)?;
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;

@@ -1,7 +1,7 @@
 //! `clipkit tokenize`: token ids of texts, with start and end tokens.
 
 use anyhow::Context;
-use clipkit::tokenizer::ClipTokenizer;
+use clipkit::model_folder;
 use serde::Serialize;
 
 use super::{warn_truncated, ModelArg};
@@ -39,11 +39,10 @@ struct Tokens {
 /// Runs `clipkit tokenize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
-    let config_path = model_dir.join("config.json");
-    let config = clipkit::config::ClipConfig::from_file(&config_path)
+    let config = model_folder::read_config(&model_dir)
         .with_context(|| format!("cannot load model from {}", model_dir.display()))?;
     let context = config.text_config.max_position_embeddings;
-    let tokenizer = ClipTokenizer::from_dir(&model_dir, context)?;
+    let tokenizer = model_folder::read_tokenizer(&model_dir, context)?;
     let mut texts = Vec::with_capacity(args.texts.len());
     for text in args.texts {
         let t = tokenizer.encode(&text)?;

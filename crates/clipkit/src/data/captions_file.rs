@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::source::{out_of_range, Pair, PairSource};
 use crate::error::{Error, Result};
-use crate::image_io::{self, DEFAULT_MAX_PIXELS};
+use crate::image::{load_rgb, DEFAULT_MAX_PIXELS};
 
 /// How a captions file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +243,7 @@ impl PairSource for CaptionsFile {
                 message: message.clone(),
             }),
             Some(Entry::Good { image, caption, .. }) => Ok(Pair {
-                image: image_io::load_rgb(image, self.max_pixels)?,
+                image: load_rgb(image, self.max_pixels)?,
                 caption: caption.clone(),
             }),
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::source::{out_of_range, Pair, PairSource};
 use crate::error::{Error, Result};
-use crate::image_io::{self, DEFAULT_MAX_PIXELS};
+use crate::image::decode::{load_rgb_from_bytes, DEFAULT_MAX_PIXELS};
 
 /// Member extensions read as images.
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
@@ -235,7 +235,7 @@ impl PairSource for WebDataset {
         let bytes = self.read(shard, *image_member)?;
         let name = PathBuf::from(format!("{}:{}.{ext}", shard.display(), sample.key));
         Ok(Pair {
-            image: image_io::load_rgb_from_bytes(&bytes, &name, self.max_pixels)?,
+            image: load_rgb_from_bytes(&bytes, &name, self.max_pixels)?,
             caption,
         })
     }

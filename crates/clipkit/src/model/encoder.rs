@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::layers::{LayerNorm, Linear};
+use super::load_options::LoadOptions;
 use super::ops::{fused_ok, AttentionOp, BiasActivationOp};
 use crate::config::Activation;
 
@@ -34,7 +35,7 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn new(vb: VarBuilder, shape: &EncoderShape) -> Result<Self> {
+    fn new(vb: VarBuilder, shape: &EncoderShape, options: LoadOptions) -> Result<Self> {
         let c = shape.hidden;
         let head_dim = c / shape.heads;
         let scale = (head_dim as f64).powf(-0.5);
@@ -48,8 +49,8 @@ impl SelfAttention {
         let weight = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
         let bias = Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?;
         Ok(SelfAttention {
-            qkv: Linear::from_parts(weight, Some(bias))?,
-            out: Linear::new(vb.pp("out_proj"), c, c, true)?,
+            qkv: Linear::from_parts(weight, Some(bias), options)?,
+            out: Linear::new(vb.pp("out_proj"), c, c, true, options)?,
             heads: shape.heads,
         })
     }
@@ -99,10 +100,22 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(vb: VarBuilder, shape: &EncoderShape) -> Result<Self> {
+    fn new(vb: VarBuilder, shape: &EncoderShape, options: LoadOptions) -> Result<Self> {
         Ok(Mlp {
-            fc1: Linear::new(vb.pp("fc1"), shape.hidden, shape.intermediate, true)?,
-            fc2: Linear::new(vb.pp("fc2"), shape.intermediate, shape.hidden, true)?,
+            fc1: Linear::new(
+                vb.pp("fc1"),
+                shape.hidden,
+                shape.intermediate,
+                true,
+                options,
+            )?,
+            fc2: Linear::new(
+                vb.pp("fc2"),
+                shape.intermediate,
+                shape.hidden,
+                true,
+                options,
+            )?,
             activation: shape.activation,
         })
     }
@@ -132,12 +145,12 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(vb: VarBuilder, shape: &EncoderShape) -> Result<Self> {
+    fn new(vb: VarBuilder, shape: &EncoderShape, options: LoadOptions) -> Result<Self> {
         Ok(EncoderLayer {
             layer_norm1: LayerNorm::new(vb.pp("layer_norm1"), shape.hidden, shape.eps)?,
-            self_attn: SelfAttention::new(vb.pp("self_attn"), shape)?,
+            self_attn: SelfAttention::new(vb.pp("self_attn"), shape, options)?,
             layer_norm2: LayerNorm::new(vb.pp("layer_norm2"), shape.hidden, shape.eps)?,
-            mlp: Mlp::new(vb.pp("mlp"), shape)?,
+            mlp: Mlp::new(vb.pp("mlp"), shape, options)?,
         })
     }
 
@@ -159,10 +172,10 @@ pub struct Encoder {
 
 impl Encoder {
     /// Loads `layers.{0..n}` under `vb`.
-    pub fn new(vb: VarBuilder, shape: &EncoderShape) -> Result<Self> {
+    pub fn new(vb: VarBuilder, shape: &EncoderShape, options: LoadOptions) -> Result<Self> {
         let vb = vb.pp("layers");
         let layers = (0..shape.layers)
-            .map(|i| EncoderLayer::new(vb.pp(i), shape))
+            .map(|i| EncoderLayer::new(vb.pp(i), shape, options))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder { layers })
     }
@@ -187,6 +200,7 @@ fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::load_options::WeightFormat;
     use super::*;
     use candle_core::Var;
     use candle_core::{DType, Device};
@@ -207,7 +221,7 @@ mod tests {
         };
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let encoder = Encoder::new(vb, &shape).unwrap();
+        let encoder = Encoder::new(vb, &shape, LoadOptions::TRAINING).unwrap();
         let x = Tensor::randn(0f32, 1.0, (48, 65, 96), &Device::Cpu).unwrap();
         let probe = Tensor::randn(0f32, 1.0, (48, 65, 96), &Device::Cpu).unwrap();
         let gradients = || -> Vec<Vec<f32>> {
@@ -260,7 +274,7 @@ mod tests {
             };
             let varmap = VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-            Encoder::new(vb.clone(), &shape).unwrap();
+            Encoder::new(vb.clone(), &shape, LoadOptions::TRAINING).unwrap();
             // Move every weight off its initial value (gains of one, biases of zero).
             for v in varmap.all_vars() {
                 v.set(
@@ -279,7 +293,7 @@ mod tests {
                     (k.clone(), Var::from_tensor(&value).unwrap())
                 })
                 .collect();
-            let fused = Encoder::new(vb, &shape).unwrap();
+            let fused = Encoder::new(vb, &shape, LoadOptions::TRAINING).unwrap();
             let composite = Encoder::new(
                 VarBuilder::from_tensors(
                     wide.iter()
@@ -289,6 +303,7 @@ mod tests {
                     &Device::Cpu,
                 ),
                 &shape,
+                LoadOptions::TRAINING,
             )
             .unwrap();
             let x = Var::randn(0f32, 1.0, (2, 7, 24), &Device::Cpu).unwrap();
@@ -326,14 +341,99 @@ mod tests {
         }
     }
 
+    /// Frozen packed weights loaded with `input_gradients` pass the same input gradient as
+    /// the plain f64 composite; loaded without it, they refuse an input that tracks one.
+    #[test]
+    fn packed_weights_pass_input_gradients_when_asked() {
+        if !super::super::packed::PackedWeight::supported() {
+            return;
+        }
+        let shape = EncoderShape {
+            hidden: 32,
+            intermediate: 48,
+            layers: 2,
+            heads: 4,
+            activation: Activation::QuickGelu,
+            eps: 1e-5,
+        };
+        let varmap = VarMap::new();
+        Encoder::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            &shape,
+            LoadOptions::TRAINING,
+        )
+        .unwrap();
+        let weights: std::collections::HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let noise = Tensor::randn(0f32, 0.1, v.shape(), &Device::Cpu).unwrap();
+                (k.clone(), (v.as_tensor() + noise).unwrap().detach())
+            })
+            .collect();
+        let build = |dtype: DType, options: LoadOptions| {
+            let tensors = weights
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap()))
+                .collect();
+            let vb = VarBuilder::from_tensors(tensors, dtype, &Device::Cpu);
+            Encoder::new(vb, &shape, options).unwrap()
+        };
+        let packed = build(
+            DType::F32,
+            LoadOptions {
+                weight_format: WeightFormat::Packed,
+                input_gradients: true,
+            },
+        );
+        let plain = build(DType::F64, LoadOptions::TRAINING);
+        let x = Var::randn(0f32, 1.0, (3, 9, 32), &Device::Cpu).unwrap();
+        let x_wide = Var::from_tensor(&x.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (3, 9, 32), &Device::Cpu).unwrap();
+        let a = packed.forward(x.as_tensor(), false).unwrap();
+        let b = plain.forward(x_wide.as_tensor(), false).unwrap();
+        let forward = max_diff(&a, &b);
+        assert!(forward < 1e-4, "output {forward}");
+        let ga = (a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (b * probe.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let dx = max_diff(
+            ga.get(x.as_tensor()).unwrap(),
+            gb.get(x_wide.as_tensor()).unwrap(),
+        );
+        assert!(dx < 1e-4, "input gradient {dx}");
+
+        let inference_only = build(DType::F32, LoadOptions::default());
+        let refused = inference_only.forward(x.as_tensor(), false).unwrap_err();
+        assert!(refused.to_string().contains("input_gradients"), "{refused}");
+    }
+
+    /// Largest absolute difference; infinite when either side holds a NaN or infinity, so
+    /// a broken output never passes.
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap() as f32
+        let values = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        let (a, b) = (values(a), values(b));
+        assert_eq!(a.len(), b.len(), "sizes differ");
+        a.iter().zip(&b).fold(0f32, |worst, (x, y)| {
+            let d = (x - y).abs() as f32;
+            if d.is_finite() {
+                worst.max(d)
+            } else {
+                f32::INFINITY
+            }
+        })
     }
 }

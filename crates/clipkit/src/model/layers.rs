@@ -5,16 +5,19 @@ use candle_nn::VarBuilder;
 
 use std::sync::Arc;
 
+use super::load_options::{LoadOptions, WeightFormat};
 use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
 use super::packed::PackedWeight;
+use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp};
 use crate::config::Activation;
 
 /// `y = x Wᵀ + b` over the last axis of an input of any rank.
 ///
 /// Leading axes are folded into one before the product, so a (B, T, C) input costs one large
-/// matrix product instead of B small ones. Gradient-free f32 weights on a CPU with AVX2 are
-/// packed once for [`PackedWeight`]'s kernel (and the unpacked copy dropped); weights that
-/// train stay tensors and go through candle's differentiable matmul.
+/// matrix product instead of B small ones. With [`WeightFormat::Packed`], gradient-free f32
+/// weights on a CPU with AVX2 are packed once for [`PackedWeight`]'s kernel (and the unpacked
+/// copy dropped); weights that train stay tensors and go through candle's differentiable
+/// matmul.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
@@ -26,43 +29,54 @@ pub struct Linear {
 enum Weight {
     /// (out, in), as stored in the checkpoint.
     Tensor(Tensor),
-    /// The same values in the inference kernel's layout.
-    Packed(Arc<PackedWeight>),
+    /// The same values in the inference kernel's layout; with `transposed` (Wᵀ packed), the
+    /// product also passes gradients back to its input.
+    Packed {
+        forward: Arc<PackedWeight>,
+        transposed: Option<Arc<PackedWeight>>,
+    },
 }
 
 impl Linear {
     /// Loads `weight` (and `bias` when `with_bias`) under `vb`.
-    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, with_bias: bool) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        with_bias: bool,
+        options: LoadOptions,
+    ) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if with_bias {
             Some(vb.get(out_dim, "bias")?)
         } else {
             None
         };
-        Self::from_parts(weight, bias)
+        Self::from_parts(weight, bias, options)
     }
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
-    pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        // Trained weights (tracked by autograd) stay tensors; the packed kernel has no backward.
-        let packable = PackedWeight::supported()
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>, options: LoadOptions) -> Result<Self> {
+        // Trained weights (tracked by autograd) stay tensors: the packed kernel has no
+        // backward pass to its weights.
+        let packable = options.weight_format == WeightFormat::Packed
+            && PackedWeight::supported()
             && !weight.track_op()
             && fused_ok(&[&weight])
             && bias
                 .as_ref()
                 .is_none_or(|b| !b.track_op() && fused_ok(&[b]));
         let weight = if packable {
-            let (n, k) = weight.dims2()?;
-            let weight = weight.contiguous()?;
-            let (storage, layout) = weight.storage_and_layout();
-            let values = match (&*storage, layout.contiguous_offsets()) {
-                (
-                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)),
-                    Some((start, end)),
-                ) => &data[start..end],
-                _ => candle_core::bail!("packing expects a contiguous f32 CPU weight"),
+            let forward = Arc::new(pack(&weight)?);
+            let transposed = if options.input_gradients {
+                Some(Arc::new(pack(&weight.t()?)?))
+            } else {
+                None
             };
-            Weight::Packed(Arc::new(PackedWeight::pack(values, n, k)))
+            Weight::Packed {
+                forward,
+                transposed,
+            }
         } else {
             Weight::Tensor(weight)
         };
@@ -79,25 +93,42 @@ impl Linear {
         self.bias.as_ref()
     }
 
+    /// The bias as values for the packed kernel, when the product adds it.
+    fn bias_values(&self, with_bias: bool) -> Result<Option<Vec<f32>>> {
+        match (&self.bias, with_bias) {
+            (Some(b), true) => Ok(Some(b.to_vec1::<f32>()?)),
+            _ => Ok(None),
+        }
+    }
+
     fn apply(&self, x: &Tensor, with_bias: bool) -> Result<Tensor> {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?; // (M, in)
         let y = match &self.weight {
-            Weight::Packed(packed) if !x.track_op() && fused_ok(&[x]) => {
-                let bias = match (&self.bias, with_bias) {
-                    (Some(b), true) => Some(b.to_vec1::<f32>()?),
-                    _ => None,
-                };
+            Weight::Packed { forward, .. } if !x.track_op() && fused_ok(&[x]) => {
+                let bias = self.bias_values(with_bias)?;
                 x2.contiguous()?.apply_op1_no_bwd(&PackedLinearOp {
-                    weight: packed,
+                    weight: forward,
                     bias: bias.as_deref(),
                 })?
             }
-            Weight::Packed(_) => {
-                candle_core::bail!("packed weights serve gradient-free f32 inputs only")
+            Weight::Packed {
+                forward,
+                transposed: Some(transposed),
+            } if fused_ok(&[x]) => {
+                let op = DifferentiablePackedLinear {
+                    weight: forward.clone(),
+                    transposed: transposed.clone(),
+                    bias: self.bias_values(with_bias)?,
+                };
+                x2.contiguous()?.apply_op1_arc(Arc::new(Box::new(op)))?
             }
+            Weight::Packed { .. } => candle_core::bail!(
+                "packed weights serve f32 CPU inputs, and inputs that track gradients only \
+                 when loaded with LoadOptions {{ input_gradients: true, .. }}"
+            ),
             Weight::Tensor(w) => {
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
@@ -122,42 +153,18 @@ impl Module for Linear {
     }
 }
 
-/// The packed product as a candle op, so the kernel reads the input tensor's storage in
-/// place: x (M, K) → (M, N).
-struct PackedLinearOp<'a> {
-    weight: &'a PackedWeight,
-    bias: Option<&'a [f32]>,
-}
-
-impl candle_core::CustomOp1 for PackedLinearOp<'_> {
-    fn name(&self) -> &'static str {
-        "clipkit-packed-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("packed linear: expected f32 input");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed linear: expected a contiguous input");
-        };
-        let (m, k) = layout.shape().dims2()?;
-        if k != self.weight.in_dim() {
-            candle_core::bail!(
-                "packed linear: input width {k}, weight expects {}",
-                self.weight.in_dim()
-            );
+/// Packs a (rows, cols) f32 CPU matrix for the kernel.
+fn pack(weight: &Tensor) -> Result<PackedWeight> {
+    let (n, k) = weight.dims2()?;
+    let weight = weight.contiguous()?;
+    let (storage, layout) = weight.storage_and_layout();
+    let values = match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)), Some((start, end))) => {
+            &data[start..end]
         }
-        let y = self.weight.matmul(&data[start..end], self.bias);
-        Ok((
-            candle_core::CpuStorage::F32(y),
-            (m, self.weight.out_dim()).into(),
-        ))
-    }
+        _ => candle_core::bail!("packing expects a contiguous f32 CPU weight"),
+    };
+    Ok(PackedWeight::pack(values, n, k))
 }
 
 /// Layer normalisation over the last axis with a learned gain and bias.

@@ -7,13 +7,16 @@
 mod encoder;
 mod grad_ops;
 mod layers;
+mod load_options;
 mod network;
 mod ops;
 mod packed;
+mod packed_linear;
 mod random;
 mod text;
 mod vision;
 
+pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;
 pub use random::random_weights;
 pub use text::TextTower;

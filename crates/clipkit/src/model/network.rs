@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::layers::Linear;
+use super::load_options::LoadOptions;
 use super::text::TextTower;
 use super::vision::VisionTower;
 use crate::config::ClipConfig;
@@ -20,23 +21,26 @@ pub struct ClipNetwork {
 }
 
 impl ClipNetwork {
-    /// Loads the network from `vb` (pointing at the checkpoint's root).
-    pub fn new(vb: VarBuilder, config: &ClipConfig) -> Result<Self> {
+    /// Loads the network from `vb` (pointing at the checkpoint's root), its weights held as
+    /// `options` say.
+    pub fn new(vb: VarBuilder, config: &ClipConfig, options: LoadOptions) -> Result<Self> {
         let e = config.projection_dim;
         Ok(ClipNetwork {
-            text_model: TextTower::new(vb.pp("text_model"), &config.text_config)?,
-            vision_model: VisionTower::new(vb.pp("vision_model"), &config.vision_config)?,
+            text_model: TextTower::new(vb.pp("text_model"), &config.text_config, options)?,
+            vision_model: VisionTower::new(vb.pp("vision_model"), &config.vision_config, options)?,
             text_projection: Linear::new(
                 vb.pp("text_projection"),
                 config.text_config.hidden_size,
                 e,
                 false,
+                options,
             )?,
             visual_projection: Linear::new(
                 vb.pp("visual_projection"),
                 config.vision_config.hidden_size,
                 e,
                 false,
+                options,
             )?,
             logit_scale: vb.get((), "logit_scale")?,
         })

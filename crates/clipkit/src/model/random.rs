@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::ClipNetwork;
+use super::{ClipNetwork, LoadOptions};
 use crate::config::ClipConfig;
 
 /// Every tensor [`ClipNetwork::new`] reads, by HF name, with normal random values that keep
@@ -18,6 +18,7 @@ pub fn random_weights(config: &ClipConfig) -> Result<BTreeMap<String, Tensor>> {
     ClipNetwork::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         config,
+        LoadOptions::TRAINING,
     )?;
     let requested = varmap
         .data()

@@ -5,6 +5,7 @@ use candle_nn::{Embedding, VarBuilder};
 
 use super::encoder::{Encoder, EncoderShape};
 use super::layers::LayerNorm;
+use super::load_options::LoadOptions;
 use crate::config::{TextConfig, TextPooling};
 
 /// Token and position embeddings, a causally masked encoder and the final norm, pooled at
@@ -21,7 +22,7 @@ pub struct TextTower {
 
 impl TextTower {
     /// Loads the tower from `vb` (pointing at `text_model`).
-    pub fn new(vb: VarBuilder, config: &TextConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder, config: &TextConfig, options: LoadOptions) -> Result<Self> {
         let c = config.hidden_size;
         let emb = vb.pp("embeddings");
         let shape = EncoderShape {
@@ -38,7 +39,7 @@ impl TextTower {
                 (config.max_position_embeddings, c),
                 "position_embedding.weight",
             )?,
-            encoder: Encoder::new(vb.pp("encoder"), &shape)?,
+            encoder: Encoder::new(vb.pp("encoder"), &shape, options)?,
             final_layer_norm: LayerNorm::new(vb.pp("final_layer_norm"), c, config.layer_norm_eps)?,
             config: config.clone(),
         })

@@ -5,6 +5,7 @@ use candle_nn::VarBuilder;
 
 use super::encoder::{Encoder, EncoderShape};
 use super::layers::{LayerNorm, Linear};
+use super::load_options::LoadOptions;
 use crate::config::VisionConfig;
 
 /// Patch embedding, class token, position embeddings, pre-norm, encoder and post-norm of the
@@ -25,13 +26,14 @@ pub struct VisionTower {
 
 impl VisionTower {
     /// Loads the tower from `vb` (pointing at `vision_model`).
-    pub fn new(vb: VarBuilder, config: &VisionConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder, config: &VisionConfig, options: LoadOptions) -> Result<Self> {
         let c = config.hidden_size;
         let p = config.patch_size;
         let channels = config.num_channels;
         let emb = vb.pp("embeddings");
         let conv = emb.get((c, channels, p, p), "patch_embedding.weight")?;
-        let patch_embedding = Linear::from_parts(conv.reshape((c, channels * p * p))?, None)?;
+        let patch_embedding =
+            Linear::from_parts(conv.reshape((c, channels * p * p))?, None, options)?;
         let shape = EncoderShape {
             hidden: c,
             intermediate: config.intermediate_size,
@@ -47,7 +49,7 @@ impl VisionTower {
                 .get((config.num_positions(), c), "position_embedding.weight")?,
             // The checkpoint's own spelling.
             pre_layrnorm: LayerNorm::new(vb.pp("pre_layrnorm"), c, config.layer_norm_eps)?,
-            encoder: Encoder::new(vb.pp("encoder"), &shape)?,
+            encoder: Encoder::new(vb.pp("encoder"), &shape, options)?,
             post_layernorm: LayerNorm::new(vb.pp("post_layernorm"), c, config.layer_norm_eps)?,
             config: config.clone(),
         })

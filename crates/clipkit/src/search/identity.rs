@@ -11,14 +11,17 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::error::{Result, SearchError};
+use crate::model_folder::{
+    CONFIG_FILE, MERGES_FILE, PREPROCESSOR_FILE, SHARD_INDEX_FILE, TOKENIZER_FILE, VOCAB_FILE,
+};
 
 const SMALL_FILES: [&str; 6] = [
-    "config.json",
-    "preprocessor_config.json",
-    "tokenizer.json",
-    "vocab.json",
-    "merges.txt",
-    "model.safetensors.index.json",
+    CONFIG_FILE,
+    PREPROCESSOR_FILE,
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    MERGES_FILE,
+    SHARD_INDEX_FILE,
 ];
 const HEAD: u64 = 1 << 20;
 const SAMPLE: u64 = 1 << 16;

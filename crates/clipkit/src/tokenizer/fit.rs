@@ -28,7 +28,9 @@ use super::pipeline::{self, END_OF_WORD, END_TOKEN, START_TOKEN};
 use super::ClipTokenizer;
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
-use crate::model_folder::FolderFile;
+use crate::model_folder::{
+    FolderFile, MERGES_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE,
+};
 
 /// Which characters the vocabulary holds as single tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,7 +73,8 @@ impl Default for FitOptions {
 /// A tokenizer fitted to a corpus: usable at once, and as the files of a model folder.
 #[derive(Clone)]
 pub struct FittedTokenizer {
-    /// The tokenizer, as [`ClipTokenizer::from_dir`] would load it from `files`.
+    /// The tokenizer, as [`crate::model_folder::read_tokenizer`] would load it from
+    /// `files`.
     pub tokenizer: ClipTokenizer,
     /// `tokenizer.json`, `vocab.json`, `merges.txt` and `tokenizer_config.json`, which
     /// transformers' `CLIPTokenizer` loads with or without `tokenizer.json`.
@@ -329,10 +332,10 @@ fn build(symbols: Symbols, merges: Vec<Pair>, context_length: usize) -> Result<F
     Ok(FittedTokenizer {
         tokenizer: ClipTokenizer::new(inner, context_length, origin())?,
         files: vec![
-            file("tokenizer.json", tokenizer_json),
-            file("vocab.json", vocab_json),
-            file("merges.txt", merges_txt),
-            file("tokenizer_config.json", config_json),
+            file(TOKENIZER_FILE, tokenizer_json),
+            file(VOCAB_FILE, vocab_json),
+            file(MERGES_FILE, merges_txt),
+            file(TOKENIZER_CONFIG_FILE, config_json),
         ],
         vocab_size: names.len(),
         bos_token_id: bos,

@@ -1,4 +1,5 @@
-//! CLIP's byte-level BPE tokenizer, read from a model folder or fitted to a caption corpus
+//! CLIP's byte-level BPE tokenizer, read from a model folder (see
+//! [`crate::model_folder::read_tokenizer`]) or fitted to a caption corpus
 //! ([`fit`]).
 //!
 //! `tokenizer.json` is loaded by the `tokenizers` crate exactly as transformers' fast
@@ -37,19 +38,25 @@ pub struct ClipTokenizer {
 }
 
 impl ClipTokenizer {
-    /// Loads `tokenizer.json` from `dir`, or else `vocab.json` + `merges.txt`.
-    pub fn from_dir(dir: &Path, context_length: usize) -> Result<Self> {
-        let json = dir.join("tokenizer.json");
-        let (inner, source) = if json.is_file() {
-            let inner = Tokenizer::from_file(&json).map_err(|e| Error::Tokenizer {
-                path: json.clone(),
-                message: e.to_string(),
-            })?;
-            (inner, json)
-        } else {
-            (from_vocab_and_merges(dir)?, dir.join("vocab.json"))
-        };
-        Self::new(inner, context_length, source)
+    /// Loads a fast tokenizer file (`tokenizer.json`), see
+    /// [`crate::model_folder::read_tokenizer`].
+    pub fn from_json_file(path: &Path, context_length: usize) -> Result<Self> {
+        let inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::new(inner, context_length, path.to_path_buf())
+    }
+
+    /// Builds the fast tokenizer transformers derives from CLIP's BPE `vocab` (JSON) and
+    /// `merges` (text) files.
+    pub fn from_vocab_and_merges(
+        vocab: &Path,
+        merges: &Path,
+        context_length: usize,
+    ) -> Result<Self> {
+        let inner = from_vocab_and_merges(vocab, merges)?;
+        Self::new(inner, context_length, vocab.to_path_buf())
     }
 
     fn new(inner: Tokenizer, context_length: usize, source: PathBuf) -> Result<Self> {
@@ -97,17 +104,7 @@ impl ClipTokenizer {
 }
 
 /// The fast tokenizer transformers derives from CLIP's `vocab.json` and `merges.txt`.
-fn from_vocab_and_merges(dir: &Path) -> Result<Tokenizer> {
-    let vocab = dir.join("vocab.json");
-    let merges = dir.join("merges.txt");
-    for path in [&vocab, &merges] {
-        if !path.is_file() {
-            return Err(Error::MissingFile {
-                path: path.clone(),
-                hint: "the model folder needs tokenizer.json, or vocab.json and merges.txt".into(),
-            });
-        }
-    }
+fn from_vocab_and_merges(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
     let fail = |path: &Path, e: tokenizers::Error| Error::Tokenizer {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -115,20 +112,20 @@ fn from_vocab_and_merges(dir: &Path) -> Result<Tokenizer> {
     let (Some(vocab_str), Some(merges_str)) = (vocab.to_str(), merges.to_str()) else {
         return Err(Error::InvalidArgument(format!(
             "non-UTF-8 path {}",
-            dir.display()
+            vocab.display()
         )));
     };
     let bpe = pipeline::bpe_builder()
         .files(vocab_str.into(), merges_str.into())
         .build()
-        .map_err(|e| fail(&vocab, e))?;
+        .map_err(|e| fail(vocab, e))?;
     let token_id = |token: &str| {
         bpe.token_to_id(token).ok_or_else(|| Error::Tokenizer {
-            path: vocab.clone(),
+            path: vocab.to_path_buf(),
             message: format!("vocabulary lacks {token}"),
         })
     };
     let start = token_id(START_TOKEN)?;
     let end = token_id(END_TOKEN)?;
-    pipeline::clip_tokenizer(bpe, start, end).map_err(|e| fail(&vocab, e))
+    pipeline::clip_tokenizer(bpe, start, end).map_err(|e| fail(vocab, e))
 }

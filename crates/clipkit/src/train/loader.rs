@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::step::Batch;
 use crate::data::PairSource;
 use crate::error::{Error, Result};
-use crate::preprocess::PreprocessConfig;
+use crate::image::PreprocessConfig;
 use crate::tokenizer::ClipTokenizer;
 
 /// Batches prepared ahead of the training loop.

@@ -22,7 +22,7 @@ mod step;
 pub use curves::write_training_curves;
 pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
-pub use optimizer::{AdamW, AdamWConfig, StepReport};
+pub use optimizer::{AdamW, AdamWConfig, StepReport, TrainableVar};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use presets::{preset, PRESET_NAMES};
 pub use quickstart::{

@@ -1,12 +1,14 @@
-//! AdamW (decoupled weight decay) with per-parameter decay groups, gradient clipping by
-//! global norm, and a state that can be saved and restored to resume a run exactly.
+//! AdamW (decoupled weight decay) with per-variable decay, gradient clipping by global norm,
+//! and a state that can be saved and restored to resume a run exactly.
+//!
+//! It updates any set of named candle variables: a model's parameters (see
+//! [`Parameters::trainable`](super::Parameters::trainable)) or free variables, such as an
+//! image being optimised.
 
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor, Var};
-
-use super::parameters::{decays, Parameters};
 
 /// AdamW's hyper-parameters (the learning rate comes from the schedule at each step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,7 +19,8 @@ pub struct AdamWConfig {
     pub beta2: f64,
     /// Added to the root of the second moment.
     pub eps: f64,
-    /// Decoupled weight decay, applied to matrices only (see [`decays`]).
+    /// Decoupled weight decay, applied to the variables marked [`TrainableVar::decays`]
+    /// (for a model: matrices only, see [`decays`](super::decays)).
     pub weight_decay: f64,
     /// Gradients are scaled down so their global L2 norm is at most this; `None` disables.
     pub max_grad_norm: Option<f64>,
@@ -34,6 +37,17 @@ impl Default for AdamWConfig {
             max_grad_norm: Some(1.0),
         }
     }
+}
+
+/// One variable for the optimiser to update.
+#[derive(Debug, Clone)]
+pub struct TrainableVar {
+    /// Unique name: the key of its moments in [`AdamW::state`].
+    pub name: String,
+    /// The variable, updated in place by [`AdamW::step`].
+    pub var: Var,
+    /// Whether decoupled weight decay applies to it.
+    pub decays: bool,
 }
 
 struct Slot {
@@ -60,24 +74,28 @@ pub struct StepReport {
 }
 
 impl AdamW {
-    /// An optimiser over every parameter, with zeroed moments.
-    pub fn new(parameters: &Parameters, config: AdamWConfig) -> Self {
-        let slots = parameters
-            .vars()
-            .iter()
-            .map(|(name, var)| Slot {
-                name: name.clone(),
-                var: var.clone(),
-                decays: decays(name, var.shape()),
-                m: vec![0.0; var.elem_count()],
-                v: vec![0.0; var.elem_count()],
+    /// An optimiser over `vars`, updated in the order given, with zeroed moments; an error
+    /// when two share a name.
+    pub fn new(vars: Vec<TrainableVar>, config: AdamWConfig) -> Result<Self> {
+        let mut names = std::collections::HashSet::new();
+        if let Some(twice) = vars.iter().find(|t| !names.insert(t.name.as_str())) {
+            candle_core::bail!("two optimiser variables are named {}", twice.name);
+        }
+        let slots = vars
+            .into_iter()
+            .map(|t| Slot {
+                m: vec![0.0; t.var.elem_count()],
+                v: vec![0.0; t.var.elem_count()],
+                name: t.name,
+                var: t.var,
+                decays: t.decays,
             })
             .collect();
-        AdamW {
+        Ok(AdamW {
             slots,
             config,
             steps_taken: 0,
-        }
+        })
     }
 
     /// Steps taken so far.
@@ -181,5 +199,59 @@ impl AdamW {
         }
         self.steps_taken = steps_taken;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free(name: &str, values: &[f32]) -> TrainableVar {
+        TrainableVar {
+            name: name.into(),
+            var: Var::from_slice(values, values.len(), &Device::Cpu).unwrap(),
+            decays: false,
+        }
+    }
+
+    /// A variable that belongs to no model, minimising ||x - target||², reaches the target.
+    #[test]
+    fn optimises_a_free_variable_to_its_target() {
+        let target = Tensor::new(&[0.5f32, -1.5, 2.0, 0.0], &Device::Cpu).unwrap();
+        let x = free("x", &[3.0, 3.0, -3.0, 1.0]);
+        let var = x.var.clone();
+        let config = AdamWConfig {
+            weight_decay: 0.0,
+            max_grad_norm: None,
+            ..AdamWConfig::default()
+        };
+        let mut optimizer = AdamW::new(vec![x], config).unwrap();
+        for _ in 0..500 {
+            let loss = (var.as_tensor() - &target)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            optimizer.step(&loss.backward().unwrap(), 0.05).unwrap();
+        }
+        let got = var.as_tensor().to_vec1::<f32>().unwrap();
+        let want = target.to_vec1::<f32>().unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            // Written so that a NaN fails.
+            assert!((g - w).abs() <= 1e-3, "got {got:?}, want {want:?}");
+        }
+        assert_eq!(optimizer.steps_taken(), 500);
+    }
+
+    #[test]
+    fn refuses_two_variables_of_one_name() {
+        let err = AdamW::new(
+            vec![free("x", &[1.0]), free("x", &[2.0])],
+            AdamWConfig::default(),
+        )
+        .err()
+        .expect("duplicate names are refused");
+        assert!(err.to_string().contains("named x"), "{err}");
     }
 }

@@ -14,10 +14,11 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use super::init::initial_value;
+use super::optimizer::TrainableVar;
 use crate::checkpoint::Checkpoint;
 use crate::config::ClipConfig;
 use crate::error::{Error, Result};
-use crate::model::ClipNetwork;
+use crate::model::{ClipNetwork, LoadOptions};
 
 /// Name of the temperature parameter.
 pub const LOGIT_SCALE: &str = "logit_scale";
@@ -82,12 +83,25 @@ impl Parameters {
             .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
             .collect();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        Ok(ClipNetwork::new(vb, &self.config)?)
+        Ok(ClipNetwork::new(vb, &self.config, LoadOptions::TRAINING)?)
     }
 
     /// The variables, by name.
     pub fn vars(&self) -> &BTreeMap<String, Var> {
         &self.vars
+    }
+
+    /// Every variable, by name in order, marked with [`decays`]: what
+    /// [`AdamW::new`](super::AdamW::new) takes to train the model.
+    pub fn trainable(&self) -> Vec<TrainableVar> {
+        self.vars
+            .iter()
+            .map(|(name, var)| TrainableVar {
+                name: name.clone(),
+                var: var.clone(),
+                decays: decays(name, var.shape()),
+            })
+            .collect()
     }
 
     /// The configuration the parameters were made for.
@@ -146,6 +160,7 @@ fn record(
     ClipNetwork::new(
         VarBuilder::from_backend(Box::new(&recorder), DType::F32, Device::Cpu),
         config,
+        LoadOptions::TRAINING,
     )?;
     Ok(recorder
         .vars

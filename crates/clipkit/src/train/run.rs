@@ -26,13 +26,15 @@ use super::schedule::LrSchedule;
 use super::step::{train_step, StepMetrics};
 use candle_core::Tensor;
 
-use crate::atomic_dir::write_synced;
-use crate::checkpoint::SINGLE_FILE;
 use crate::config::ClipConfig;
 use crate::data::PairSource;
 use crate::error::{Error, Result};
-use crate::model_folder::{read_tokenizer_files, write_model_folder, FolderFile, ModelFolder};
-use crate::preprocess::PreprocessConfig;
+use crate::image::PreprocessConfig;
+use crate::model_folder::atomic_dir::write_synced;
+use crate::model_folder::{
+    read_config, read_preprocess, read_tokenizer_files, write_model_folder, FolderFile,
+    ModelFolder, OPTIMIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
+};
 
 /// Everything that decides what a run computes. Saved with each checkpoint; a resume with
 /// different settings is refused rather than silently mixing two runs.
@@ -92,10 +94,11 @@ pub struct ModelAssets {
 impl ModelAssets {
     /// The assets of an existing model folder (to fine-tune it).
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
+        let config = read_config(dir)?;
         Ok(ModelAssets {
-            config: ClipConfig::from_file(&dir.join("config.json"))?,
-            preprocess: PreprocessConfig::from_file(&dir.join("preprocessor_config.json"))?,
+            preprocess: read_preprocess(dir, &config)?,
             tokenizer: read_tokenizer_files(dir)?,
+            config,
         })
     }
 
@@ -114,8 +117,6 @@ impl ModelAssets {
 const CHECKPOINT_DIR: &str = "checkpoint";
 const MODEL_DIR: &str = "model";
 const METRICS_FILE: &str = "metrics.jsonl";
-const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-const STATE_FILE: &str = "trainer_state.json";
 
 /// Where a run keeps its files.
 #[derive(Debug, Clone)]
@@ -230,13 +231,13 @@ pub fn run(
         ));
     }
     fs::create_dir_all(folder.root()).map_err(|e| Error::io(folder.root(), e))?;
-    let mut optimizer = AdamW::new(&parameters, settings.adamw());
+    let mut optimizer = AdamW::new(parameters.trainable(), settings.adamw())?;
     let data = source.describe();
     let (start, mut skipped) = resume(folder, settings, &data, &parameters, &mut optimizer)?;
     if start > 0 {
         observe(Progress::Resumed(start));
     }
-    if start >= settings.steps && folder.model().join(SINGLE_FILE).is_file() {
+    if start >= settings.steps && folder.model().join(WEIGHTS_FILE).is_file() {
         return Ok(RunSummary {
             model: folder.model(),
             steps_trained: 0,
@@ -333,7 +334,7 @@ fn resume(
     optimizer: &mut AdamW,
 ) -> Result<(usize, usize)> {
     let dir = folder.checkpoint();
-    let state_path = dir.join(STATE_FILE);
+    let state_path = dir.join(TRAINER_STATE_FILE);
     if !state_path.is_file() {
         return Ok((0, 0));
     }
@@ -359,7 +360,7 @@ fn resume(
             state.data
         )));
     }
-    let weights_path = dir.join(SINGLE_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
     let weights = candle_core::safetensors::load(&weights_path, &candle_core::Device::Cpu)
         .map_err(|e| Error::CorruptCheckpoint {
             path: weights_path.clone(),
@@ -396,7 +397,7 @@ fn save_checkpoint(
             bytes: moments,
         },
         FolderFile {
-            name: STATE_FILE.into(),
+            name: TRAINER_STATE_FILE.into(),
             bytes: state_json,
         },
     ];

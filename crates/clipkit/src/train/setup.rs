@@ -8,8 +8,9 @@ use super::parameters::Parameters;
 use super::run::ModelAssets;
 use crate::config::ClipConfig;
 use crate::error::Result;
-use crate::preprocess::PreprocessConfig;
-use crate::tokenizer::{fit, ClipTokenizer, FitOptions};
+use crate::image::PreprocessConfig;
+use crate::model_folder::{read_tokenizer, CONFIG_FILE};
+use crate::tokenizer::{fit, FitOptions};
 
 /// What a run starts from: the weights, the files that complete a model folder, and what the
 /// data loader needs.
@@ -39,7 +40,7 @@ impl Start {
             },
         )?;
         fitted.configure(&mut config.text_config);
-        config.validate(Path::new("config.json"))?;
+        config.validate(Path::new(CONFIG_FILE))?;
         let preprocess = PreprocessConfig::openai(config.vision_config.image_size as u32);
         Ok(Start {
             parameters: Parameters::init(&config, seed)?,
@@ -58,8 +59,7 @@ impl Start {
     /// The model in folder `dir`, to fine-tune.
     pub fn fine_tune(dir: &Path) -> Result<Self> {
         let assets = ModelAssets::from_model_dir(dir)?;
-        let tokenizer =
-            ClipTokenizer::from_dir(dir, assets.config.text_config.max_position_embeddings)?;
+        let tokenizer = read_tokenizer(dir, assets.config.text_config.max_position_embeddings)?;
         Ok(Start {
             parameters: Parameters::from_checkpoint(dir, &assets.config)?,
             preparation: Preparation {

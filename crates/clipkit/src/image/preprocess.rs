@@ -4,15 +4,15 @@
 //! Steps: resize (the shortest edge to `size`, Pillow-style convolution resampling), centre
 //! crop to `crop_size` (zero padding where the image is smaller), rescale by
 //! `rescale_factor`, normalise with `image_mean` / `image_std`. Output is (3, H, W) f32.
-//! Resizing reproduces Pillow bit for bit (see [`crate::resample`]).
+//! Resizing reproduces Pillow bit for bit (see [`super::resample`]).
 
 use std::path::Path;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::resample::{self, Filter};
 use crate::error::{Error, Result};
-use crate::resample::{self, Filter};
 
 /// How `size` asks the image to be resized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

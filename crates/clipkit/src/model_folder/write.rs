@@ -1,101 +1,21 @@
-//! Writing a HuggingFace CLIP model folder, and reading one back as its parts.
+//! Writing a model folder.
 //!
 //! A written folder holds `config.json`, `model.safetensors` (f32, HF tensor names),
 //! `preprocessor_config.json` and the tokenizer files, and loads both in
 //! [`crate::Clip::load`] and in transformers' `CLIPModel.from_pretrained`. The write is
-//! atomic (see [`crate::atomic_dir`]): a folder being replaced stays whole until the new
+//! atomic (see [`super::atomic_dir`]): a folder being replaced stays whole until the new
 //! one has taken its place.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Device, Storage, Tensor};
 use safetensors::tensor::{Dtype, View};
 
-use crate::atomic_dir;
-use crate::checkpoint::{Checkpoint, SINGLE_FILE};
-use crate::config::ClipConfig;
+use super::read::check_tokenizer_complete;
+use super::{atomic_dir, ModelFolder, CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE};
 use crate::error::{Error, Result};
-use crate::preprocess::PreprocessConfig;
-
-/// Name of the model configuration in a model folder.
-pub const CONFIG_FILE: &str = "config.json";
-/// Name of the image preprocessing configuration in a model folder.
-pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
-/// The tokenizer files a model folder may carry; [`read_tokenizer_files`] copies those present.
-pub const TOKENIZER_FILES: [&str; 5] = [
-    "tokenizer.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-];
-
-/// One file of a model folder, by name, with its contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FolderFile {
-    /// File name inside the folder: no path separators.
-    pub name: String,
-    /// The file's contents.
-    pub bytes: Vec<u8>,
-}
-
-/// Everything a model folder holds.
-#[derive(Debug, Clone)]
-pub struct ModelFolder {
-    /// Written as `config.json`.
-    pub config: ClipConfig,
-    /// Weights by HF name (`vision_model.embeddings.class_embedding`, ...); any float dtype,
-    /// written as f32 to `model.safetensors`.
-    pub tensors: BTreeMap<String, Tensor>,
-    /// Written as `preprocessor_config.json`.
-    pub preprocess: PreprocessConfig,
-    /// Tokenizer files, written as they are: `tokenizer.json`, or `vocab.json` and
-    /// `merges.txt`, at least (see [`crate::tokenizer::fit`] and [`read_tokenizer_files`]).
-    pub tokenizer: Vec<FolderFile>,
-    /// Further files written in the same atomic step (a trainer's optimizer state, say).
-    pub extra: Vec<FolderFile>,
-}
-
-impl ModelFolder {
-    /// Reads a model folder into memory: config, every tensor as f32, preprocessing and
-    /// tokenizer files (`extra` is left empty).
-    pub fn read(dir: &Path) -> Result<Self> {
-        let preprocess_path = dir.join(PREPROCESSOR_FILE);
-        if !preprocess_path.is_file() {
-            return Err(Error::MissingFile {
-                path: preprocess_path,
-                hint: "how images are resized and normalised".into(),
-            });
-        }
-        Ok(ModelFolder {
-            config: ClipConfig::from_file(&dir.join(CONFIG_FILE))?,
-            tensors: Checkpoint::open_dir(dir)?.into_tensors()?,
-            preprocess: PreprocessConfig::from_file(&preprocess_path)?,
-            tokenizer: read_tokenizer_files(dir)?,
-            extra: Vec::new(),
-        })
-    }
-}
-
-/// The tokenizer files of a model folder (those of [`TOKENIZER_FILES`] present); an error
-/// naming the folder when it has neither `tokenizer.json` nor `vocab.json` + `merges.txt`.
-pub fn read_tokenizer_files(dir: &Path) -> Result<Vec<FolderFile>> {
-    let mut files = Vec::new();
-    for name in TOKENIZER_FILES {
-        let path = dir.join(name);
-        if path.is_file() {
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            files.push(FolderFile {
-                name: name.to_string(),
-                bytes,
-            });
-        }
-    }
-    check_tokenizer_complete(&files, dir)?;
-    Ok(files)
-}
 
 /// Writes `parts` as a model folder at `dir`, atomically: into a hidden sibling folder,
 /// flushed to disk, then renamed over `dir`. An existing `dir` is replaced only if it is
@@ -117,7 +37,7 @@ pub fn write_model_folder(dir: &Path, parts: &ModelFolder) -> Result<()> {
         atomic_dir::write_synced(&staging.join(CONFIG_FILE), config.as_bytes())?;
         atomic_dir::write_synced(&staging.join(PREPROCESSOR_FILE), preprocess.as_bytes())?;
         write_safetensors(
-            &staging.join(SINGLE_FILE),
+            &staging.join(WEIGHTS_FILE),
             &views,
             &staging.join(CONFIG_FILE),
         )?;
@@ -129,7 +49,7 @@ pub fn write_model_folder(dir: &Path, parts: &ModelFolder) -> Result<()> {
 }
 
 fn check_file_names(parts: &ModelFolder, dir: &Path) -> Result<()> {
-    let mut seen: BTreeSet<&str> = [CONFIG_FILE, PREPROCESSOR_FILE, SINGLE_FILE].into();
+    let mut seen: BTreeSet<&str> = [CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE].into();
     for file in parts.tokenizer.iter().chain(&parts.extra) {
         let plain = Path::new(&file.name)
             .file_name()
@@ -150,17 +70,6 @@ fn check_file_names(parts: &ModelFolder, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn check_tokenizer_complete(files: &[FolderFile], dir: &Path) -> Result<()> {
-    let has = |name: &str| files.iter().any(|f| f.name == name);
-    if has("tokenizer.json") || (has("vocab.json") && has("merges.txt")) {
-        return Ok(());
-    }
-    Err(Error::MissingFile {
-        path: dir.join("tokenizer.json"),
-        hint: "a model folder needs tokenizer.json, or vocab.json and merges.txt".into(),
-    })
 }
 
 fn check_replaceable(dir: &Path) -> Result<()> {

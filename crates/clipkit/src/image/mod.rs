@@ -1,0 +1,11 @@
+//! Images: decoding files into upright 8-bit RGB ([`decode`]), Pillow-exact resampling
+//! ([`resample`]), the model's preprocessing into pixel tensors ([`preprocess`]), and a
+//! differentiable path on tensors that carry gradients ([`tensor`]), for generation.
+
+pub mod decode;
+pub mod preprocess;
+pub mod resample;
+pub mod tensor;
+
+pub use decode::{load_rgb, DEFAULT_MAX_PIXELS};
+pub use preprocess::PreprocessConfig;

@@ -1,0 +1,40 @@
+//! How a network holds its weights: [`LoadOptions`], taken by
+//! [`Clip::load_with`](crate::Clip::load_with) and [`ClipNetwork::new`](super::ClipNetwork::new).
+
+/// How the weights of the linear maps (every matrix product of both towers) sit in memory.
+///
+/// Weights are f32 in memory whatever the checkpoint stores (f32, f16 or bf16).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// Re-laid once at load time for clipkit's AVX2/FMA matrix kernel, the fastest for
+    /// inference (the default). On a CPU without AVX2 and FMA, and for weights that are
+    /// candle variables (training), the weights stay [`WeightFormat::Plain`].
+    #[default]
+    Packed,
+    /// Kept as the checkpoint's (out, in) tensors and multiplied with candle's matmul.
+    Plain,
+}
+
+/// Options for loading a model; `LoadOptions::default()` is what [`crate::Clip::load`] uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// How linear-map weights are held (default [`WeightFormat::Packed`]).
+    pub weight_format: WeightFormat,
+    /// Whether gradients may flow through the frozen weights to the input, so that
+    /// `image features → loss → backward` yields d loss / d pixels (default `false`).
+    ///
+    /// The weights themselves never receive gradients. With packed weights this keeps a
+    /// second, transposed packing of every matrix for the backward pass (twice the weight
+    /// memory); without it, packed weights refuse inputs that track gradients with an error
+    /// that names this option. Plain weights are differentiable either way.
+    pub input_gradients: bool,
+}
+
+impl LoadOptions {
+    /// The options a trainer's network is built with: plain weights (they are candle
+    /// variables, which are never packed) through which gradients flow.
+    pub const TRAINING: LoadOptions = LoadOptions {
+        weight_format: WeightFormat::Plain,
+        input_gradients: true,
+    };
+}
