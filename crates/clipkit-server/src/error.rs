@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clipkit::search::SearchError;
 
+use crate::indexed_file::Unservable;
+
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -18,6 +20,16 @@ pub enum ApiError {
     /// An uploaded body or image is over the limits.
     #[error("{0}")]
     TooLarge(String),
+    /// The file of an indexed image cannot be served: deleted (404), changed since it was
+    /// indexed (409 Conflict: the index and the folder disagree until `clipkit index` runs
+    /// again), or unreadable (500).
+    #[error("the file of image {id} {reason}; re-run `clipkit index` to update the index")]
+    File {
+        /// The image's id.
+        id: u64,
+        /// What is wrong with its file.
+        reason: Unservable,
+    },
     /// The library failed.
     #[error(transparent)]
     Clipkit(#[from] clipkit::Error),
@@ -38,6 +50,11 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::File { reason, .. } => match reason {
+                Unservable::Gone => StatusCode::NOT_FOUND,
+                Unservable::Changed(_) => StatusCode::CONFLICT,
+                Unservable::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::Clipkit(e) => library_status(e),
             ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

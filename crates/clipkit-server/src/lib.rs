@@ -2,12 +2,14 @@
 //! ([`files`]) and a one-page web interface, over one loaded model and one index.
 //!
 //! [`app`] builds the router (tests call it without a socket); [`serve`] binds it and runs
-//! until Ctrl-C or SIGTERM, letting requests in flight finish.
+//! until Ctrl-C or SIGTERM, letting requests in flight finish. Indexed files are served only
+//! while they are the files indexed ([`indexed_file`]).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod error;
 pub mod files;
+pub mod indexed_file;
 mod page;
 pub mod state;
 mod upload;

@@ -1,5 +1,5 @@
-//! The server: every API route through the router (no socket), files served by id only,
-//! limits, a bounded load test on loopback, and the page driven by headless Chromium.
+//! The server: every API route through the router (no socket), files served by id only and
+//! only while they are the files indexed, limits, a bounded load test on loopback, and the page driven by headless Chromium.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -266,6 +266,136 @@ async fn files_are_served_by_id_only_and_thumbnails_are_made_once() {
         let (status, body) = call(&state, Request::get(uri).body(Body::empty()).unwrap()).await;
         assert!(status.is_client_error(), "{uri}: {status}");
         assert!(!String::from_utf8_lossy(&body).contains("root:"), "{uri}");
+    }
+}
+
+/// The id and path of the indexed file called `name`.
+async fn indexed(state: &Arc<AppState>, name: &str) -> (u64, PathBuf) {
+    let (_, found) = get_json(state, "/api/search?q=photo&top_k=14").await;
+    let hit = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("{name} not indexed: {found}"))
+        .clone();
+    (
+        hit["id"].as_u64().unwrap(),
+        PathBuf::from(hit["path"].as_str().unwrap()),
+    )
+}
+
+/// GET `uri`: the status, the body as text, and the JSON `error` (None if not JSON).
+async fn get_text(state: &Arc<AppState>, uri: &str) -> (StatusCode, String, Option<String>) {
+    let (status, body) = call(state, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let error = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string));
+    (status, text, error)
+}
+
+/// A file outside the indexed folder standing in for `/etc/passwd`: a marker line padded to
+/// exactly the size of `like`, with its modification time, so that only the refusal to
+/// follow symbolic links can keep it from being served.
+fn secret_like(like: &Path, at: &Path) -> &'static str {
+    const MARKER: &str = "root:x:0:0:SECRET-MARKER";
+    let meta = std::fs::metadata(like).unwrap();
+    let mut bytes = MARKER.as_bytes().to_vec();
+    bytes.resize(meta.len() as usize, b'#');
+    std::fs::write(at, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(at)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    MARKER
+}
+
+#[tokio::test]
+async fn an_indexed_file_replaced_by_a_symlink_is_refused_and_its_target_never_sent() {
+    let (tmp, state) = state_with(Limits::default());
+    let (id, path) = indexed(&state, "gen03.png").await;
+    // Cache the thumbnail first: a cached thumbnail must not be served past the check either.
+    let (status, _, _) = get_text(&state, &format!("/thumb/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let secret = tmp.path().join("passwd");
+    let marker = secret_like(&path, &secret);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&secret, &path).unwrap();
+
+    for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+        assert!(!body.contains(marker), "{uri} sent the link's target");
+        let error = error.unwrap_or_else(|| panic!("{uri}: not a JSON error: {body}"));
+        assert!(error.contains("changed since it was indexed"), "{error}");
+        assert!(error.contains("symbolic link"), "{error}");
+    }
+    let (other, _) = indexed(&state, "gen04.png").await;
+    let (status, _, _) = get_text(&state, &format!("/image/{other}")).await;
+    assert_eq!(status, StatusCode::OK, "the other files are still served");
+}
+
+#[tokio::test]
+async fn a_folder_swapped_for_a_symlink_is_refused_even_with_identical_files() {
+    let (tmp, state) = state_with(Limits::default());
+    let (id, path) = indexed(&state, "gen05.png").await;
+    let photos = path.parent().unwrap().to_path_buf();
+    // A look-alike folder: same file name, size and modification time, other content.
+    let decoy = tmp.path().join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    let marker = secret_like(&path, &decoy.join("gen05.png"));
+    std::fs::rename(&photos, tmp.path().join("photos-moved")).unwrap();
+    std::os::unix::fs::symlink(&decoy, &photos).unwrap();
+
+    for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+        assert!(!body.contains(marker), "{uri} sent the decoy");
+        assert!(error.is_some_and(|e| e.contains("symbolic link")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_file_answers_404_and_a_modified_one_409_in_json() {
+    let (_tmp, state) = state_with(Limits::default());
+    let (deleted, path) = indexed(&state, "gen06.png").await;
+    std::fs::remove_file(&path).unwrap();
+    for uri in [format!("/image/{deleted}"), format!("/thumb/{deleted}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert!(
+            error.is_some_and(|e| e.contains("deleted")),
+            "{uri}: {body}"
+        );
+    }
+
+    // `touch`: same content, new modification time.
+    let (touched, path) = indexed(&state, "gen07.png").await;
+    let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    // Rewritten: another image in its place.
+    let (rewritten, path) = indexed(&state, "gen08.png").await;
+    std::fs::copy(fixture_image("photo.webp"), &path).unwrap();
+    for id in [touched, rewritten] {
+        for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+            let (status, body, error) = get_text(&state, &uri).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+            assert!(
+                error
+                    .is_some_and(|e| e.contains("changed since it was indexed")
+                        && e.contains("clipkit index")),
+                "{uri}: {body}"
+            );
+        }
     }
 }
 
