@@ -30,6 +30,10 @@ pub enum ApiError {
         /// What is wrong with its file.
         reason: Unservable,
     },
+    /// The request's `Host` names neither loopback nor an allowed host (a defence against
+    /// DNS rebinding).
+    #[error("{0}")]
+    MisdirectedHost(String),
     /// The library failed.
     #[error(transparent)]
     Clipkit(#[from] clipkit::Error),
@@ -55,6 +59,7 @@ impl ApiError {
                 Unservable::Changed(_) => StatusCode::CONFLICT,
                 Unservable::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Clipkit(e) => library_status(e),
             ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

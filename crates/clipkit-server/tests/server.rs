@@ -1,5 +1,7 @@
 //! The server: every API route through the router (no socket), files served by id only and
-//! only while they are the files indexed, limits, a bounded load test on loopback, and the page driven by headless Chromium.
+//! only while they are the files indexed, the Host check against DNS rebinding, limits,
+//! slow clients and a bounded load test on loopback, and the page driven by headless
+//! Chromium.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +14,7 @@ use axum::http::{Request, StatusCode};
 use clipkit::search::indexer::{self, Progress};
 use clipkit::search::{model_identity, EmbeddedStore};
 use clipkit::Clip;
-use clipkit_server::{app, AppState, Limits};
+use clipkit_server::{app, AppState, HostPolicy, Limits};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -57,10 +59,17 @@ fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     indexer::index_folders(&clip, &mut store, &[photos], 8, &mut Quiet).unwrap();
     drop(store);
     let store = EmbeddedStore::open(&store_dir).unwrap();
-    (tmp, AppState::new(clip, store, model, limits))
+    let hosts = HostPolicy::loopback();
+    (tmp, AppState::new(clip, store, model, limits, hosts))
 }
 
-async fn call(state: &Arc<AppState>, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+/// Sends `request` through the router (with `Host: localhost` unless it names a host).
+async fn call(state: &Arc<AppState>, mut request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    if !request.headers().contains_key("host") {
+        request
+            .headers_mut()
+            .insert("host", "localhost".parse().unwrap());
+    }
     let response = app(Arc::clone(state)).oneshot(request).await.unwrap();
     let status = response.status();
     let body = response
@@ -397,6 +406,114 @@ async fn a_deleted_file_answers_404_and_a_modified_one_409_in_json() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn requests_must_name_loopback_or_an_allowed_host() {
+    let (tmp, state) = state_with(Limits::default());
+    let answered = |host: &str| Request::get("/api/health").header("host", host);
+    for host in ["localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765"] {
+        let (status, body) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{host}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    for host in [
+        "rebind.evil.example",
+        "rebind.evil.example:8765",
+        "localhost.evil.example",
+    ] {
+        let (status, body) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert!(error["error"].as_str().unwrap().contains(host), "{error}");
+    }
+    // An absolute URI naming another host is refused even with an allowed Host header.
+    let request = Request::get("http://rebind.evil.example/api/health")
+        .header("host", "localhost")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        call(&state, request).await.0,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+
+    // No Host at all: the router gets the request as hyper hands it over, without one.
+    let bare = Request::get("/api/health").body(Body::empty()).unwrap();
+    let response = app(Arc::clone(&state)).oneshot(bare).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Allowed names, and the address the server was told to listen on.
+    drop(state);
+    let clip = Clip::load(&model_dir()).unwrap();
+    let store = EmbeddedStore::open(&tmp.path().join("index")).unwrap();
+    let hosts = HostPolicy::loopback()
+        .allow_ip("192.168.1.20".parse().unwrap())
+        .allow_name("photos.lan")
+        .unwrap();
+    let model = model_identity(&model_dir()).unwrap();
+    let state = AppState::new(clip, store, model, Limits::default(), hosts);
+    for (host, status) in [
+        ("photos.lan:8765", StatusCode::OK),
+        ("192.168.1.20:8765", StatusCode::OK),
+        ("other.lan", StatusCode::MISDIRECTED_REQUEST),
+    ] {
+        let (got, _) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        assert_eq!(got, status, "{host}");
+    }
+}
+
+/// A connection that sends part of a request line, or nothing, and then stalls.
+fn stalled_client(addr: SocketAddr, i: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    if i.is_multiple_of(2) {
+        stream.write_all(b"GET /api/health HT").unwrap();
+    }
+    stream
+}
+
+#[test]
+fn slow_clients_cannot_hold_the_server_and_are_closed_after_the_header_timeout() {
+    const STALLED: usize = 300;
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (_tmp, state) = state_with(limits);
+    let addr = start_server(state);
+    let opened = Instant::now();
+    let mut stalled: Vec<TcpStream> = (0..STALLED).map(|i| stalled_client(addr, i)).collect();
+
+    let asked = Instant::now();
+    let (code, body) = http_get(addr, "/api/health").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "a normal request waited {:?} behind {STALLED} stalled connections",
+        asked.elapsed()
+    );
+
+    for (i, stream) in stalled.iter_mut().enumerate() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // EOF (or a reset) is the server closing it; a timeout here would be a hang.
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("stalled connection {i} was not closed: {e}"),
+        }
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "{i}");
+    }
+    let closed_after = opened.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(1) && closed_after < Duration::from_secs(8),
+        "closed after {closed_after:?}"
+    );
 }
 
 #[tokio::test]
