@@ -1,5 +1,6 @@
 //! `ApiError`: every failure a handler can meet, each mapped to a status code in one
-//! exhaustive `match`. Clients get a short message; internal details go to the log.
+//! exhaustive `match`, and `json_error`, the one shape of every error response
+//! (`{"error": message}`). Clients get a short message; internal details go to the log.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -99,13 +100,18 @@ fn library_status(e: &clipkit::Error) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let message = if status.is_server_error() {
-            tracing::error!("{self}");
-            "internal error (see the server log)".to_string()
-        } else {
-            self.to_string()
-        };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        json_error(self.status(), self.to_string())
     }
+}
+
+/// The one shape of every error response: `{"error": message}` with `status`. A server
+/// error's message goes to the log and the client gets a generic one.
+pub(crate) fn json_error(status: StatusCode, message: String) -> Response {
+    let message = if status.is_server_error() {
+        tracing::error!("{message}");
+        "internal error (see the server log)".to_string()
+    } else {
+        message
+    };
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }

@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The host names (besides loopback) that requests may name in `Host`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,8 +130,12 @@ fn normalise_name(name: &str) -> Option<String> {
 
 /// Middleware: refuses requests whose `Host` (or absolute-form URI) names a host the policy
 /// does not allow.
-pub async fn check(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    match verdict(&state.hosts, &request) {
+pub async fn check(
+    State(policy): State<Arc<HostPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match verdict(&policy, &request) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -1,7 +1,7 @@
 //! The server: every API route through the router (no socket), files served by id only and
-//! only while they are the files indexed, the Host check against DNS rebinding, limits,
-//! slow clients and a bounded load test on loopback, and the page driven by headless
-//! Chromium.
+//! only while they are the files indexed, errors all in JSON, the Host check against DNS
+//! rebinding, limits, slow clients and a bounded load test on loopback, and the page
+//! driven by headless Chromium.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -466,6 +466,135 @@ async fn requests_must_name_loopback_or_an_allowed_host() {
     }
 }
 
+#[tokio::test]
+async fn every_error_is_json_including_axums_own_rejections() {
+    let limits = Limits {
+        max_body_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    let (_tmp, state) = state_with(limits);
+    let form = multipart(&[("q", "red")], &[]);
+    let truncated = form.1[..form.1.len() - 10].to_vec();
+    let big = multipart(&[], &[("image", "big.png", vec![0u8; 200 * 1024])]);
+    let cases: Vec<(&str, Request<Body>, StatusCode)> = vec![
+        (
+            "query string without q",
+            Request::get("/api/search?top_k=3")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "query string with a bad number",
+            Request::get("/api/search?q=red&top_k=many")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "path parameter not a number",
+            Request::get("/image/abc").body(Body::empty()).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown route",
+            Request::get("/no/such/route").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "method not allowed",
+            Request::delete("/api/health").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "not a multipart body",
+            Request::post("/api/classify")
+                .header("content-type", "text/plain")
+                .body(Body::from("label=cat"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "truncated multipart body",
+            Request::post("/api/classify")
+                .header("content-type", form.0.clone())
+                .body(Body::from(truncated))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "body over the limit",
+            Request::post("/api/embed")
+                .header("content-type", big.0)
+                .body(Body::from(big.1))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "unknown image id",
+            Request::get("/thumb/424242").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let (status, body) = call(&state, request).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, expected, "{what}: {text}");
+        let json: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+        let message = json["error"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: {json}");
+    }
+    // The rewritten 405 keeps its Allow header.
+    let request = Request::delete("/api/health")
+        .header("host", "localhost")
+        .body(Body::empty())
+        .unwrap();
+    let response = app(Arc::clone(&state)).oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("allow"));
+}
+
+#[tokio::test]
+async fn upload_errors_name_the_uploaded_file_never_the_temporary_copy() {
+    let limits = Limits {
+        max_image_pixels: 1000,
+        ..Limits::default()
+    };
+    let (_tmp, state) = state_with(limits);
+    let temp_dir = std::env::temp_dir().to_string_lossy().into_owned();
+    // 64×48 = 3072 pixels > 1000.
+    let png = std::fs::read(state.store.dir().join("../photos/gen00.png")).unwrap();
+    let cases = [
+        (
+            "/api/classify",
+            "holiday.jpg",
+            b"not a JPEG at all".to_vec(),
+        ),
+        (
+            "/api/embed",
+            "holiday.jpg",
+            b"\xff\xd8\xff truncated".to_vec(),
+        ),
+        ("/api/search", "holiday.jpg", b"GIF89a".to_vec()),
+        ("/api/search", "poster.png", png),
+    ];
+    for (uri, name, bytes) in cases {
+        let form = multipart(
+            &[("label", "cat"), ("text", "a cat")],
+            &[("image", name, bytes)],
+        );
+        let (status, err) = post_form(&state, uri, form).await;
+        assert!(status.is_client_error(), "{uri} {name}: {status} {err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains(name), "{uri}: {message}");
+        assert!(
+            !message.contains(&temp_dir) && !message.contains(".tmp"),
+            "{uri}: {message}"
+        );
+    }
+}
+
 /// A connection that sends part of a request line, or nothing, and then stalls.
 fn stalled_client(addr: SocketAddr, i: usize) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -536,6 +665,7 @@ async fn bodies_and_images_over_the_limits_are_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("big.png"), "{err}");
 }
 
 /// One GET over a fresh loopback connection: (status code, body).
