@@ -9,6 +9,9 @@
 //!   `{"results": [{"name", "labels": [{"label", "prob"}]}]}`
 //! - `POST /api/embed` (multipart: `text` fields, `image` files) →
 //!   `{"dim", "texts": [{"text", "embedding"}], "images": [{"name", "embedding"}]}`
+//!
+//! Every failure answers `{"error": message}` with a 4xx or 5xx status; a message about an
+//! uploaded image names it by its multipart file name.
 
 use std::sync::Arc;
 
@@ -68,14 +71,9 @@ pub async fn search_post(
     let form = upload::read(multipart).await?;
     let top_k = parse_opt(&form, "top_k")?;
     let min_score = parse_opt(&form, "min_score")?;
-    let results = state
-        .blocking(move |s| {
-            let images: Vec<_> = form
-                .files
-                .iter()
-                .map(|(_, _, f)| f.path().to_path_buf())
-                .collect();
-            search(s, form.first("q"), &images, top_k, min_score)
+    let results = form
+        .process(&state, move |s, form| {
+            search(s, form.first("q"), &form.file_paths(), top_k, min_score)
         })
         .await?;
     Ok(Json(json!({ "results": results })))
@@ -87,7 +85,7 @@ pub async fn classify(
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let form = upload::read(multipart).await?;
-    let results = state.blocking(move |s| classify_form(s, &form)).await?;
+    let results = form.process(&state, classify_form).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -97,17 +95,14 @@ pub async fn embed(
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let form = upload::read(multipart).await?;
-    state
-        .blocking(move |s| embed_form(s, &form))
-        .await
-        .map(Json)
+    form.process(&state, embed_form).await.map(Json)
 }
 
 /// The transport-free search: query vector, nearest items, score floor.
 pub fn search(
     state: &AppState,
     text: Option<String>,
-    images: &[std::path::PathBuf],
+    images: &[&std::path::Path],
     top_k: Option<usize>,
     min_score: Option<f32>,
 ) -> Result<Vec<Found>, ApiError> {
@@ -136,8 +131,7 @@ fn classify_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         templates = TemplateSet::Simple.templates();
     }
     let classifier = ZeroShotClassifier::new(&state.clip, &labels, &templates)?;
-    let paths: Vec<_> = form.files.iter().map(|(_, _, f)| f.path()).collect();
-    let embeds = state.clip.embed_image_files(&paths, |_| {})?;
+    let embeds = state.clip.embed_image_files(&form.file_paths(), |_| {})?;
     let results: Vec<Value> = form
         .files
         .iter()
@@ -165,10 +159,9 @@ fn embed_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         .embed_texts(&texts)?
         .to_vec2::<f32>()
         .map_err(clipkit::Error::from)?;
-    let paths: Vec<_> = form.files.iter().map(|(_, _, f)| f.path()).collect();
     let image_embeds = state
         .clip
-        .embed_image_files(&paths, |_| {})?
+        .embed_image_files(&form.file_paths(), |_| {})?
         .to_vec2::<f32>()
         .map_err(clipkit::Error::from)?;
     Ok(json!({

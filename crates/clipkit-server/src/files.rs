@@ -1,10 +1,14 @@
 //! Indexed images and their thumbnails, by id only: a client names an item of the index,
-//! never a path, so nothing outside the index can be reached.
+//! never a path, so nothing outside the index can be reached. The file is served only while
+//! it is still the one indexed (see [`crate::indexed_file`]): deleted → 404, replaced,
+//! modified or reached through a symbolic link → 409 Conflict, each with a JSON error.
 //!
 //! - `GET /image/{id}` → the file as indexed
 //! - `GET /thumb/{id}` → a JPEG at most [`THUMB_SIZE`] pixels on its longer side, made once
-//!   per file content and kept in the index folder's `thumbs/`
+//!   per file content and kept in the index folder's `thumbs/` (served from there only
+//!   after the source file passes the same check)
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use clipkit::search::FileRecord;
 
 use crate::error::ApiError;
+use crate::indexed_file::IndexedFile;
 use crate::state::AppState;
 
 /// Longer side of a thumbnail, in pixels.
@@ -24,14 +29,21 @@ pub async fn image(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<u64>,
 ) -> Result<Response, ApiError> {
-    let file = record(&state, id)?;
-    let bytes = tokio::fs::read(&file.path)
-        .await
-        .map_err(|e| clipkit::Error::io(&file.path, e))?;
+    let file = open(&state, id).await?;
+    let bytes = tokio::task::spawn_blocking(move || file.read_all())
+        .await?
+        .map_err(|reason| ApiError::File { id, reason })?;
     let mime = image::guess_format(&bytes)
         .map(|f| f.to_mime_type())
         .unwrap_or("application/octet-stream");
-    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /thumb/{id}`.
@@ -39,17 +51,17 @@ pub async fn thumb(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<u64>,
 ) -> Result<Response, ApiError> {
-    let file = record(&state, id)?;
-    let cached = state.thumbs.join(format!("{}.jpg", file.hash));
-    if !cached.is_file() {
-        let target = cached.clone();
-        state
-            .blocking(move |s| make_thumb(s, Path::new(&file.path), &target))
-            .await?;
-    }
-    let bytes = tokio::fs::read(&cached)
-        .await
-        .map_err(|e| clipkit::Error::io(&cached, e))?;
+    let file = open(&state, id).await?;
+    let cached = state.thumbs.join(format!("{}.jpg", file.record().hash));
+    let bytes = match tokio::fs::read(&cached).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            state
+                .blocking(move |s| make_thumb(s, id, file, &cached))
+                .await?
+        }
+        Err(e) => return Err(clipkit::Error::io(&cached, e).into()),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),
@@ -60,6 +72,14 @@ pub async fn thumb(
         .into_response())
 }
 
+/// The indexed file of item `id`, opened and checked against its record.
+async fn open(state: &AppState, id: u64) -> Result<IndexedFile, ApiError> {
+    let record = record(state, id)?;
+    tokio::task::spawn_blocking(move || IndexedFile::open(&record))
+        .await?
+        .map_err(|reason| ApiError::File { id, reason })
+}
+
 fn record(state: &AppState, id: u64) -> Result<FileRecord, ApiError> {
     state
         .store
@@ -68,24 +88,39 @@ fn record(state: &AppState, id: u64) -> Result<FileRecord, ApiError> {
         .ok_or(ApiError::NotFound(id))
 }
 
-/// Decodes, shrinks and writes a thumbnail atomically (a temporary file renamed into place,
-/// so concurrent requests for one image never see half a file).
-fn make_thumb(state: &AppState, source: &Path, target: &PathBuf) -> Result<(), ApiError> {
-    let dir = &state.thumbs;
-    std::fs::create_dir_all(dir).map_err(|e| clipkit::Error::io(dir, e))?;
-    let rgb = state.clip.load_image(source)?;
-    let small = image::imageops::thumbnail(
-        &rgb,
-        scaled(rgb.width(), rgb.height()).0,
-        scaled(rgb.width(), rgb.height()).1,
-    );
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| clipkit::Error::io(dir, e))?;
+/// Decodes the checked source, shrinks it and returns the JPEG, kept in the cache too: a
+/// temporary file renamed into place, so concurrent requests for one image never see half
+/// a file. A cache that cannot be written is logged, and the thumbnail served all the same.
+fn make_thumb(
+    state: &AppState,
+    id: u64,
+    source: IndexedFile,
+    target: &Path,
+) -> Result<Vec<u8>, ApiError> {
+    let name = PathBuf::from(&source.record().path);
+    let bytes = source
+        .read_all()
+        .map_err(|reason| ApiError::File { id, reason })?;
+    let rgb =
+        clipkit::image::decode::load_rgb_from_bytes(&bytes, &name, state.limits.max_image_pixels)?;
+    let (width, height) = scaled(rgb.width(), rgb.height());
+    let small = image::imageops::thumbnail(&rgb, width, height);
+    let mut jpeg = Vec::new();
     small
-        .save_with_format(tmp.path(), image::ImageFormat::Jpeg)
-        .map_err(|e| clipkit::Error::Image {
-            path: target.clone(),
-            message: e.to_string(),
-        })?;
+        .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        // Encoding into memory fails only on a bug: a server error, not the client's.
+        .map_err(|e| clipkit::Error::io(target, std::io::Error::other(e)))?;
+    if let Err(e) = cache(&state.thumbs, target, &jpeg) {
+        tracing::warn!("thumbnail not cached: {e}");
+    }
+    Ok(jpeg)
+}
+
+/// Writes `bytes` to `target` in `dir` atomically.
+fn cache(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), clipkit::Error> {
+    std::fs::create_dir_all(dir).map_err(|e| clipkit::Error::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| clipkit::Error::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| clipkit::Error::io(tmp.path(), e))?;
     tmp.persist(target)
         .map_err(|e| clipkit::Error::io(target, e.error))?;
     Ok(())

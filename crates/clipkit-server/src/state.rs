@@ -1,13 +1,16 @@
-//! What every handler shares: the model, the index, the thumbnail cache and the limits.
+//! What every handler shares: the model, the index, the thumbnail cache, the limits and
+//! the host names answered.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clipkit::search::VectorStore;
 use clipkit::Clip;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::host_policy::HostPolicy;
 
 /// Limits on what clients may send and ask for.
 #[derive(Debug, Clone)]
@@ -20,6 +23,13 @@ pub struct Limits {
     pub max_top_k: usize,
     /// Model computations running at once; more requests wait their turn (default 2).
     pub model_workers: usize,
+    /// Time a client has to send a request's line and headers, from the moment its
+    /// connection opens or its previous request is answered; then the connection is
+    /// closed, so slow or idle clients cannot hold connections open (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen queue until one
+    /// closes (default 512, below the usual limit of 1024 open files).
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +39,8 @@ impl Default for Limits {
             max_image_pixels: 40_000_000,
             max_top_k: 200,
             model_workers: 2,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }
@@ -45,6 +57,8 @@ pub struct AppState {
     pub thumbs: PathBuf,
     /// The limits in force.
     pub limits: Limits,
+    /// The `Host` names requests may carry.
+    pub hosts: HostPolicy,
     model_slots: Semaphore,
 }
 
@@ -56,6 +70,7 @@ impl AppState {
         store: Box<dyn VectorStore>,
         model: String,
         limits: Limits,
+        hosts: HostPolicy,
     ) -> Arc<Self> {
         let thumbs = store.location().cache_dir().join("thumbs");
         Arc::new(AppState {
@@ -65,6 +80,7 @@ impl AppState {
             thumbs,
             model_slots: Semaphore::new(limits.model_workers.max(1)),
             limits,
+            hosts,
         })
     }
 

@@ -1,5 +1,7 @@
-//! The server: every API route through the router (no socket), files served by id only,
-//! limits, a bounded load test on loopback, and the page driven by headless Chromium.
+//! The server: every API route through the router (no socket), files served by id only and
+//! only while they are the files indexed, errors all in JSON, the Host check against DNS
+//! rebinding, limits, slow clients and a bounded load test on loopback, and the page
+//! driven by headless Chromium.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +14,7 @@ use axum::http::{Request, StatusCode};
 use clipkit::search::indexer::{self, Progress};
 use clipkit::search::{model_identity, open, open_or_create, StoreLocation};
 use clipkit::Clip;
-use clipkit_server::{app, AppState, Limits};
+use clipkit_server::{app, AppState, HostPolicy, Limits};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -56,10 +58,17 @@ fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     indexer::index_folders(&clip, &mut *store, &[photos], 8, &mut Quiet).unwrap();
     drop(store);
     let store = open(&location).unwrap();
-    (tmp, AppState::new(clip, store, model, limits))
+    let hosts = HostPolicy::loopback();
+    (tmp, AppState::new(clip, store, model, limits, hosts))
 }
 
-async fn call(state: &Arc<AppState>, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+/// Sends `request` through the router (with `Host: localhost` unless it names a host).
+async fn call(state: &Arc<AppState>, mut request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    if !request.headers().contains_key("host") {
+        request
+            .headers_mut()
+            .insert("host", "localhost".parse().unwrap());
+    }
     let response = app(Arc::clone(state)).oneshot(request).await.unwrap();
     let status = response.status();
     let body = response
@@ -268,6 +277,373 @@ async fn files_are_served_by_id_only_and_thumbnails_are_made_once() {
     }
 }
 
+/// The id and path of the indexed file called `name`.
+async fn indexed(state: &Arc<AppState>, name: &str) -> (u64, PathBuf) {
+    let (_, found) = get_json(state, "/api/search?q=photo&top_k=14").await;
+    let hit = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("{name} not indexed: {found}"))
+        .clone();
+    (
+        hit["id"].as_u64().unwrap(),
+        PathBuf::from(hit["path"].as_str().unwrap()),
+    )
+}
+
+/// GET `uri`: the status, the body as text, and the JSON `error` (None if not JSON).
+async fn get_text(state: &Arc<AppState>, uri: &str) -> (StatusCode, String, Option<String>) {
+    let (status, body) = call(state, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let error = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string));
+    (status, text, error)
+}
+
+/// A file outside the indexed folder standing in for `/etc/passwd`: a marker line padded to
+/// exactly the size of `like`, with its modification time, so that only the refusal to
+/// follow symbolic links can keep it from being served.
+fn secret_like(like: &Path, at: &Path) -> &'static str {
+    const MARKER: &str = "root:x:0:0:SECRET-MARKER";
+    let meta = std::fs::metadata(like).unwrap();
+    let mut bytes = MARKER.as_bytes().to_vec();
+    bytes.resize(meta.len() as usize, b'#');
+    std::fs::write(at, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(at)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    MARKER
+}
+
+#[tokio::test]
+async fn an_indexed_file_replaced_by_a_symlink_is_refused_and_its_target_never_sent() {
+    let (tmp, state) = state_with(Limits::default());
+    let (id, path) = indexed(&state, "gen03.png").await;
+    // Cache the thumbnail first: a cached thumbnail must not be served past the check either.
+    let (status, _, _) = get_text(&state, &format!("/thumb/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let secret = tmp.path().join("passwd");
+    let marker = secret_like(&path, &secret);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&secret, &path).unwrap();
+
+    for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+        assert!(!body.contains(marker), "{uri} sent the link's target");
+        let error = error.unwrap_or_else(|| panic!("{uri}: not a JSON error: {body}"));
+        assert!(error.contains("changed since it was indexed"), "{error}");
+        assert!(error.contains("symbolic link"), "{error}");
+    }
+    let (other, _) = indexed(&state, "gen04.png").await;
+    let (status, _, _) = get_text(&state, &format!("/image/{other}")).await;
+    assert_eq!(status, StatusCode::OK, "the other files are still served");
+}
+
+#[tokio::test]
+async fn a_folder_swapped_for_a_symlink_is_refused_even_with_identical_files() {
+    let (tmp, state) = state_with(Limits::default());
+    let (id, path) = indexed(&state, "gen05.png").await;
+    let photos = path.parent().unwrap().to_path_buf();
+    // A look-alike folder: same file name, size and modification time, other content.
+    let decoy = tmp.path().join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    let marker = secret_like(&path, &decoy.join("gen05.png"));
+    std::fs::rename(&photos, tmp.path().join("photos-moved")).unwrap();
+    std::os::unix::fs::symlink(&decoy, &photos).unwrap();
+
+    for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+        assert!(!body.contains(marker), "{uri} sent the decoy");
+        assert!(error.is_some_and(|e| e.contains("symbolic link")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_file_answers_404_and_a_modified_one_409_in_json() {
+    let (_tmp, state) = state_with(Limits::default());
+    let (deleted, path) = indexed(&state, "gen06.png").await;
+    std::fs::remove_file(&path).unwrap();
+    for uri in [format!("/image/{deleted}"), format!("/thumb/{deleted}")] {
+        let (status, body, error) = get_text(&state, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert!(
+            error.is_some_and(|e| e.contains("deleted")),
+            "{uri}: {body}"
+        );
+    }
+
+    // `touch`: same content, new modification time.
+    let (touched, path) = indexed(&state, "gen07.png").await;
+    let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    // Rewritten: another image in its place.
+    let (rewritten, path) = indexed(&state, "gen08.png").await;
+    std::fs::copy(fixture_image("photo.webp"), &path).unwrap();
+    for id in [touched, rewritten] {
+        for uri in [format!("/image/{id}"), format!("/thumb/{id}")] {
+            let (status, body, error) = get_text(&state, &uri).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{uri}: {body}");
+            assert!(
+                error
+                    .is_some_and(|e| e.contains("changed since it was indexed")
+                        && e.contains("clipkit index")),
+                "{uri}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_must_name_loopback_or_an_allowed_host() {
+    let (tmp, state) = state_with(Limits::default());
+    let answered = |host: &str| Request::get("/api/health").header("host", host);
+    for host in ["localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765"] {
+        let (status, body) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{host}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    for host in [
+        "rebind.evil.example",
+        "rebind.evil.example:8765",
+        "localhost.evil.example",
+    ] {
+        let (status, body) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert!(error["error"].as_str().unwrap().contains(host), "{error}");
+    }
+    // An absolute URI naming another host is refused even with an allowed Host header.
+    let request = Request::get("http://rebind.evil.example/api/health")
+        .header("host", "localhost")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        call(&state, request).await.0,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+
+    // No Host at all: the router gets the request as hyper hands it over, without one.
+    let bare = Request::get("/api/health").body(Body::empty()).unwrap();
+    let response = app(Arc::clone(&state)).oneshot(bare).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Allowed names, and the address the server was told to listen on.
+    drop(state);
+    let clip = Clip::load(&model_dir()).unwrap();
+    let store = open(&StoreLocation::Folder(tmp.path().join("index"))).unwrap();
+    let hosts = HostPolicy::loopback()
+        .allow_ip("192.168.1.20".parse().unwrap())
+        .allow_name("photos.lan")
+        .unwrap();
+    let model = model_identity(&model_dir()).unwrap();
+    let state = AppState::new(clip, store, model, Limits::default(), hosts);
+    for (host, status) in [
+        ("photos.lan:8765", StatusCode::OK),
+        ("192.168.1.20:8765", StatusCode::OK),
+        ("other.lan", StatusCode::MISDIRECTED_REQUEST),
+    ] {
+        let (got, _) = call(&state, answered(host).body(Body::empty()).unwrap()).await;
+        assert_eq!(got, status, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn every_error_is_json_including_axums_own_rejections() {
+    let limits = Limits {
+        max_body_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    let (_tmp, state) = state_with(limits);
+    let form = multipart(&[("q", "red")], &[]);
+    let truncated = form.1[..form.1.len() - 10].to_vec();
+    let big = multipart(&[], &[("image", "big.png", vec![0u8; 200 * 1024])]);
+    let cases: Vec<(&str, Request<Body>, StatusCode)> = vec![
+        (
+            "query string without q",
+            Request::get("/api/search?top_k=3")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "query string with a bad number",
+            Request::get("/api/search?q=red&top_k=many")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "path parameter not a number",
+            Request::get("/image/abc").body(Body::empty()).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown route",
+            Request::get("/no/such/route").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "method not allowed",
+            Request::delete("/api/health").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "not a multipart body",
+            Request::post("/api/classify")
+                .header("content-type", "text/plain")
+                .body(Body::from("label=cat"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "truncated multipart body",
+            Request::post("/api/classify")
+                .header("content-type", form.0.clone())
+                .body(Body::from(truncated))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "body over the limit",
+            Request::post("/api/embed")
+                .header("content-type", big.0)
+                .body(Body::from(big.1))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "unknown image id",
+            Request::get("/thumb/424242").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let (status, body) = call(&state, request).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, expected, "{what}: {text}");
+        let json: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+        let message = json["error"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: {json}");
+    }
+    // The rewritten 405 keeps its Allow header.
+    let request = Request::delete("/api/health")
+        .header("host", "localhost")
+        .body(Body::empty())
+        .unwrap();
+    let response = app(Arc::clone(&state)).oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("allow"));
+}
+
+#[tokio::test]
+async fn upload_errors_name_the_uploaded_file_never_the_temporary_copy() {
+    let limits = Limits {
+        max_image_pixels: 1000,
+        ..Limits::default()
+    };
+    let (tmp, state) = state_with(limits);
+    let temp_dir = std::env::temp_dir().to_string_lossy().into_owned();
+    // 64×48 = 3072 pixels > 1000.
+    let png = std::fs::read(tmp.path().join("photos/gen00.png")).unwrap();
+    let cases = [
+        (
+            "/api/classify",
+            "holiday.jpg",
+            b"not a JPEG at all".to_vec(),
+        ),
+        (
+            "/api/embed",
+            "holiday.jpg",
+            b"\xff\xd8\xff truncated".to_vec(),
+        ),
+        ("/api/search", "holiday.jpg", b"GIF89a".to_vec()),
+        ("/api/search", "poster.png", png),
+    ];
+    for (uri, name, bytes) in cases {
+        let form = multipart(
+            &[("label", "cat"), ("text", "a cat")],
+            &[("image", name, bytes)],
+        );
+        let (status, err) = post_form(&state, uri, form).await;
+        assert!(status.is_client_error(), "{uri} {name}: {status} {err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains(name), "{uri}: {message}");
+        assert!(
+            !message.contains(&temp_dir) && !message.contains(".tmp"),
+            "{uri}: {message}"
+        );
+    }
+}
+
+/// A connection that sends part of a request line, or nothing, and then stalls.
+fn stalled_client(addr: SocketAddr, i: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    if i.is_multiple_of(2) {
+        stream.write_all(b"GET /api/health HT").unwrap();
+    }
+    stream
+}
+
+#[test]
+fn slow_clients_cannot_hold_the_server_and_are_closed_after_the_header_timeout() {
+    const STALLED: usize = 300;
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (_tmp, state) = state_with(limits);
+    let addr = start_server(state);
+    let opened = Instant::now();
+    let mut stalled: Vec<TcpStream> = (0..STALLED).map(|i| stalled_client(addr, i)).collect();
+
+    let asked = Instant::now();
+    let (code, body) = http_get(addr, "/api/health").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "a normal request waited {:?} behind {STALLED} stalled connections",
+        asked.elapsed()
+    );
+
+    for (i, stream) in stalled.iter_mut().enumerate() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // EOF (or a reset) is the server closing it; a timeout here would be a hang.
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("stalled connection {i} was not closed: {e}"),
+        }
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "{i}");
+    }
+    let closed_after = opened.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(1) && closed_after < Duration::from_secs(8),
+        "closed after {closed_after:?}"
+    );
+}
+
 #[tokio::test]
 async fn bodies_and_images_over_the_limits_are_refused() {
     let limits = Limits {
@@ -295,6 +671,7 @@ async fn bodies_and_images_over_the_limits_are_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("big.png"), "{err}");
 }
 
 /// One GET over a fresh loopback connection: (status code, body).
