@@ -340,7 +340,10 @@ fn search_json_contract_top_k_min_score_and_mixed_queries() {
     let out = run(&["red square", "--top-k", "3"]);
     let obj = out.as_object().unwrap();
     assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["query", "results"]);
-    assert_eq!(out["query"], serde_json::json!([{"text": "red square", "weight": 1.0}]));
+    assert_eq!(
+        out["query"],
+        serde_json::json!([{"text": "red square", "weight": 1.0}])
+    );
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     for r in results {
