@@ -52,7 +52,7 @@ pub mod train;
 pub mod zeroshot;
 
 pub use clip::{l2_normalize, Clip, Logits, DEFAULT_BATCH_SIZE};
-pub use error::{Error, Result};
 pub use config::ClipConfig;
+pub use error::{Error, Result};
 pub use model::{LoadOptions, WeightFormat};
 pub use zeroshot::ZeroShotClassifier;
