@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -293,15 +293,21 @@ fn abort_after_some_batches_then_rerun_equals_a_clean_run() {
 #[test]
 fn sigkill_at_any_moment_then_rerun_equals_a_clean_run() {
     let s = setup(150);
-    // Kill real processes at growing delays, each time resuming the same index.
+    // A clean index first; its duration scales the kill times, so the kills land inside the
+    // runs however fast this machine is (fixed delays let quick machines finish first).
+    let clean = format!("{}-clean", s.store);
+    let started = Instant::now();
+    clipkit(&index_args(&s.images, &clean, &s.model, "1")).ok();
+    let full_run = started.elapsed();
+    // Kill real processes at growing moments, each time resuming the same index.
     let mut interrupted = 0;
-    for delay_ms in [40u64, 120, 250, 400, 700] {
+    for fraction in [0.05, 0.1, 0.15, 0.2, 0.25] {
         let mut child = command(&index_args(&s.images, &s.store, &s.model, "1"), &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::thread::sleep(full_run.mul_f64(fraction));
         if child.try_wait().unwrap().is_none() {
             interrupted += 1;
         }
@@ -310,11 +316,9 @@ fn sigkill_at_any_moment_then_rerun_equals_a_clean_run() {
     }
     assert!(
         interrupted >= 3,
-        "only {interrupted} runs were still going when killed"
+        "only {interrupted} runs were still going when killed (a full run took {full_run:?})"
     );
     clipkit(&index_args(&s.images, &s.store, &s.model, "1")).ok();
-    let clean = format!("{}-clean", s.store);
-    clipkit(&index_args(&s.images, &clean, &s.model, "8")).ok();
     let (resumed, fresh) = (snapshot(&s.store, &s.model), snapshot(&clean, &s.model));
     assert_eq!(resumed.len(), 150);
     assert_eq!(resumed, fresh);
