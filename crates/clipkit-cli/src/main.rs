@@ -45,6 +45,8 @@ enum Command {
     /// Evaluate a model: zero-shot accuracy, retrieval recall, linear probes.
     #[command(subcommand)]
     Eval(commands::eval::Command),
+    /// Score image–caption pairs: CLIPScore, RefCLIPScore with references, torchmetrics'.
+    Score(commands::score::Args),
     /// Index folders of images for search (incremental), or show the index with --status.
     Index(commands::index::Args),
     /// Find indexed images by text, by example image, or by a weighted mix.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Eval(command) => commands::eval::run(command),
+        Command::Score(args) => commands::score::run(args),
         Command::Index(args) => commands::index::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Dupes(args) => commands::dupes::run(args),

@@ -9,6 +9,7 @@ pub mod index;
 pub mod merge;
 pub mod preprocess;
 pub mod quickstart;
+pub mod score;
 pub mod search;
 pub mod serve;
 pub mod store_arg;

@@ -8,7 +8,9 @@
 //! - [`retrieval`]: image→text and text→image recall@1/5/10 over any [`crate::data::PairSource`].
 //! - [`linear_probe`]: softmax regression with L2 on embeddings.
 //! - [`search_quality`]: precision@k of image search on a captioned folder.
+//! - [`clip_score`]: CLIPScore, RefCLIPScore and torchmetrics' CLIPScore of image–caption pairs.
 
+pub mod clip_score;
 mod confusion_png;
 pub mod folder_probe;
 pub mod image_folder;
@@ -19,6 +21,7 @@ pub mod search_quality;
 pub mod shapes;
 pub mod zeroshot;
 
+pub use clip_score::{clip_score, ClipScoreReport, PairScore};
 pub use confusion_png::write_confusion_png;
 pub use folder_probe::{probe_image_folder, FolderProbeReport};
 pub use image_folder::ImageFolder;
