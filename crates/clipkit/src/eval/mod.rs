@@ -8,7 +8,8 @@
 //! - [`retrieval`]: image→text and text→image recall@1/5/10 over any [`crate::data::PairSource`].
 //! - [`linear_probe`]: softmax regression with L2 on embeddings.
 //! - [`search_quality`]: precision@k of image search on a captioned folder.
-//! - [`clip_score`]: CLIPScore, RefCLIPScore and torchmetrics' CLIPScore of image–caption pairs.
+//! - [`clip_score`](mod@clip_score): CLIPScore, RefCLIPScore and torchmetrics' CLIPScore of
+//!   image–caption pairs.
 
 pub mod clip_score;
 mod confusion_png;
