@@ -195,6 +195,11 @@ fn malformed_references_fail_naming_the_file_and_line() {
             "no_refs.jsonl line 1",
         ),
         (
+            "twice.jsonl",
+            format!("{good}\n{good}\n"),
+            "twice.jsonl line 2",
+        ),
+        (
             "other_image.jsonl",
             serde_json::json!({"path": image("a_input_1.png"), "references": ["a"]}).to_string(),
             "a_input_0.png",

@@ -58,8 +58,8 @@ struct Pair {
     refclipscore: Option<f32>,
 }
 
+/// One line of the references file; other fields (a caption, objects) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ReferenceLine {
     path: PathBuf,
     references: Vec<String>,
@@ -155,7 +155,15 @@ fn references_for(file: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<Vec<Str
         if parsed.references.is_empty() {
             bail!("{} line {}: no references", file.display(), i + 1);
         }
-        by_path.insert(canonical(&base.join(&parsed.path)), parsed.references);
+        let key = canonical(&base.join(&parsed.path));
+        if by_path.insert(key, parsed.references).is_some() {
+            bail!(
+                "{} line {}: {} is listed twice",
+                file.display(),
+                i + 1,
+                parsed.path.display()
+            );
+        }
     }
     images
         .iter()
