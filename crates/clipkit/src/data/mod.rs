@@ -14,7 +14,7 @@ mod webdataset;
 pub use captions_file::{Captioned, CaptionedObject, CaptionsFile, CaptionsFormat};
 pub use shapes_source::ShapesSource;
 pub use source::{Pair, PairSource};
-pub use webdataset::{WebDataset, CAPTION_EXTENSION, IMAGE_EXTENSIONS};
+pub use webdataset::{WebDataset, CAPTION_EXTENSION};
 
 #[cfg(test)]
 mod tests;

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use super::source::{out_of_range, Pair, PairSource};
 use crate::error::{Error, Result};
 use crate::image::decode::{load_rgb_from_bytes, DEFAULT_MAX_PIXELS};
+use crate::image::is_image_extension;
 
-/// Member extensions read as images.
-pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 /// The member extension read as the caption.
 pub const CAPTION_EXTENSION: &str = "txt";
 
@@ -166,7 +165,7 @@ fn index_shard(shard_index: usize, shard: &Path, samples: &mut Vec<Sample>) -> R
             offset: entry.raw_file_position(),
             size: entry.size(),
         };
-        let is_image = IMAGE_EXTENSIONS.contains(&ext.as_str());
+        let is_image = is_image_extension(&ext);
         if !is_image && ext != CAPTION_EXTENSION {
             continue;
         }

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-
-/// File extensions taken as images.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "bmp", "gif"];
+use crate::image::{has_image_extension, IMAGE_EXTENSIONS};
 
 /// A labelled image set on disk.
 #[derive(Debug, Clone)]
@@ -101,11 +99,7 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
         if path.is_dir() {
             collect_images(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if has_image_extension(&path) {
             out.push(path);
         }
     }

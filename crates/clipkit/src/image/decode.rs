@@ -16,6 +16,22 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbIma
 
 use crate::error::{Error, Result};
 
+/// File-name extensions taken as images wherever files are found by name (folders to index
+/// or evaluate, WebDataset members), compared without case; the content decides when decoding.
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "jfif"];
+
+/// True when `ext` (without its dot) is one of [`IMAGE_EXTENSIONS`], in any case.
+pub fn is_image_extension(ext: &str) -> bool {
+    IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(ext))
+}
+
+/// True when `path`'s extension is one of [`IMAGE_EXTENSIONS`].
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(is_image_extension)
+}
+
 /// The largest image, in pixels, clipkit decodes unless told otherwise (100 megapixels).
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 
@@ -133,6 +149,16 @@ fn composite_on_white(value: u32, alpha: u32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_extensions_are_recognised_in_any_case() {
+        assert!(has_image_extension(Path::new("/a/B.JPG")));
+        assert!(has_image_extension(Path::new("photo.Jfif")));
+        assert!(is_image_extension("webp") && is_image_extension("GIF"));
+        assert!(!has_image_extension(Path::new("notes.txt")));
+        assert!(!has_image_extension(Path::new("jpg")));
+        assert!(!is_image_extension(""));
+    }
 
     #[test]
     fn jpeg_completeness_looks_after_the_last_scan() {

@@ -7,5 +7,7 @@ pub mod preprocess;
 pub mod resample;
 pub mod tensor;
 
-pub use decode::{load_rgb, DEFAULT_MAX_PIXELS};
+pub use decode::{
+    has_image_extension, is_image_extension, load_rgb, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS,
+};
 pub use preprocess::PreprocessConfig;

@@ -11,10 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use crate::image::{has_image_extension, IMAGE_EXTENSIONS};
 use crate::search::error::{Result, SearchError};
-
-/// File name extensions taken as images (compared without case).
-pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "jfif"];
 
 /// A file found by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +78,7 @@ pub fn scan(roots: &[PathBuf]) -> Result<Scan> {
         if abs.is_dir() {
             scan_folder(&abs, &mut scan);
             scan.roots.push(Root::of(&abs, true));
-        } else if is_image_name(&abs) {
+        } else if has_image_extension(&abs) {
             let meta = std::fs::metadata(&abs).map_err(|e| SearchError::io(root, e))?;
             scan.found.extend(found(&abs, &meta));
             scan.roots.push(Root::of(&abs, false));
@@ -115,13 +113,13 @@ fn scan_folder(folder: &Path, scan: &mut Scan) {
             // `metadata` follows the link: a link to a folder, or an image name, is worth
             // reporting; a link to some other file is ignored like that file would be.
             let to_folder = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
-            if to_folder || is_image_name(entry.path()) {
+            if to_folder || has_image_extension(entry.path()) {
                 scan.skipped_links
                     .push(entry.path().to_string_lossy().into_owned());
             }
             continue;
         }
-        if !entry.file_type().is_file() || !is_image_name(entry.path()) {
+        if !entry.file_type().is_file() || !has_image_extension(entry.path()) {
             continue;
         }
         match entry.metadata() {
@@ -146,11 +144,4 @@ fn found(path: &Path, meta: &std::fs::Metadata) -> Option<Found> {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i64),
     })
-}
-
-/// True when `path` has an image extension.
-pub fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
