@@ -21,6 +21,10 @@ use crate::search::location::StoreLocation;
 /// The newest migration this build knows.
 pub const VERSION: i32 = 1;
 
+/// Largest dimension whose rows fit in one 8 KiB page with the vector inline (4 bytes a
+/// component, plus the path and the row's overhead).
+const MAX_INLINE_DIM: usize = 1800;
+
 /// What the migrations table says, one description per version.
 const MIGRATIONS: [&str; 1] = ["items, failures and meta; embeddings as vector(dim)"];
 
@@ -113,6 +117,15 @@ pub fn create(
              message text NOT NULL);"
     ))
     .map_err(err)?;
+    if dim <= MAX_INLINE_DIM {
+        // Inline, uncompressed rows: PostgreSQL would otherwise move every vector of more
+        // than ~500 components out of line (TOAST) and compress it, for nothing (floats do
+        // not compress), and an exact search would fetch each one separately (10× slower).
+        tx.batch_execute(&format!(
+            "ALTER TABLE {schema}.items ALTER COLUMN embedding SET STORAGE PLAIN"
+        ))
+        .map_err(err)?;
+    }
     tx.execute(
         &format!(
             "INSERT INTO {schema}.meta(key, value) VALUES
