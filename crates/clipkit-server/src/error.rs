@@ -76,6 +76,8 @@ fn library_status(e: &clipkit::Error) -> StatusCode {
         E::Search(SearchError::Query { .. } | SearchError::Dimension { .. }) => {
             StatusCode::BAD_REQUEST
         }
+        // The database holding the index is down or refused: the server cannot answer now.
+        E::Search(SearchError::Database { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         E::Search(
             SearchError::Io { .. }
             | SearchError::Records { .. }

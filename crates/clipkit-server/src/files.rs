@@ -15,7 +15,6 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use clipkit::search::FileRecord;
 
 use crate::error::ApiError;
 use crate::indexed_file::IndexedFile;
@@ -74,18 +73,16 @@ pub async fn thumb(
 
 /// The indexed file of item `id`, opened and checked against its record.
 async fn open(state: &AppState, id: u64) -> Result<IndexedFile, ApiError> {
-    let record = record(state, id)?;
-    tokio::task::spawn_blocking(move || IndexedFile::open(&record))
-        .await?
-        .map_err(|reason| ApiError::File { id, reason })
-}
-
-fn record(state: &AppState, id: u64) -> Result<FileRecord, ApiError> {
-    state
-        .store
-        .item(id)?
-        .map(|item| item.file)
-        .ok_or(ApiError::NotFound(id))
+    // The store may ask a database server: blocking, like opening the file.
+    let store = state.store();
+    tokio::task::spawn_blocking(move || {
+        let record = store
+            .item(id)?
+            .map(|item| item.file)
+            .ok_or(ApiError::NotFound(id))?;
+        IndexedFile::open(&record).map_err(|reason| ApiError::File { id, reason })
+    })
+    .await?
 }
 
 /// Decodes the checked source, shrinks it and returns the JPEG, kept in the cache too: a

@@ -42,8 +42,29 @@ pub async fn serve(
         );
     }
     on_bound(bound);
+    let refresher = tokio::spawn(refresh_every(Arc::clone(&state)));
     accept_until(listener, state, shutdown).await;
+    refresher.abort();
     Ok(())
+}
+
+/// Every [`crate::Limits::refresh_interval`], reopens the index when another process changed
+/// it ([`AppState::refresh`]), off the async threads; searches meanwhile use the handle
+/// they hold. Failures are logged and retried at the next tick.
+async fn refresh_every(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.limits.refresh_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let s = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || s.refresh()).await {
+            Ok(Ok(true)) => tracing::info!("the index changed: reopened it"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot refresh the index: {e}"),
+            Err(e) => tracing::warn!("index refresh failed: {e}"),
+        }
+    }
 }
 
 /// Accepts and serves connections until `shutdown` resolves, then waits for the open ones

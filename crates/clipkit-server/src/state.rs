@@ -2,10 +2,10 @@
 //! the host names answered.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use clipkit::search::VectorStore;
+use clipkit::search::{SearchError, VectorStore};
 use clipkit::Clip;
 use tokio::sync::Semaphore;
 
@@ -27,6 +27,9 @@ pub struct Limits {
     /// connection opens or its previous request is answered; then the connection is
     /// closed, so slow or idle clients cannot hold connections open (default 10 s).
     pub header_read_timeout: Duration,
+    /// How often the server asks the index whether it changed (another process indexed
+    /// or removed images), reopening it when it did (default 2 s).
+    pub refresh_interval: Duration,
     /// Connections served at once; further clients wait in the listen queue until one
     /// closes (default 512, below the usual limit of 1024 open files).
     pub max_connections: usize,
@@ -40,6 +43,7 @@ impl Default for Limits {
             max_top_k: 200,
             model_workers: 2,
             header_read_timeout: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(2),
             max_connections: 512,
         }
     }
@@ -49,8 +53,10 @@ impl Default for Limits {
 pub struct AppState {
     /// The model (its pixel limit set to `limits.max_image_pixels`).
     pub clip: Clip,
-    /// The index searched and whose files are served.
-    pub store: Box<dyn VectorStore>,
+    /// The index searched and whose files are served; replaced by [`AppState::refresh`].
+    store: RwLock<Arc<dyn VectorStore>>,
+    /// The index's change counter when it was (re)opened; `None` until read once.
+    seen_changes: Mutex<Option<u64>>,
     /// The model's identity, as the index records it.
     pub model: String,
     /// Where thumbnails are cached (made once per file content).
@@ -73,15 +79,41 @@ impl AppState {
         hosts: HostPolicy,
     ) -> Arc<Self> {
         let thumbs = store.location().cache_dir().join("thumbs");
+        let seen = store.changes().ok();
         Arc::new(AppState {
             clip: clip.with_max_pixels(limits.max_image_pixels),
-            store,
+            store: RwLock::new(Arc::from(store)),
+            seen_changes: Mutex::new(seen),
             model,
             thumbs,
             model_slots: Semaphore::new(limits.model_workers.max(1)),
             limits,
             hosts,
         })
+    }
+
+    /// The index as last (re)opened. Searches hold their own handle, so a refresh never
+    /// waits for them nor they for it.
+    pub fn store(&self) -> Arc<dyn VectorStore> {
+        Arc::clone(&self.store.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Reopens the index when its change counter moved since it was opened, so that
+    /// images indexed (or removed) by other processes show without a restart. Blocking:
+    /// call it off the async threads. Returns whether it reopened. A reopened index made
+    /// by another model is refused and the old one kept.
+    pub fn refresh(&self) -> Result<bool, SearchError> {
+        let current = self.store();
+        let now = current.changes()?;
+        let mut seen = self.seen_changes.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == Some(now) {
+            return Ok(false);
+        }
+        let fresh = clipkit::search::open(current.location())?;
+        fresh.check_model(&self.model)?;
+        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(fresh);
+        *seen = Some(now);
+        Ok(true)
     }
 
     /// Runs blocking work (the model, image decoding) off the async threads, at most

@@ -658,7 +658,7 @@ async fn bodies_and_images_over_the_limits_are_refused() {
     // 64×48 = 3072 pixels > 1000.
     let png = std::fs::read(
         state
-            .store
+            .store()
             .location()
             .cache_dir()
             .join("../photos/gen00.png"),

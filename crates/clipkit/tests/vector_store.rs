@@ -1,9 +1,14 @@
 //! One suite for every `VectorStore` backend (the trait's contract), run on what
-//! `search::open_or_create` returns for each kind of location, then what only the embedded
-//! store promises: persistence, crash leftovers, corrupt files, model identity, one writer
-//! at a time, and the recall of its approximate index.
+//! `search::open_or_create` returns for each kind of location (a folder, a `postgres://`
+//! URL), the same exact top-10 from both, then what only the embedded store promises:
+//! persistence, crash leftovers, corrupt files, model identity, one writer at a time, and
+//! the recall of its approximate index. The PostgreSQL store's own promises (many writers,
+//! its HNSW recall, its errors) are in `tests/postgres_store.rs`.
 
 use std::path::Path;
+
+#[path = "../../../tests/support/pg.rs"]
+mod pg;
 
 use clipkit::search::embedded::EmbeddedStore;
 use clipkit::search::synthetic::Clustered;
@@ -183,6 +188,49 @@ fn at_folder(dir: &Path) -> Box<dyn VectorStore> {
 #[test]
 fn a_folder_store_keeps_the_vector_store_contract() {
     contract_suite(&at_folder);
+}
+
+/// A `postgres://` location: what `open_or_create` gives is the PostgreSQL store.
+fn at_postgres(_: &Path) -> Box<dyn VectorStore> {
+    let location: StoreLocation = pg::fresh_location().parse().unwrap();
+    assert!(matches!(location, StoreLocation::Postgres(_)));
+    open_or_create(&location, MODEL, DIM).unwrap()
+}
+
+#[test]
+fn a_postgres_store_keeps_the_vector_store_contract() {
+    contract_suite(&at_postgres);
+}
+
+#[test]
+fn both_backends_give_the_same_exact_top_10() {
+    let dim = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = StoreLocation::Folder(dir.path().join("store"));
+    let database: StoreLocation = pg::fresh_location().parse().unwrap();
+    let mut gen = Clustered::new(dim, 20, 11);
+    let batch = Batch {
+        added: (0..2000)
+            .map(|i| (record(&format!("{i}"), "h"), gen.next_vector()))
+            .collect(),
+        ..Batch::default()
+    };
+    let mut stores = [folder, database].map(|l| open_or_create(&l, MODEL, dim).unwrap());
+    for store in &mut stores {
+        store.commit(batch.clone()).unwrap();
+        assert!(!store.is_approximate());
+    }
+    for _ in 0..20 {
+        let q = gen.next_vector();
+        let [a, b] = [&stores[0], &stores[1]].map(|s| s.search(&q, 10).unwrap());
+        let names = |hits: &[clipkit::search::Hit]| -> Vec<String> {
+            hits.iter().map(|h| h.path.clone()).collect()
+        };
+        assert_eq!(names(&a), names(&b));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x.score - y.score).abs() < 1e-5, "{x:?} vs {y:?}");
+        }
+    }
 }
 
 #[test]

@@ -5,8 +5,9 @@ use clipkit::search::{StoreLocation, VectorStore};
 /// Where the search index lives.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IndexArg {
-    /// Index location: a folder. Default: `index` under $CLIPKIT_HOME, else the user data
-    /// directory.
+    /// Index location: a folder, or a PostgreSQL database with pgvector as
+    /// `postgres://user[:password]@host[:port]/db[?schema=NAME]`. Default: `index` under
+    /// $CLIPKIT_HOME, else the user data directory.
     #[arg(long = "index", value_name = "STORE")]
     index: Option<StoreLocation>,
 }

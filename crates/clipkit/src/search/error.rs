@@ -32,6 +32,14 @@ pub enum SearchError {
         /// Where the index was looked for.
         location: StoreLocation,
     },
+    /// A database server holding the store refused a request or could not be reached.
+    #[error("{location}: {message}")]
+    Database {
+        /// The store (its password left out).
+        location: StoreLocation,
+        /// What the server or the connection reported.
+        message: String,
+    },
     /// The location names a kind of store this build cannot open.
     #[error("index location {location:?}: {message}")]
     Location {

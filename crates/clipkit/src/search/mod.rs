@@ -41,6 +41,7 @@ pub mod exact;
 mod identity;
 pub mod indexer;
 mod location;
+pub mod postgres;
 pub mod query;
 mod store;
 pub mod synthetic;

@@ -104,7 +104,9 @@ impl Batch {
 ///   (cosine similarities of unit vectors); ties are broken by smaller id. An approximate
 ///   index may miss some of the true top `k`, but never returns removed items.
 /// - Reads see the state of the last commit made through this handle (other processes'
-///   commits are seen after reopening).
+///   commits are seen after reopening, or sooner where the backend allows).
+/// - [`VectorStore::changes`] counts every commit (and compaction) made by any process:
+///   when it differs from the value read earlier, reopening shows something new.
 pub trait VectorStore: Send + Sync {
     /// Where the store lives.
     fn location(&self) -> &StoreLocation;
@@ -149,6 +151,10 @@ pub trait VectorStore: Send + Sync {
     /// space and builds or refreshes its approximate index here). Never changes results
     /// beyond the approximation the contract allows.
     fn optimize(&mut self) -> Result<()>;
+    /// The store's change counter, read from the store itself (not from this handle):
+    /// it grows with every commit or compaction by any process. A long-lived reader (the
+    /// server) polls it and reopens the store when it moved.
+    fn changes(&self) -> Result<u64>;
     /// Whether searches now go through an approximate index (see the contract on
     /// [`VectorStore::search`]) rather than comparing with every vector.
     fn is_approximate(&self) -> bool;

@@ -44,6 +44,7 @@ impl EmbeddedStore {
             let added = insert_items(&tx, &db_path, &batch.added, base)?;
             apply_failures(&tx, &db_path, &batch)?;
             schema::set(&tx, &db_path, "rows", &rows.to_string())?;
+            schema::count_change(&tx, &db_path)?;
             tx.commit().map_err(err)?;
             (removed, added)
         };
@@ -102,6 +103,7 @@ impl EmbeddedStore {
             }
             schema::set(&tx, &db_path, "generation", &next.to_string())?;
             schema::set(&tx, &db_path, "rows", &live.len().to_string())?;
+            schema::count_change(&tx, &db_path)?;
             tx.commit().map_err(err)?;
         }
         let old = vector_path(&self.dir, self.generation);

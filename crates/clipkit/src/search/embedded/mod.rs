@@ -290,6 +290,11 @@ impl super::VectorStore for EmbeddedStore {
         self.tidy()
     }
 
+    fn changes(&self) -> Result<u64> {
+        let value = schema::get(&self.conn(), &self.db_path, schema::CHANGES)?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
     fn is_approximate(&self) -> bool {
         self.ann.is_some()
     }

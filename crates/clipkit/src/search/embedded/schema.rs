@@ -110,6 +110,20 @@ pub fn set(conn: &Connection, path: &Path, key: &str, value: &str) -> Result<()>
     .map_err(|e| sql_error(path, e))
 }
 
+/// The `meta` key counting commits and compactions (absent in stores made before it: 0).
+pub const CHANGES: &str = "changes";
+
+/// Adds one to the change counter, inside the caller's transaction.
+pub fn count_change(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [CHANGES],
+    )
+    .map(|_| ())
+    .map_err(|e| sql_error(path, e))
+}
+
 /// Checks the database is a clipkit index of a version this code reads.
 pub fn check_format(conn: &Connection, path: &Path) -> Result<()> {
     let has_meta: bool = conn
