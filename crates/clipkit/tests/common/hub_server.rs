@@ -332,6 +332,12 @@ fn ranged(bytes: &[u8], headers: &HeaderMap, extra: &[(&str, String)], cut: bool
         _ => bytes,
     };
     builder = builder.header("content-length", body.len());
-    let sent = if cut { &body[..body.len() / 2] } else { body };
-    builder.body(axum::body::Body::from(sent.to_vec())).unwrap()
+    if !cut {
+        return builder.body(axum::body::Body::from(body.to_vec())).unwrap();
+    }
+    // Half the body, then an error: hyper drops the connection mid-body.
+    let half = bytes::Bytes::copy_from_slice(&body[..body.len() / 2]);
+    let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+    let chunks = futures_util::stream::iter(vec![Ok(half), Err(broken)]);
+    builder.body(axum::body::Body::from_stream(chunks)).unwrap()
 }
