@@ -55,6 +55,9 @@ enum Command {
     Search(commands::search::Args),
     /// List groups of near-duplicate images in the index.
     Dupes(commands::dupes::Args),
+    /// Models from the HuggingFace Hub: pull by name into the Hub cache, list the cache.
+    #[command(subcommand)]
+    Models(commands::models::Command),
     /// Serve the JSON API and the search page (127.0.0.1 by default).
     Serve(commands::serve::Args),
 }
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Index(args) => commands::index::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Dupes(args) => commands::dupes::run(args),
+        Command::Models(command) => commands::models::run(command),
         Command::Serve(args) => commands::serve::run(args),
     };
     match result {

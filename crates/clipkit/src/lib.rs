@@ -41,6 +41,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod hub;
 pub mod image;
 pub mod merge;
 pub mod model;

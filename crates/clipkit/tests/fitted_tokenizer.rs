@@ -5,7 +5,7 @@
 mod common;
 
 use clipkit::model_folder::read_tokenizer;
-use clipkit::tokenizer::{fit, Alphabet, ClipTokenizer, FitOptions, FittedTokenizer};
+use clipkit::tokenizer::{fit, Alphabet, ClipTokenizer, FitOptions, FittedTokenizer, Vocabulary};
 use common::*;
 
 fn corpus() -> Vec<String> {
@@ -193,4 +193,39 @@ fn vocabulary_limit_stops_merging() {
     .unwrap()
     .to_string();
     assert!(err.contains("max_vocab_size 20"), "{err}");
+}
+
+#[test]
+fn the_quickstart_vocabulary_is_closed_and_names_the_words_it_cannot_represent() {
+    let quickstart = read_tokenizer(&model_dir("quickstart"), 24).unwrap();
+    assert_eq!(quickstart.vocabulary(), Vocabulary::Closed);
+    // Words of the shapes world are whole tokens; a trailing full stop is not reported.
+    assert_eq!(
+        quickstart
+            .unknown_words("a red circle and two blue squares.")
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    // English words it never met, an emoji and a digit-free mix, once each, as written.
+    assert_eq!(
+        quickstart
+            .unknown_words("a Dog on a beach 🐶 dog, red circle")
+            .unwrap(),
+        vec!["Dog", "beach", "🐶", "dog"]
+    );
+    // A fitted tokenizer with every byte spells any text as CLIP's does, so it reads as
+    // open (nothing else marks a fitted vocabulary; `clipkit train` fits the corpus alphabet).
+    let all_bytes = fitted(&FitOptions {
+        alphabet: Alphabet::AllBytes,
+        ..FitOptions::default()
+    });
+    assert_eq!(all_bytes.tokenizer.vocabulary(), Vocabulary::Open);
+
+    // CLIP's own vocabulary spells everything.
+    let clip = read_tokenizer(&model_dir("clip-a"), 77).unwrap();
+    assert_eq!(clip.vocabulary(), Vocabulary::Open);
+    assert_eq!(
+        clip.unknown_words("a dog on a beach 🐶").unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -7,7 +7,7 @@ use clipkit::zeroshot::ZeroShotClassifier;
 use serde::Serialize;
 
 use super::templates::TemplateArgs;
-use super::{check_image_paths, load_model, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, ModelArg};
 use crate::progress;
 
 /// Arguments of `clipkit classify`.
@@ -40,6 +40,8 @@ pub struct Args {
 #[derive(Serialize)]
 struct Output {
     results: Vec<ImageResult>,
+    /// Words of the labels and templates the model cannot represent (warned on stderr too).
+    unknown_words: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +63,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     check_image_paths(&args.images)?;
     let clip = load_model(&args.model.dir()?, args.batch_size)?;
     let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
+    let prompts: Vec<String> = templates
+        .iter()
+        .flat_map(|t| labels.iter().map(move |l| t.replace("{}", l)))
+        .collect();
+    let unknown_words = unknown_words(&clip, &prompts)?;
 
     let bar = progress::bar(args.images.len(), "classifying");
     let embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;
@@ -86,7 +93,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string(&Output { results })?);
+        let output = Output {
+            results,
+            unknown_words,
+        };
+        println!("{}", serde_json::to_string(&output)?);
     } else {
         for result in results {
             println!("{}", result.path);

@@ -6,7 +6,7 @@ use anyhow::Context;
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{check_image_paths, load_model, warn_truncated, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, warn_truncated, ModelArg};
 use crate::progress;
 
 /// Arguments of `clipkit embed`.
@@ -49,6 +49,8 @@ struct TextEmbedding {
     text: String,
     embedding: Vec<f32>,
     truncated: bool,
+    /// Words of the text the model cannot represent (warned on stderr too).
+    unknown_words: Vec<String>,
 }
 
 /// Runs `clipkit embed`.
@@ -72,6 +74,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             warn_truncated(text, clip.tokenizer().context_length());
         }
     }
+    let unknown: Vec<Vec<String>> = args
+        .texts
+        .iter()
+        .map(|t| clip.tokenizer().unknown_words(t))
+        .collect::<Result<_, _>>()?;
+    unknown_words(&clip, &args.texts)?;
     let ids: Vec<Vec<u32>> = tokens.iter().map(|t| t.ids.clone()).collect();
     let text_embeds = clip.embed_token_ids(&ids)?;
 
@@ -101,10 +109,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .zip(rows(&text_embeds)?)
             .zip(&tokens)
-            .map(|((text, embedding), t)| TextEmbedding {
+            .zip(unknown)
+            .map(|(((text, embedding), t), unknown_words)| TextEmbedding {
                 text: text.clone(),
                 embedding,
                 truncated: t.truncated,
+                unknown_words,
             })
             .collect(),
         logits_per_image,

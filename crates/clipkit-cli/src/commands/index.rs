@@ -9,7 +9,7 @@ use clipkit::search::{model_identity, open_or_create, open_writable};
 use indicatif::ProgressBar;
 
 use super::store_arg::IndexArg;
-use super::{load_model, ModelArg};
+use super::{load_model, note_fitted_vocabulary, ModelArg};
 use crate::progress;
 
 /// Test hook: abort the process (as `kill -9` would, no clean-up) after this many batches.
@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let model_dir = args.model.dir()?;
     let clip = load_model(&model_dir, args.batch_size)?;
+    note_fitted_vocabulary(&clip);
     let identity = model_identity(&model_dir)?;
     let location = args.index.location();
     let mut store = open_or_create(&location, &identity, clip.embedding_dim())

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod merge;
+pub mod models;
 pub mod preprocess;
 pub mod quickstart;
 pub mod score;
@@ -21,6 +22,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clipkit::tokenizer::Vocabulary;
 use clipkit::Clip;
 
 /// Loads a model folder with the given batch size, naming the folder on failure.
@@ -63,6 +65,51 @@ pub fn warn_truncated(text: &str, context_length: usize) {
     );
 }
 
+/// The words of `texts` the model's tokenizer cannot represent (see
+/// [`clipkit::tokenizer::ClipTokenizer::unknown_words`]), once each; warns on stderr naming
+/// them when there are any.
+pub fn unknown_words<S: AsRef<str>>(clip: &Clip, texts: &[S]) -> anyhow::Result<Vec<String>> {
+    let mut words: Vec<String> = Vec::new();
+    for text in texts {
+        for word in clip.tokenizer().unknown_words(text.as_ref())? {
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        }
+    }
+    if !words.is_empty() {
+        let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+        let why = match clip.tokenizer().vocabulary() {
+            Vocabulary::Closed => {
+                "its vocabulary was fitted to its training captions (the quickstart model \
+                 knows only the shapes world), so these words read as nothing and results \
+                 for them are meaningless; for a real CLIP run `clipkit models pull \
+                 openai/clip-vit-base-patch32` and pass --model openai/clip-vit-base-patch32"
+            }
+            Vocabulary::Open => "they hold characters outside its vocabulary",
+        };
+        eprintln!(
+            "warning: the model does not know {}: {why}",
+            quoted.join(", ")
+        );
+    }
+    Ok(words)
+}
+
+/// Says once, on stderr, that a model with a fitted vocabulary knows only the world it was
+/// trained on, pointing to a real CLIP.
+pub fn note_fitted_vocabulary(clip: &Clip) {
+    if clip.tokenizer().vocabulary() == Vocabulary::Closed {
+        eprintln!(
+            "note: the model at {} has a vocabulary fitted to its training captions: like the \
+             quickstart model, which knows only the shapes world, it cannot describe photos; \
+             for real images run `clipkit models pull openai/clip-vit-base-patch32` and index \
+             with --model openai/clip-vit-base-patch32",
+            clip.dir().display()
+        );
+    }
+}
+
 /// Checks image paths exist and are files before any work starts.
 pub fn check_image_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
     for path in paths {
@@ -79,23 +126,26 @@ pub fn check_image_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
 /// The `--model` option shared by every command that runs a model.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArg {
-    /// Model folder (HuggingFace CLIP layout). Default: the model `clipkit quickstart` saved
-    /// (under $CLIPKIT_HOME, else the user data directory).
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    /// Model folder (HuggingFace CLIP layout), or a Hub name ORG/NAME[@REVISION] read from
+    /// the Hub cache (pulled on first use unless HF_HUB_OFFLINE is set). Default: the model
+    /// `clipkit quickstart` saved (under $CLIPKIT_HOME, else the user data directory).
+    #[arg(long, value_name = "DIR|ORG/NAME")]
+    model: Option<String>,
 }
 
 impl ModelArg {
-    /// The folder to load: the one given, or the default model when it exists.
+    /// The folder to load: the one given (a Hub name resolved through the cache, see
+    /// [`clipkit::hub::resolve_model`]), or the default model when it exists.
     pub fn dir(&self) -> anyhow::Result<PathBuf> {
-        if let Some(dir) = &self.model {
-            return Ok(dir.clone());
+        if let Some(spec) = &self.model {
+            return models::resolve(spec);
         }
         let default = clipkit::paths::default_model_dir();
         if !default.join(clipkit::model_folder::CONFIG_FILE).is_file() {
             anyhow::bail!(
                 "no --model given and no default model at {}; run `clipkit quickstart` to train \
-                 one, or pass --model DIR",
+                 one, pass --model DIR, or use a real CLIP: `clipkit models pull \
+                 openai/clip-vit-base-patch32` then --model openai/clip-vit-base-patch32",
                 default.display()
             );
         }

@@ -7,7 +7,7 @@ use clipkit::search::{model_identity, nearest, query_vector};
 use serde::Serialize;
 
 use super::store_arg::IndexArg;
-use super::{check_image_paths, load_model, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, ModelArg};
 
 /// Arguments of `clipkit search`.
 #[derive(clap::Args)]
@@ -33,7 +33,8 @@ pub struct Args {
     model: ModelArg,
     #[command(flatten)]
     index: IndexArg,
-    /// Print JSON: {"query": [{"text", "weight"}], "results": [{"path", "score"}]}.
+    /// Print JSON: {"query": [{"text", "weight"}], "results": [{"path", "score"}],
+    /// "unknown_words": [words of the query the model's vocabulary cannot represent]}.
     #[arg(long)]
     json: bool,
 }
@@ -43,6 +44,8 @@ struct Output {
     /// The text query as parsed: one weighted term each.
     query: Vec<Term>,
     results: Vec<Result>,
+    /// Words of the query the model cannot represent (warned on stderr too).
+    unknown_words: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
     store.check_model(&model_identity(&model_dir)?)?;
     let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    let terms = match &text {
+        Some(text) => clipkit::search::query::parse(text)?,
+        None => Vec::new(),
+    };
+    let unknown_words = unknown_words(
+        &clip,
+        &terms.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+    )?;
     let query = query_vector(&clip, text.as_deref(), &args.images, args.image_weight)?;
     let results: Vec<Result> = nearest(&*store, &query, args.top_k, args.min_score)?
         .into_iter()
@@ -78,18 +89,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        let query = match &text {
-            Some(text) => clipkit::search::query::parse(text)?
-                .into_iter()
-                .map(|t| Term {
-                    text: t.text,
-                    weight: t.weight,
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let out =
-            serde_json::to_string(&Output { query, results }).context("serialising output")?;
+        let query = terms
+            .into_iter()
+            .map(|t| Term {
+                text: t.text,
+                weight: t.weight,
+            })
+            .collect();
+        let out = serde_json::to_string(&Output {
+            query,
+            results,
+            unknown_words,
+        })
+        .context("serialising output")?;
         println!("{out}");
     } else if results.is_empty() {
         eprintln!("no results");

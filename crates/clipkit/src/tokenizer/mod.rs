@@ -13,6 +13,7 @@ mod pipeline;
 
 use std::path::{Path, PathBuf};
 
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{Model, Tokenizer};
 
 use crate::error::{Error, Result};
@@ -29,12 +30,25 @@ pub struct Tokenized {
     pub truncated: bool,
 }
 
+/// What a tokenizer's vocabulary can spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// It holds all 256 byte-level characters, as CLIP's own does: any text is spelled, a
+    /// rare word as several pieces.
+    Open,
+    /// It lacks some byte-level characters: a vocabulary fitted to a caption corpus
+    /// ([`fit`], as the quickstart model's), whose whole-word tokens are the only words the
+    /// model met in training; other characters become the unknown token.
+    Closed,
+}
+
 /// A CLIP tokenizer bound to a context length.
 #[derive(Clone)]
 pub struct ClipTokenizer {
     inner: Tokenizer,
     context_length: usize,
     source: PathBuf,
+    vocabulary: Vocabulary,
 }
 
 impl ClipTokenizer {
@@ -65,11 +79,78 @@ impl ClipTokenizer {
                 "context length {context_length} leaves no room for start and end tokens"
             )));
         }
+        let open = ByteLevel::alphabet()
+            .iter()
+            .all(|c| inner.token_to_id(&c.to_string()).is_some());
         Ok(ClipTokenizer {
             inner,
             context_length,
             source,
+            vocabulary: if open {
+                Vocabulary::Open
+            } else {
+                Vocabulary::Closed
+            },
         })
+    }
+
+    /// Whether the vocabulary spells any text or only its corpus's words.
+    pub fn vocabulary(&self) -> Vocabulary {
+        self.vocabulary
+    }
+
+    /// The words of `text` this tokenizer cannot represent, once each, in order: words with
+    /// a character that becomes the unknown token and, for a [`Vocabulary::Closed`]
+    /// vocabulary, every word that is not one whole-word token (a word its corpus never
+    /// had). Words made only of ASCII punctuation are not reported (a closed vocabulary
+    /// maps a trailing full stop to the end token, where the text ends anyway). Empty for
+    /// CLIP's own vocabulary, which spells every text.
+    pub fn unknown_words(&self, text: &str) -> Result<Vec<String>> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                path: self.source.clone(),
+                message: format!("cannot encode {text:?}: {e}"),
+            })?;
+        let unknown_id = self.inner.token_to_id(END_TOKEN);
+        let mut words: Vec<WordTokens> = Vec::new();
+        for ((id, word), &(start, end)) in encoding
+            .get_ids()
+            .iter()
+            .zip(encoding.get_word_ids())
+            .zip(encoding.get_offsets())
+        {
+            let Some(word) = *word else { continue };
+            let unknown = Some(*id) == unknown_id;
+            match words.last_mut() {
+                Some(last) if last.word == word => {
+                    last.tokens += 1;
+                    last.unknown |= unknown;
+                    last.span = last.span.start.min(start)..last.span.end.max(end);
+                }
+                _ => words.push(WordTokens {
+                    word,
+                    tokens: 1,
+                    unknown,
+                    span: start..end,
+                }),
+            }
+        }
+        let mut found: Vec<String> = Vec::new();
+        for tokens in words {
+            let closed_miss = self.vocabulary == Vocabulary::Closed && tokens.tokens > 1;
+            let Some(word) = text.get(tokens.span) else {
+                continue;
+            };
+            if (tokens.unknown || closed_miss)
+                && !word.chars().all(|c| c.is_ascii_punctuation())
+                && !found.iter().any(|w| w == word)
+            {
+                found.push(word.to_string());
+            }
+        }
+        Ok(found)
     }
 
     /// The most ids a text may have, start and end tokens included.
@@ -101,6 +182,18 @@ impl ClipTokenizer {
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Tokenized>> {
         texts.iter().map(|t| self.encode(t)).collect()
     }
+}
+
+/// The tokens one word of a text became.
+struct WordTokens {
+    /// The word's index in the text.
+    word: u32,
+    /// How many tokens.
+    tokens: usize,
+    /// Whether one is the unknown token.
+    unknown: bool,
+    /// Where the word is in the text, in bytes.
+    span: std::ops::Range<usize>,
 }
 
 /// The fast tokenizer transformers derives from CLIP's `vocab.json` and `merges.txt`.
