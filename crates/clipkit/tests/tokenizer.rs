@@ -7,7 +7,10 @@ use clipkit::model_folder::read_tokenizer;
 use common::*;
 
 fn check(model: &str) {
-    let tokenizer = read_tokenizer(&model_dir(model), 77).unwrap();
+    check_tokenizer(&read_tokenizer(&model_dir(model), 77).unwrap(), model);
+}
+
+fn check_tokenizer(tokenizer: &clipkit::tokenizer::ClipTokenizer, model: &str) {
     let path = fixtures().join("reference/tokenizer_cases.json");
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -44,6 +47,23 @@ fn tokenizer_json_matches_transformers() {
 #[test]
 fn vocab_and_merges_fallback_matches_transformers() {
     check("clip-b");
+}
+
+/// The vocabulary carried in the library (built from OpenAI's BPE merges file) gives
+/// transformers' ids: the tokenizer for checkpoints without tokenizer files.
+#[test]
+fn carried_clip_vocabulary_matches_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in clipkit::tokenizer::clip_vocab_files().unwrap() {
+        std::fs::write(dir.path().join(&file.name), &file.bytes).unwrap();
+    }
+    let tokenizer = clipkit::tokenizer::ClipTokenizer::from_vocab_and_merges(
+        &dir.path().join("vocab.json"),
+        &dir.path().join("merges.txt"),
+        77,
+    )
+    .unwrap();
+    check_tokenizer(&tokenizer, "carried vocabulary");
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! The CLIP network: a ViT image tower, a causal text transformer, their projections into
+//! The CLIP network: a ViT image tower (or the ModifiedResNet tower, [`ResNetTower`]), a causal text transformer, their projections into
 //! one embedding space and the learned temperature.
 //!
 //! Shape legend used in comments: B = batch, T = tokens, C = channels of the residual stream,
 //! H = heads, D = channels per head, I = MLP hidden width, P = patches, E = embedding size.
 
+mod conv;
 mod encoder;
 mod grad_ops;
 mod layers;
@@ -13,11 +14,13 @@ mod ops;
 mod packed;
 mod packed_linear;
 mod random;
+mod resnet;
 mod text;
 mod vision;
 
 pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;
 pub use random::random_weights;
+pub use resnet::{ResNetConfig, ResNetTower};
 pub use text::TextTower;
 pub use vision::VisionTower;

@@ -10,6 +10,7 @@
 //! [`ModelFolder::read`] and [`write_model_folder`] (atomic, see [`atomic_dir`]).
 
 pub mod atomic_dir;
+pub mod openai_layout;
 mod probe;
 mod read;
 pub mod torch_checkpoint;

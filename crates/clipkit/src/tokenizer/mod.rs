@@ -8,6 +8,7 @@
 //! whitespace to one space, lower-casing, CLIP's word-splitting pattern, byte-level BPE with
 //! `</w>` word ends, and start/end tokens around the text.
 
+mod clip_vocab;
 mod fit;
 mod pipeline;
 
@@ -18,6 +19,7 @@ use tokenizers::{Model, Tokenizer};
 
 use crate::error::{Error, Result};
 
+pub use clip_vocab::clip_vocab_files;
 pub use fit::{fit, Alphabet, FitOptions, FittedTokenizer};
 pub use pipeline::{END_OF_WORD, END_TOKEN, START_TOKEN};
 
