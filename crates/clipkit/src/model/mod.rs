@@ -15,6 +15,7 @@ mod packed_linear;
 mod random;
 mod text;
 mod vision;
+pub mod vq;
 
 pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;
