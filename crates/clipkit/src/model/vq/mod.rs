@@ -19,6 +19,7 @@ mod resnet;
 mod sampling;
 pub mod taming;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Module, Result as CandleResult, Tensor};
@@ -35,6 +36,7 @@ pub use sampling::{Downsample, Upsample};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::model_folder::atomic_dir::{replace_dir, sync_file, write_synced};
 use crate::model_folder::CONFIG_FILE;
 
 /// The weights file of a diffusers model folder.
@@ -132,6 +134,29 @@ impl VqModel {
         let h = self.post_quant_conv.forward(latents)?;
         Ok(self.decoder.forward(&h)?)
     }
+}
+
+/// Writes a diffusers `VQModel` folder atomically: `config.json`,
+/// `diffusion_pytorch_model.safetensors` (f32, diffusers names) and `extra` files (name,
+/// bytes), replacing any folder at `dir`.
+pub fn write_vq_folder(
+    dir: &Path,
+    config: &VqConfig,
+    tensors: &HashMap<String, Tensor>,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    config.validate(&dir.join(CONFIG_FILE))?;
+    let config_json = config.to_json()?;
+    replace_dir(dir, |staging| {
+        write_synced(&staging.join(CONFIG_FILE), config_json.as_bytes())?;
+        let weights = staging.join(VQ_WEIGHTS_FILE);
+        candle_core::safetensors::save(tensors, &weights)?;
+        sync_file(&weights)?;
+        for (name, bytes) in extra {
+            write_synced(&staging.join(name), bytes)?;
+        }
+        Ok(())
+    })
 }
 
 /// Reads and validates a VQ model folder's `config.json`.
