@@ -118,7 +118,7 @@ fn a_killed_vq_run_resumes_and_matches_an_uninterrupted_one() {
     }
 
     let mut other = args(&killed);
-    other[6] = "13".into();
+    other[5] = "13".into();
     clipkit(&other).assert_fails_naming("other settings");
 }
 
