@@ -47,6 +47,8 @@ enum Command {
     Eval(commands::eval::Command),
     /// Score image–caption pairs: CLIPScore, RefCLIPScore with references, torchmetrics'.
     Score(commands::score::Args),
+    /// Draw an image from a text prompt, guided by CLIP (VQGAN+CLIP / Pixray style).
+    Generate(commands::generate::Args),
     /// Index folders of images for search (incremental), or show the index with --status.
     Index(commands::index::Args),
     /// Find indexed images by text, by example image, or by a weighted mix.
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Eval(command) => commands::eval::run(command),
         Command::Score(args) => commands::score::run(args),
+        Command::Generate(args) => commands::generate::run(args),
         Command::Index(args) => commands::index::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Dupes(args) => commands::dupes::run(args),

@@ -40,13 +40,29 @@ pub enum Error {
         /// One line per missing, unexpected or mis-shaped tensor.
         problems: String,
     },
-    /// A checkpoint file is corrupt or unreadable as safetensors.
+    /// A checkpoint file is corrupt, truncated or not in the format it claims (safetensors,
+    /// a PyTorch pickle or TorchScript archive).
     #[error("{path}: corrupt checkpoint: {message}")]
     CorruptCheckpoint {
         /// The checkpoint file.
         path: PathBuf,
-        /// What the safetensors reader reported.
+        /// What the reader reported, naming the member or byte where it can.
         message: String,
+    },
+    /// A PyTorch pickle names a Python global that is not part of a state dict: loading it
+    /// with PyTorch would run that code. clipkit never does; it refuses the file.
+    #[error(
+        "{path}: refused: the pickle calls `{global}` (in {at}), which is not a tensor or \
+         state-dict global; clipkit reads only tensors from PyTorch checkpoints and never runs \
+         pickled code (if you trust the file, re-save its state dict with safetensors)"
+    )]
+    UnsafePickle {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The global, `module.name` (`posix.system`).
+        global: String,
+        /// Where it sits: the pickle member, or the dotted name where the tensor walk met it.
+        at: String,
     },
     /// An image could not be decoded.
     #[error("{path}: not a readable image: {message}")]

@@ -40,6 +40,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod generate;
 pub mod image;
 pub mod merge;
 pub mod model;

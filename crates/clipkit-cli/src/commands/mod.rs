@@ -5,6 +5,7 @@ pub mod data;
 pub mod dupes;
 pub mod embed;
 pub mod eval;
+pub mod generate;
 pub mod index;
 pub mod merge;
 pub mod preprocess;

@@ -39,6 +39,10 @@ pub enum Interpolation {
     /// `mode="bicubic"`: four taps per axis, Keys' cubic with a = −0.75 (as torch), edge
     /// pixels repeated past the border.
     Bicubic,
+    /// `mode="area"` (`adaptive_avg_pool2d`): output pixel i is the mean of input pixels
+    /// ⌊i · in / out⌋ .. ⌈(i + 1) · in / out⌉, so shrinking averages every pixel rather than
+    /// sampling a few.
+    Area,
 }
 
 /// A rectangle of pixels: rows `top..top + height`, columns `left..left + width`.
@@ -164,6 +168,13 @@ fn interpolation_matrix(
                 add(base as i64, 1.0 - t);
                 add(base as i64 + 1, t);
             }
+            Interpolation::Area => {
+                let start = i * input / output;
+                let end = ((i + 1) * input).div_ceil(output);
+                for tap in start..end {
+                    add(tap as i64, 1.0 / (end - start) as f64);
+                }
+            }
             Interpolation::Bicubic => {
                 let base = source.floor();
                 let t = source - base;
@@ -198,7 +209,11 @@ mod tests {
     #[test]
     fn resizing_to_the_same_size_changes_nothing() {
         let images = ramp(2, 5, 7);
-        for interpolation in [Interpolation::Bilinear, Interpolation::Bicubic] {
+        for interpolation in [
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+            Interpolation::Area,
+        ] {
             let same = resize(&images, (5, 7), interpolation).unwrap();
             let diff = (same - &images)
                 .unwrap()
@@ -217,7 +232,11 @@ mod tests {
 
     #[test]
     fn every_row_of_weights_sums_to_one() {
-        for interpolation in [Interpolation::Bilinear, Interpolation::Bicubic] {
+        for interpolation in [
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+            Interpolation::Area,
+        ] {
             for (input, output) in [(7, 3), (3, 7), (1, 4), (224, 224), (5, 1)] {
                 let m = interpolation_matrix(input, output, interpolation, &Device::Cpu)
                     .unwrap()

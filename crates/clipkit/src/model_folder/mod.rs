@@ -11,6 +11,7 @@
 
 pub mod atomic_dir;
 mod read;
+pub mod torch_checkpoint;
 mod write;
 
 pub use read::{read_config, read_preprocess, read_tokenizer, read_tokenizer_files};
