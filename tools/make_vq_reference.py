@@ -15,7 +15,8 @@ writes under ``--fixtures/vq``:
   ``layers_per_block`` 1, 4 latent channels, 4-wide codes, 24 codes;
 * ``taming/``: the same weights under taming-transformers' names (written here from an
   independent inverse of clipkit's renaming table, plus a ``loss.*`` tensor that loading must
-  drop) as ``model.safetensors``, and the matching taming ``model.yaml``;
+  drop) as a Lightning ``model.ckpt`` (``state_dict`` + step counters), and the matching
+  taming ``model.yaml``;
 * ``reference.safetensors``, computed in float64 from the float32 weights and stored as
   float32:
   ``latent`` (2, 4, 8, 8): codes of random indices plus noise (each vector's nearest code
@@ -157,7 +158,9 @@ def write(fixtures: Path) -> None:
         taming[t] = v
     taming["loss.discriminator.main.0.weight"] = torch.randn(8, 3, 4, 4)
     (out / "taming").mkdir(parents=True, exist_ok=True)
-    save_file(taming, out / "taming" / "model.safetensors")
+    # A PyTorch Lightning checkpoint as taming's trainer writes it: the weights under
+    # "state_dict", beside training state that loading ignores.
+    torch.save({"state_dict": taming, "global_step": 0, "epoch": 0}, out / "taming" / "model.ckpt")
     (out / "taming" / "model.yaml").write_text(
         TAMING_YAML.format(latent=LATENT, codes=CODES, size=SIZE, attn=SIZE // 2))
 

@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let image = model.decode(latent.as_tensor())?;
         image.sum_all()?.to_scalar::<f32>()?;
         decode_s = decode_s.min(started.elapsed().as_secs_f64());
+        eprintln!("decode: {:.3} s", started.elapsed().as_secs_f64());
         let started = Instant::now();
         let image = model.decode(latent.as_tensor())?;
         let grads = image.sqr()?.mean_all()?.backward()?;

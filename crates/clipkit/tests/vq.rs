@@ -96,8 +96,7 @@ fn encode_matches_diffusers() {
 fn taming_layout_loads_to_the_same_model() {
     let reference = reference();
     let dir = vq_fixtures().join("taming");
-    let model =
-        taming::load_safetensors(&dir.join("model.yaml"), &dir.join("model.safetensors")).unwrap();
+    let model = taming::load_checkpoint(&dir.join("model.yaml"), &dir.join("model.ckpt")).unwrap();
     let diffusers = VqModel::load(&vq_fixtures().join("tiny")).unwrap();
     assert_eq!(
         model.config().block_out_channels,
@@ -111,7 +110,19 @@ fn taming_layout_loads_to_the_same_model() {
         model.config().up_block_types,
         diffusers.config().up_block_types
     );
-    check_decode(&model, &reference, "decode (taming layout)");
+    check_decode(&model, &reference, "decode (taming .ckpt)");
+
+    // The same state dict saved as safetensors loads the same way.
+    let tensors = clipkit::model_folder::torch_checkpoint::read_tensors_under(
+        &dir.join("model.ckpt"),
+        "state_dict",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("model.safetensors");
+    candle_core::safetensors::save(&tensors.into_iter().collect::<HashMap<_, _>>(), &copy).unwrap();
+    let model = taming::load_checkpoint(&dir.join("model.yaml"), &copy).unwrap();
+    check_decode(&model, &reference, "decode (taming safetensors)");
 }
 
 #[test]
@@ -201,4 +212,40 @@ fn missing_and_misshaped_weights_are_all_named() {
     let err = VqModel::load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("decoder.conv_out.bias"), "{err}");
     assert!(err.contains("quantize.embedding.weight"), "{err}");
+}
+
+#[test]
+fn vqgan_drawer_renders_unit_range_images_with_latent_gradients() {
+    use clipkit::generate::{vqgan_drawer, Drawer};
+    let model = VqModel::load(&vq_fixtures().join("tiny")).unwrap();
+    let mut drawer = vqgan_drawer(model.clone(), (16, 16), 3).unwrap();
+    let image = drawer.render().unwrap();
+    assert_eq!(image.dims(), &[1, 3, 16, 16]);
+    let values = image.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    let grads = image.sum_all().unwrap().backward().unwrap();
+    let latent = &drawer.variables()[0].var;
+    let grad = grads.get(latent.as_tensor()).expect("latent gradient");
+    let norm = grad
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(norm.is_finite() && norm > 0.0, "gradient norm {norm}");
+    // Same seed, same start.
+    let again = vqgan_drawer(model.clone(), (16, 16), 3)
+        .unwrap()
+        .render()
+        .unwrap();
+    assert_close("same seed", &again, &image, 0.0);
+    // --init-image: the latent becomes the encoding of the image.
+    let reference = reference();
+    let picture = ((reference["image"].narrow(0, 0, 1).unwrap() + 1.0).unwrap() / 2.0).unwrap();
+    drawer.init_from_image(&picture, 0).unwrap();
+    let want = model
+        .encode(&reference["image"].narrow(0, 0, 1).unwrap())
+        .unwrap();
+    assert_close("init latent", latent.as_tensor(), &want, 1e-5);
 }

@@ -86,14 +86,14 @@ impl Encoder {
         let conv_in = conv3x3(vb.pp("conv_in"), cfg.in_channels, channels[0])?;
         let mut levels = Vec::new();
         let mut in_c = channels[0];
-        for level in 0..channels.len() {
+        for (level, &out_c) in channels.iter().enumerate() {
             levels.push(DownLevel::new(
                 vb.pp("down_blocks").pp(level),
                 cfg,
                 level,
                 in_c,
             )?);
-            in_c = channels[level];
+            in_c = out_c;
         }
         Ok(Encoder {
             conv_in,

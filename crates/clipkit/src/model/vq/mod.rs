@@ -100,7 +100,7 @@ impl VqModel {
     /// multiples of the downscale factor.
     pub fn latent_shape(&self, height: usize, width: usize) -> Result<(usize, usize, usize)> {
         let f = self.config.downscale_factor();
-        if height == 0 || width == 0 || height % f != 0 || width % f != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(f) || !width.is_multiple_of(f) {
             return Err(Error::InvalidArgument(format!(
                 "image size {height}x{width} is not a positive multiple of the VQ model's downscale factor {f}"
             )));

@@ -31,6 +31,7 @@ use super::config::{
 };
 use super::VqModel;
 use crate::error::{Error, Result};
+use crate::model_folder::torch_checkpoint::read_tensors_under;
 
 /// The `target` of a taming VQGAN with a plain codebook (GumbelVQ and others are refused).
 pub const TAMING_VQGAN_TARGET: &str = "taming.models.vqgan.VQModel";
@@ -286,14 +287,24 @@ pub fn load(yaml: &Path, tensors: BTreeMap<String, Tensor>, origin: &Path) -> Re
     })
 }
 
-/// Loads a taming VQGAN whose state dict was saved as safetensors under taming's names.
-pub fn load_safetensors(yaml: &Path, weights: &Path) -> Result<VqModel> {
-    let tensors = candle_core::safetensors::load(weights, &Device::Cpu).map_err(|e| {
-        Error::CorruptCheckpoint {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        }
-    })?;
+/// Loads a taming VQGAN from its YAML and its weights: a PyTorch Lightning `.ckpt` (as
+/// taming-transformers saves it; the tensors under `state_dict`, read without running any
+/// pickle code) or a safetensors file of the same state dict (any other extension).
+pub fn load_checkpoint(yaml: &Path, weights: &Path) -> Result<VqModel> {
+    let is_pickle = weights
+        .extension()
+        .is_some_and(|e| e == "ckpt" || e == "pt" || e == "pth");
+    let tensors: Vec<(String, Tensor)> = if is_pickle {
+        read_tensors_under(weights, "state_dict")?
+    } else {
+        candle_core::safetensors::load(weights, &Device::Cpu)
+            .map_err(|e| Error::CorruptCheckpoint {
+                path: weights.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .into_iter()
+            .collect()
+    };
     let tensors = tensors
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))

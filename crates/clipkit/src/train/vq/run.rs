@@ -247,7 +247,7 @@ fn check_settings(settings: &VqRunSettings) -> Result<()> {
                 .into(),
         ));
     }
-    if settings.image_size % f != 0 {
+    if !settings.image_size.is_multiple_of(f) {
         return Err(Error::InvalidArgument(format!(
             "image size {} is not a multiple of the VQ model's downscale factor {f}",
             settings.image_size
