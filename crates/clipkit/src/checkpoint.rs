@@ -68,6 +68,11 @@ impl Checkpoint {
         }
     }
 
+    /// Opens one safetensors file under any name (diffusers' `diffusion_pytorch_model.safetensors`).
+    pub fn open_file(path: &Path) -> Result<Self> {
+        Self::open_files(path, &[path.to_path_buf()])
+    }
+
     fn open_files(origin: &Path, paths: &[PathBuf]) -> Result<Self> {
         let mut files = Vec::with_capacity(paths.len());
         let mut locations = BTreeMap::new();

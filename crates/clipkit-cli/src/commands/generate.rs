@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clipkit::generate::output::{contact_sheet, from_rgb_image, save_png_atomic, to_rgb_image};
 use clipkit::generate::{
-    new_drawer, parse_prompts, prompt_similarity, CutoutConfig, DrawerKind, GenerateConfig,
-    Generation,
+    new_drawer, parse_prompts, prompt_similarity, vqgan_drawer, CutoutConfig, DrawerKind,
+    GenerateConfig, Generation,
 };
 use clipkit::{Clip, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,6 +47,10 @@ pub struct Args {
     /// How the image is parametrised.
     #[arg(long, value_enum, default_value_t = DrawerArg::Pixel)]
     drawer: DrawerArg,
+    /// The VQ decoder of `--drawer vqgan`: a diffusers VQModel folder (`config.json` +
+    /// `diffusion_pytorch_model.safetensors`), e.g. `DIR/model` of `clipkit train vq`.
+    #[arg(long, value_name = "DIR")]
+    vq: Option<PathBuf>,
     /// Image size: N (square) or WxH. Default: twice the first model's input side.
     #[arg(long, value_name = "N|WxH", value_parser = parse_size)]
     size: Option<(usize, usize)>,
@@ -136,7 +140,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let models = load_models(&args.models)?;
     let side = models[0].config().vision_config.image_size;
     let (width, height) = args.size.unwrap_or((2 * side, 2 * side));
-    let mut drawer = new_drawer(kind, (height, width), args.fourier_decay, args.seed)?;
+    let mut drawer = match (kind, &args.vq) {
+        (DrawerKind::Vqgan, Some(dir)) => {
+            let model = clipkit::model::vq::VqModel::load(dir)
+                .with_context(|| format!("cannot load the VQ decoder in {}", dir.display()))?;
+            vqgan_drawer(model, (height, width), args.seed)?
+        }
+        _ => new_drawer(kind, (height, width), args.fourier_decay, args.seed)?,
+    };
     let init = match init {
         Some(image) => {
             let tensor = from_rgb_image(&image, (height, width))?;

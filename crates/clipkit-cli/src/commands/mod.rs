@@ -18,6 +18,7 @@ pub mod store_arg;
 pub mod templates;
 pub mod tokenize;
 pub mod train;
+pub mod train_vq;
 
 use std::path::{Path, PathBuf};
 

@@ -15,17 +15,28 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `clipkit train`.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    /// Train another kind of model instead of a CLIP.
+    #[command(subcommand)]
+    pub other: Option<Other>,
     /// Run folder: checkpoints, metrics, curves and the final model (`DIR/model`). Running
     /// the same command again resumes from the last checkpoint.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelChoice,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub settings: SettingsArgs,
+}
+
+/// Models other than a CLIP that `clipkit train` trains.
+#[derive(clap::Subcommand)]
+pub enum Other {
+    /// A VQ autoencoder (diffusers VQModel / VQGAN architecture) on the shapes world.
+    Vq(super::train_vq::Args),
 }
 
 /// What to train: a new model (preset or config) or an existing one.
@@ -118,12 +129,11 @@ impl SettingsArgs {
 
 /// Runs `clipkit train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let summary = train(
-        &args.out,
-        &args.model,
-        &args.data,
-        &args.settings.settings(),
-    )?;
+    if let Some(Other::Vq(args)) = args.other {
+        return super::train_vq::run(args);
+    }
+    let out = args.out.context("--out DIR is required")?;
+    let summary = train(&out, &args.model, &args.data, &args.settings.settings())?;
     eprintln!(
         "model saved in {} ({} steps trained now, {} samples skipped)",
         summary.model.display(),

@@ -32,7 +32,8 @@ mod run;
 
 pub use cutouts::CutoutConfig;
 pub use drawer::{
-    new_drawer, Drawer, DrawerKind, FourierDrawer, PixelDrawer, DEFAULT_FOURIER_DECAY,
+    new_drawer, vqgan_drawer, Drawer, DrawerKind, FourierDrawer, PixelDrawer, VqganDrawer,
+    DEFAULT_FOURIER_DECAY,
 };
 pub use prompt::{parse_prompts, Prompt};
 pub use run::{prompt_similarity, GenerateConfig, Generation, StepReport};

@@ -17,6 +17,7 @@ mod random;
 mod resnet;
 mod text;
 mod vision;
+pub mod vq;
 
 pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;

@@ -45,11 +45,11 @@ pub fn write_training_curves(metrics: &[MetricsLine], path: &Path) -> Result<()>
     root.present().map_err(|e| chart_error(path, e))
 }
 
-fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(super) fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::io(path, std::io::Error::other(e.to_string()))
 }
 
-fn draw_series(
+pub(super) fn draw_series(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     title: &str,
     steps: &[f64],
@@ -78,7 +78,7 @@ fn draw_series(
 }
 
 /// Exponential moving average, so the curve shows the trend through batch-to-batch noise.
-fn smoothed(values: impl Iterator<Item = f64>) -> Vec<f64> {
+pub(super) fn smoothed(values: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut average = None;
     values
         .map(|v| {

@@ -18,6 +18,7 @@ mod run;
 mod schedule;
 mod setup;
 mod step;
+pub mod vq;
 
 pub use curves::write_training_curves;
 pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};

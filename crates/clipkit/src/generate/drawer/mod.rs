@@ -4,17 +4,19 @@
 //!
 //! - [`PixelDrawer`]: every pixel's RGB through a sigmoid.
 //! - [`FourierDrawer`]: a decorrelated-colour Fourier spectrum scaled by 1/f^decay.
-//! - `vqgan` (the latent of a VQ decoder, quantised with a straight-through gradient) is
-//!   the next drawer; see [`DrawerKind::Vqgan`].
+//! - [`VqganDrawer`]: the latent of a VQ decoder, quantised with a straight-through
+//!   gradient (built by [`vqgan_drawer`] from a loaded decoder).
 
 mod fourier;
 mod pixel;
+mod vqgan;
 
 use candle_core::{Tensor, Var};
 use rand::{Rng, SeedableRng};
 
 pub use fourier::{FourierDrawer, DEFAULT_DECAY as DEFAULT_FOURIER_DECAY};
 pub use pixel::PixelDrawer;
+pub use vqgan::VqganDrawer;
 
 use super::loss::mean_squared_error;
 use crate::error::Result;
@@ -52,8 +54,8 @@ pub enum DrawerKind {
     /// [`FourierDrawer`].
     Fourier,
     /// The latent of a VQ decoder (VQGAN / diffusers `VQModel`), quantised with a
-    /// straight-through gradient. Extension point: it is built by the caller from a
-    /// decoder folder (`--vq DIR`), not by [`new_drawer`].
+    /// straight-through gradient. It needs a loaded decoder, so it is built by
+    /// [`vqgan_drawer`], not by [`new_drawer`].
     Vqgan,
 }
 
@@ -85,12 +87,24 @@ pub fn new_drawer(
         DrawerKind::Fourier => Box::new(FourierDrawer::random(height, width, fourier_decay, rng)?),
         DrawerKind::Vqgan => {
             return Err(crate::Error::InvalidArgument(
-                "the vqgan drawer needs a VQ decoder folder (--vq DIR), which is not wired in \
-                 yet; use --drawer pixel or --drawer fourier"
-                    .into(),
+                "the vqgan drawer needs a VQ decoder (--vq DIR); build it with vqgan_drawer".into(),
             ))
         }
     })
+}
+
+/// A [`VqganDrawer`] around `model` for (height, width) images, its random codes drawn from
+/// the same seeded stream as [`new_drawer`]'s variables.
+pub fn vqgan_drawer(
+    model: crate::model::vq::VqModel,
+    (height, width): (usize, usize),
+    seed: u64,
+) -> Result<Box<dyn Drawer>> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    Ok(Box::new(VqganDrawer::random(
+        model, height, width, &mut rng,
+    )?))
 }
 
 /// Adam on the mean squared error between the drawer's render and `image`.

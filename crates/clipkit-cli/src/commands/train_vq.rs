@@ -1,0 +1,136 @@
+//! `clipkit train vq`: a VQ autoencoder on the shapes world, resumable, written as a
+//! diffusers `VQModel` folder, then evaluated on held-out images.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use clipkit::model::vq::{VqConfig, VqModel};
+use clipkit::train::vq::{
+    evaluate, images_tensor, read_vq_metrics, run_vq, shapes_vq_config, write_vq_curves,
+    VqProgress, VqRunSettings,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `clipkit train vq`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder: checkpoints, metrics, curves, evaluation and the final model
+    /// (`DIR/model`, a diffusers VQModel folder). The same command again resumes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The architecture, as a diffusers VQModel `config.json` (default: the built-in
+    /// shapes-world model: 32/64/64 channels, f = 4, 128 codes of width 16).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 400, value_parser = super::positive_count)]
+    pub steps: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32, value_parser = super::positive_count)]
+    pub batch_size: usize,
+    /// Side of the shapes-world images (a multiple of the model's downscale factor).
+    #[arg(long, default_value_t = 32)]
+    pub image_size: u32,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Seed of the initial weights and of the training images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 50, value_parser = super::positive_count)]
+    pub checkpoint_every: usize,
+    /// Steps between restarts of unused codes (0 disables).
+    #[arg(long, default_value_t = 50)]
+    pub restart_every: usize,
+    /// Held-out (test split) images for the PSNR and codebook evaluation.
+    #[arg(long, default_value_t = 256, value_parser = super::positive_count)]
+    pub eval_images: usize,
+}
+
+/// Runs `clipkit train vq`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            VqConfig::from_json(&text, path)?
+        }
+        None => shapes_vq_config(),
+    };
+    let settings = VqRunSettings {
+        config,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        image_size: args.image_size,
+        learning_rate: args.lr,
+        warmup_steps: args.warmup.min(args.steps.saturating_sub(1)),
+        seed: args.seed,
+        checkpoint_every: args.checkpoint_every,
+        restart_every: args.restart_every,
+    };
+    let bar = ProgressBar::new(settings.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = run_vq(&args.out, &settings, |event| match event {
+        VqProgress::Resumed(step) => {
+            bar.set_position(step as u64);
+            bar.suspend(|| eprintln!("resuming from the checkpoint at step {step}"));
+        }
+        VqProgress::Step(m) => {
+            bar.set_position(m.step as u64);
+            bar.set_message(format!(
+                "mse {:.4} vq {:.4} perplexity {:.1} {:.0} images/s",
+                m.reconstruction, m.vq, m.perplexity, m.samples_per_s
+            ));
+        }
+        VqProgress::Checkpoint(_) => {}
+    })?;
+    bar.finish_and_clear();
+    let metrics = read_vq_metrics(&args.out.join("metrics.jsonl"))?;
+    let curves = args.out.join("curves.png");
+    write_vq_curves(&metrics, &curves)?;
+
+    let model = VqModel::load(&summary.model)
+        .with_context(|| format!("cannot reload {}", summary.model.display()))?;
+    let world = ShapesWorld::new(ShapesConfig {
+        image_size: args.image_size,
+        seed: args.seed,
+        split: Split::Test,
+        ..ShapesConfig::default()
+    })?;
+    let held_out: Vec<_> = (0..args.eval_images as u64)
+        .map(|i| world.sample(i).image)
+        .collect();
+    let images = images_tensor(&held_out)?;
+    let evaluation = evaluate(&model, &images, 64)?;
+    let report = serde_json::to_string_pretty(&evaluation)?;
+    std::fs::write(args.out.join("eval.json"), &report)
+        .with_context(|| format!("{}: cannot write eval.json", args.out.display()))?;
+    // Latents of two held-out images and their decoding, for the diffusers check.
+    let latent = model.encode(&images.narrow(0, 0, 2.min(args.eval_images))?)?;
+    let decoded = model.decode(&latent)?;
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([
+            ("latent".to_string(), latent),
+            ("decoded".to_string(), decoded),
+        ]),
+        args.out.join("check.safetensors"),
+    )?;
+    eprintln!(
+        "model saved in {} ({} steps trained now); curves in {}",
+        summary.model.display(),
+        summary.steps_trained,
+        curves.display()
+    );
+    println!("{report}");
+    Ok(())
+}

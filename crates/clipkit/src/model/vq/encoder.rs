@@ -1,0 +1,124 @@
+//! `Encoder`: image → latent (diffusers' `Encoder` with `double_z = False`; taming's
+//! `Encoder`).
+//!
+//! Shapes: B = batch, C = channels, H × W = image size, f = 2^(levels − 1),
+//! Z = `latent_channels`.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+
+use super::attention::AttentionBlock;
+use super::config::{VqConfig, ATTN_DOWN_BLOCK};
+use super::mid_block::MidBlock;
+use super::resnet::{conv3x3, norm, ResnetBlock};
+use super::sampling::Downsample;
+
+/// One encoder level (`down_blocks.i`): residual blocks, each followed by attention in an
+/// `AttnDownEncoderBlock2D`, then a downsampler unless it is the last level.
+#[derive(Debug, Clone)]
+struct DownLevel {
+    resnets: Vec<ResnetBlock>,
+    attentions: Vec<AttentionBlock>,
+    downsample: Option<Downsample>,
+}
+
+impl DownLevel {
+    fn new(vb: VarBuilder, cfg: &VqConfig, level: usize, in_c: usize) -> Result<Self> {
+        let out_c = cfg.block_out_channels[level];
+        let groups = cfg.norm_num_groups;
+        let with_attention = cfg.down_block_types[level] == ATTN_DOWN_BLOCK;
+        let mut resnets = Vec::new();
+        let mut attentions = Vec::new();
+        for j in 0..cfg.layers_per_block {
+            let c = if j == 0 { in_c } else { out_c };
+            resnets.push(ResnetBlock::new(vb.pp("resnets").pp(j), c, out_c, groups)?);
+            if with_attention {
+                attentions.push(AttentionBlock::new(
+                    vb.pp("attentions").pp(j),
+                    out_c,
+                    groups,
+                )?);
+            }
+        }
+        let last = level + 1 == cfg.block_out_channels.len();
+        let downsample = if last {
+            None
+        } else {
+            Some(Downsample::new(vb.pp("downsamplers").pp("0"), out_c)?)
+        };
+        Ok(DownLevel {
+            resnets,
+            attentions,
+            downsample,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (j, resnet) in self.resnets.iter().enumerate() {
+            h = resnet.forward(&h)?;
+            if let Some(attention) = self.attentions.get(j) {
+                h = attention.forward(&h)?;
+            }
+        }
+        match &self.downsample {
+            Some(down) => down.forward(&h),
+            None => Ok(h),
+        }
+    }
+}
+
+/// `conv_in`, the levels `down_blocks.*`, `mid_block`, `conv_norm_out`, SiLU, `conv_out`.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    conv_in: Conv2d,
+    levels: Vec<DownLevel>,
+    mid: MidBlock,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl Encoder {
+    /// Loads the encoder under `vb` (`encoder`).
+    pub fn new(vb: VarBuilder, cfg: &VqConfig) -> Result<Self> {
+        let channels = &cfg.block_out_channels;
+        let top = channels[channels.len() - 1];
+        let conv_in = conv3x3(vb.pp("conv_in"), cfg.in_channels, channels[0])?;
+        let mut levels = Vec::new();
+        let mut in_c = channels[0];
+        for (level, &out_c) in channels.iter().enumerate() {
+            levels.push(DownLevel::new(
+                vb.pp("down_blocks").pp(level),
+                cfg,
+                level,
+                in_c,
+            )?);
+            in_c = out_c;
+        }
+        Ok(Encoder {
+            conv_in,
+            levels,
+            mid: MidBlock::new(
+                vb.pp("mid_block"),
+                top,
+                cfg.norm_num_groups,
+                cfg.mid_block_add_attention,
+            )?,
+            norm_out: norm(vb.pp("conv_norm_out"), cfg.norm_num_groups, top)?,
+            conv_out: conv3x3(vb.pp("conv_out"), top, cfg.latent_channels)?,
+        })
+    }
+}
+
+impl Module for Encoder {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // (B, 3, H, W) → (B, Z, H/f, W/f)
+        let mut h = self.conv_in.forward(x)?;
+        for level in &self.levels {
+            h = level.forward(&h)?;
+        }
+        let h = self.mid.forward(&h)?;
+        let h = candle_nn::ops::silu(&self.norm_out.forward(&h)?)?;
+        self.conv_out.forward(&h)
+    }
+}

@@ -1,0 +1,60 @@
+//! `Upsample` and `Downsample`: the resolution changes between levels (diffusers'
+//! `Upsample2D` / `Downsample2D` with a convolution, taming's `Upsample` / `Downsample`).
+//!
+//! Shapes: B = batch, C = channels, H × W = spatial size.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, VarBuilder};
+
+use super::resnet::conv3x3;
+
+/// Nearest-neighbour doubling, then a 3×3 convolution `conv`.
+#[derive(Debug, Clone)]
+pub struct Upsample {
+    conv: Conv2d,
+}
+
+impl Upsample {
+    /// Loads `conv` (C → C).
+    pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+        Ok(Upsample {
+            conv: conv3x3(vb.pp("conv"), channels, channels)?,
+        })
+    }
+}
+
+impl Module for Upsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // (B, C, H, W) → (B, C, 2H, 2W)
+        let (_, _, h, w) = x.dims4()?;
+        self.conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+    }
+}
+
+/// One row and column of zeros on the bottom and right, then a 3×3 convolution `conv` of
+/// stride 2 without padding: (H, W) → (H/2, W/2) for even sizes.
+#[derive(Debug, Clone)]
+pub struct Downsample {
+    conv: Conv2d,
+}
+
+impl Downsample {
+    /// Loads `conv` (C → C).
+    pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+        let cfg = candle_nn::Conv2dConfig {
+            stride: 2,
+            ..Default::default()
+        };
+        Ok(Downsample {
+            conv: candle_nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
+        })
+    }
+}
+
+impl Module for Downsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // (B, C, H, W) → (B, C, H/2, W/2)
+        let padded = x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?;
+        self.conv.forward(&padded)
+    }
+}

@@ -1,0 +1,440 @@
+//! The VQ training loop in a run folder: batches of shapes-world images, reconstruction +
+//! VQ loss, AdamW, dead-code restarts, metrics, checkpoints and resumption after kill -9.
+//!
+//! Shapes: B = batch, S = image side, D = code width, h × w = latent size, N = codebook size.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::evaluate::images_tensor;
+use super::init::initialise;
+use crate::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use crate::error::{Error, Result};
+use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
+use crate::model_folder::atomic_dir::write_synced;
+use crate::model_folder::{OPTIMIZER_FILE, TRAINER_STATE_FILE};
+use crate::train::{AdamW, AdamWConfig, LrSchedule, TrainableVar};
+
+/// The name of the codebook variable (diffusers' name).
+const CODEBOOK: &str = "quantize.embedding.weight";
+
+/// Everything that decides what a VQ run computes; saved with each checkpoint, and a resume
+/// with other settings is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VqRunSettings {
+    /// The architecture.
+    pub config: VqConfig,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Side of the shapes-world images (a multiple of the downscale factor).
+    pub image_size: u32,
+    /// Peak learning rate (AdamW, β = (0.9, 0.99), no weight decay, clip at norm 1).
+    pub learning_rate: f64,
+    /// Steps of linear warm-up before the cosine decay.
+    pub warmup_steps: usize,
+    /// Seed of the initial weights and of the shapes world's training stream.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// Every this many steps, codes no batch used since the last restart are moved onto
+    /// random encoder outputs of the current batch (0 disables).
+    pub restart_every: usize,
+}
+
+/// The shapes-world VQ architecture: three levels of 32, 64 and 64 channels (f = 4: a 32 px
+/// image is an 8 × 8 latent), one residual block per level, attention in the middle blocks,
+/// 16-wide codes and a codebook of 128, group norms of 16 groups.
+pub fn shapes_vq_config() -> VqConfig {
+    VqConfig::from_json(
+        r#"{"_class_name": "VQModel",
+            "block_out_channels": [32, 64, 64],
+            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+            "layers_per_block": 1, "latent_channels": 16, "vq_embed_dim": 16,
+            "num_vq_embeddings": 128, "norm_num_groups": 16, "sample_size": 32}"#,
+        Path::new("(built-in shapes VQ config)"),
+    )
+    .unwrap_or_else(|e| unreachable!("the built-in VQ config is valid: {e}"))
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqMetricsLine {
+    /// Step number, from 1.
+    pub step: usize,
+    /// Reconstruction + VQ loss.
+    pub loss: f32,
+    /// Mean squared error of the reconstruction, pixels in [-1, 1].
+    pub reconstruction: f32,
+    /// The quantiser's codebook + commitment loss.
+    pub vq: f32,
+    /// exp(entropy) of the batch's code histogram.
+    pub perplexity: f64,
+    /// Codes moved by a restart at this step.
+    pub restarted: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Images per second of this step.
+    pub samples_per_s: f64,
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug)]
+pub enum VqProgress<'a> {
+    /// The run continues from a checkpoint at this step.
+    Resumed(usize),
+    /// A step finished.
+    Step(&'a VqMetricsLine),
+    /// A checkpoint was written after this step.
+    Checkpoint(usize),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct VqRunSummary {
+    /// The final model folder (diffusers `VQModel`).
+    pub model: PathBuf,
+    /// Steps trained by this call (0 when the run had already completed).
+    pub steps_trained: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct VqTrainerState {
+    step: usize,
+    settings: VqRunSettings,
+    /// Code uses since the last restart.
+    usage: Vec<u64>,
+}
+
+/// Trains a VQ autoencoder in `root` as `settings` say, resuming from `root/checkpoint`.
+pub fn run_vq(
+    root: &Path,
+    settings: &VqRunSettings,
+    mut observe: impl FnMut(VqProgress),
+) -> Result<VqRunSummary> {
+    check_settings(settings)?;
+    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let (checkpoint, model_dir, metrics_path) = (
+        root.join("checkpoint"),
+        root.join("model"),
+        root.join("metrics.jsonl"),
+    );
+    let varmap = VarMap::new();
+    let model = VqModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &settings.config,
+    )?;
+    initialise(&varmap, settings.seed)?;
+    let mut optimizer = AdamW::new(trainable(&varmap), adamw())?;
+    let codes = settings.config.num_vq_embeddings;
+    let (start, mut usage) = resume(&checkpoint, settings, &varmap, &mut optimizer)?;
+    if usage.len() != codes {
+        usage = vec![0; codes];
+    }
+    if start > 0 {
+        observe(VqProgress::Resumed(start));
+    }
+    if start >= settings.steps && model_dir.join(VQ_WEIGHTS_FILE).is_file() {
+        return Ok(VqRunSummary {
+            model: model_dir,
+            steps_trained: 0,
+        });
+    }
+    keep_metrics_until(&metrics_path, start)?;
+    let mut metrics = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| Error::io(&metrics_path, e))?;
+    let world = ShapesWorld::new(ShapesConfig {
+        image_size: settings.image_size,
+        seed: settings.seed,
+        split: Split::Train,
+        ..ShapesConfig::default()
+    })?;
+    let schedule = LrSchedule {
+        peak: settings.learning_rate,
+        warmup_steps: settings.warmup_steps,
+        total_steps: settings.steps,
+        floor: settings.learning_rate / 20.0,
+    };
+    for step in start..settings.steps {
+        let started = Instant::now();
+        let first = (step * settings.batch_size) as u64;
+        let images: Vec<_> = (first..first + settings.batch_size as u64)
+            .map(|i| world.sample(i).image)
+            .collect();
+        let images = images_tensor(&images)?; // (B, 3, S, S)
+        let latents = model.encode(&images)?; // (B, D, h, w)
+        let quantized = model.quantize(&latents)?;
+        let decoded = model.decode_quantized(&quantized.latent)?;
+        let reconstruction = (decoded - &images)?.sqr()?.mean_all()?;
+        let loss = (&reconstruction + &quantized.loss)?;
+        let grads = loss.backward()?;
+        let lr = schedule.at(step);
+        let report = optimizer.step(&grads, lr)?;
+        let indices = quantized.indices.flatten_all()?.to_vec1::<u32>()?;
+        for &i in &indices {
+            usage[i as usize] += 1;
+        }
+        let done = step + 1;
+        let restarted = if settings.restart_every > 0 && done % settings.restart_every == 0 {
+            let moved = restart_dead_codes(&varmap, &latents, &usage, settings.seed, done)?;
+            usage.iter_mut().for_each(|u| *u = 0);
+            moved
+        } else {
+            0
+        };
+        let loss_value = loss.to_scalar::<f32>()?;
+        if !loss_value.is_finite() {
+            return Err(Error::Training(format!(
+                "the loss became {loss_value} at step {done}; lower the learning rate"
+            )));
+        }
+        let line = VqMetricsLine {
+            step: done,
+            loss: loss_value,
+            reconstruction: reconstruction.to_scalar::<f32>()?,
+            vq: quantized.loss.to_scalar::<f32>()?,
+            perplexity: perplexity(&indices, codes),
+            restarted,
+            lr,
+            grad_norm: report.grad_norm,
+            samples_per_s: settings.batch_size as f64 / started.elapsed().as_secs_f64(),
+        };
+        let text = serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
+        writeln!(metrics, "{text}").map_err(|e| Error::io(&metrics_path, e))?;
+        observe(VqProgress::Step(&line));
+        if done % settings.checkpoint_every == 0 || done == settings.steps {
+            metrics
+                .sync_data()
+                .map_err(|e| Error::io(&metrics_path, e))?;
+            let state = VqTrainerState {
+                step: done,
+                settings: settings.clone(),
+                usage: usage.clone(),
+            };
+            save_checkpoint(&checkpoint, &state, &varmap, &optimizer)?;
+            observe(VqProgress::Checkpoint(done));
+        }
+    }
+    write_vq_folder(&model_dir, &settings.config, &values(&varmap), &[])?;
+    Ok(VqRunSummary {
+        model: model_dir,
+        steps_trained: settings.steps - start,
+    })
+}
+
+fn check_settings(settings: &VqRunSettings) -> Result<()> {
+    let f = settings.config.downscale_factor() as u32;
+    if settings.steps == 0 || settings.batch_size == 0 || settings.checkpoint_every == 0 {
+        return Err(Error::InvalidArgument(
+            "a VQ run needs at least one step, one image per batch and checkpoints every one \
+             or more steps"
+                .into(),
+        ));
+    }
+    if !settings.image_size.is_multiple_of(f) {
+        return Err(Error::InvalidArgument(format!(
+            "image size {} is not a multiple of the VQ model's downscale factor {f}",
+            settings.image_size
+        )));
+    }
+    Ok(())
+}
+
+fn adamw() -> AdamWConfig {
+    AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        max_grad_norm: Some(1.0),
+    }
+}
+
+/// The variables by name, in name order (the optimiser's state keys).
+fn trainable(varmap: &VarMap) -> Vec<TrainableVar> {
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut all: Vec<TrainableVar> = vars
+        .iter()
+        .map(|(name, var)| TrainableVar {
+            name: name.clone(),
+            var: var.clone(),
+            decays: false,
+        })
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+fn values(varmap: &VarMap) -> HashMap<String, Tensor> {
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    vars.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
+}
+
+fn perplexity(indices: &[u32], codes: usize) -> f64 {
+    let mut counts = vec![0usize; codes];
+    for &i in indices {
+        counts[i as usize] += 1;
+    }
+    let n = indices.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| -(c as f64 / n) * (c as f64 / n).ln())
+        .sum();
+    entropy.exp()
+}
+
+/// Moves every unused code onto a random latent vector of the batch (B, D, h, w); returns how
+/// many moved. The choice is seeded by the run's seed and the step.
+fn restart_dead_codes(
+    varmap: &VarMap,
+    latents: &Tensor,
+    usage: &[u64],
+    seed: u64,
+    step: usize,
+) -> Result<usize> {
+    let dead: Vec<usize> = (0..usage.len()).filter(|&i| usage[i] == 0).collect();
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    let (b, d, h, w) = latents.dims4()?;
+    let flat = latents
+        .detach()
+        .permute((0, 2, 3, 1))?
+        .reshape((b * h * w, d))?
+        .to_vec2::<f32>()?;
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let codebook = vars
+        .get(CODEBOOK)
+        .ok_or_else(|| Error::Training(format!("no {CODEBOOK} variable")))?;
+    let mut rows = codebook.as_tensor().to_vec2::<f32>()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9));
+    for &code in &dead {
+        rows[code] = flat[rng.random_range(0..flat.len())].clone();
+    }
+    let n = rows.len();
+    codebook.set(&Tensor::from_vec(rows.concat(), (n, d), &Device::Cpu)?)?;
+    Ok(dead.len())
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    state: &VqTrainerState,
+    varmap: &VarMap,
+    optimizer: &AdamW,
+) -> Result<()> {
+    let (moments, _) = optimizer.state()?;
+    let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
+    let state_json =
+        serde_json::to_vec_pretty(state).map_err(|e| Error::Training(e.to_string()))?;
+    write_vq_folder(
+        dir,
+        &state.settings.config,
+        &values(varmap),
+        &[(OPTIMIZER_FILE, moments), (TRAINER_STATE_FILE, state_json)],
+    )
+}
+
+/// Loads `dir`'s checkpoint, if any: (steps done, code uses since the last restart).
+fn resume(
+    dir: &Path,
+    settings: &VqRunSettings,
+    varmap: &VarMap,
+    optimizer: &mut AdamW,
+) -> Result<(usize, Vec<u64>)> {
+    let state_path = dir.join(TRAINER_STATE_FILE);
+    if !state_path.is_file() {
+        return Ok((0, Vec::new()));
+    }
+    let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: VqTrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: state_path.clone(),
+        field: "(top level)".into(),
+        message: format!("unreadable trainer state: {e}"),
+    })?;
+    if state.settings != *settings {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds a VQ run with other settings ({:?}); resume it with the same options or \
+             train into another folder",
+            dir.display(),
+            state.settings
+        )));
+    }
+    let load = |path: PathBuf| {
+        candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| Error::CorruptCheckpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+    };
+    let weights_path = dir.join(VQ_WEIGHTS_FILE);
+    let weights = load(weights_path.clone())?;
+    {
+        let vars = varmap
+            .data()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (name, var) in vars.iter() {
+            let value = weights.get(name).ok_or_else(|| Error::Weights {
+                path: weights_path.clone(),
+                problems: format!("  missing tensor {name}"),
+            })?;
+            var.set(value)?;
+        }
+    }
+    optimizer.restore(&load(dir.join(OPTIMIZER_FILE))?, state.step as u64)?;
+    Ok((state.step, state.usage))
+}
+
+/// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
+fn keep_metrics_until(path: &Path, step: usize) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let kept: Vec<VqMetricsLine> = read_vq_metrics(path)?
+        .into_iter()
+        .filter(|m| m.step <= step)
+        .collect();
+    let mut text = String::new();
+    for line in kept {
+        text += &serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
+        text.push('\n');
+    }
+    write_synced(path, text.as_bytes())
+}
+
+/// Reads a VQ run's `metrics.jsonl` (lines that do not parse are ignored).
+pub fn read_vq_metrics(path: &Path) -> Result<Vec<VqMetricsLine>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect())
+}
