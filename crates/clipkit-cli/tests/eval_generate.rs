@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use common::{clipkit, model};
@@ -14,15 +15,9 @@ use serde_json::Value;
 fn prompts_and_truth(dir: &Path) -> usize {
     let prompts = dir.join("prompts.jsonl");
     let truth = dir.join("truth");
+    let (p, t) = (prompts.display().to_string(), truth.display().to_string());
     clipkit(&[
-        "data".as_ref(),
-        "prompts".as_ref(),
-        "--out".as_ref(),
-        prompts.as_os_str(),
-        "--truth".as_ref(),
-        truth.as_os_str(),
-        "--size".as_ref(),
-        "72".as_ref(),
+        "data", "prompts", "--out", &p, "--truth", &t, "--size", "72",
     ])
     .ok();
     std::fs::read_to_string(&prompts).unwrap().lines().count()
@@ -30,18 +25,18 @@ fn prompts_and_truth(dir: &Path) -> usize {
 
 fn evaluate(dir: &Path, images: &Path, report: Option<&Path>) -> Value {
     let quickstart = model("quickstart");
-    let mut args = vec![
-        "eval".as_ref(),
-        "generate".as_ref(),
-        "--prompts".as_ref(),
+    let mut args: Vec<OsString> = vec![
+        "eval".into(),
+        "generate".into(),
+        "--prompts".into(),
         dir.join("prompts.jsonl").into_os_string(),
-        "--images".as_ref(),
+        "--images".into(),
         images.as_os_str().to_owned(),
-        "--model".as_ref(),
+        "--model".into(),
         quickstart.as_os_str().to_owned(),
-        "--judge".as_ref(),
+        "--judge".into(),
         quickstart.into_os_string(),
-        "--json".as_ref(),
+        "--json".into(),
     ];
     if let Some(report) = report {
         args.push("--report".into());
