@@ -81,7 +81,7 @@ impl<'a> Judge<'a> {
     }
 }
 
-/// `blob` of `image` alone: its bounding box plus [`MARGIN`] pixels copied onto the first
+/// `blob` of `image` alone: its bounding box plus a 2-pixel margin copied onto the first
 /// shapes-world background, everything else blank.
 pub fn isolate(image: &RgbImage, blob: &Blob) -> RgbImage {
     let (w, h) = image.dimensions();

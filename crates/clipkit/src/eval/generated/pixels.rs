@@ -128,7 +128,7 @@ pub fn find_blobs(image: &RgbImage) -> Vec<Blob> {
             });
         }
     }
-    blobs.sort_by(|a, b| b.area.cmp(&a.area));
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.area));
     blobs
 }
 
