@@ -10,10 +10,13 @@
 //! - [`search_quality`]: precision@k of image search on a captioned folder.
 //! - [`clip_score`](mod@clip_score): CLIPScore, RefCLIPScore and torchmetrics' CLIPScore of
 //!   image–caption pairs.
+//! - [`generated`]: generated images judged against their prompts (CLIPScore, pixel checks
+//!   of colour, count and position, a judge CLIP for shape and binding).
 
 pub mod clip_score;
 mod confusion_png;
 pub mod folder_probe;
+pub mod generated;
 pub mod image_folder;
 pub mod linear_probe;
 pub mod metrics;

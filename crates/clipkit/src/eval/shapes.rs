@@ -158,8 +158,9 @@ impl Attribute {
             .collect()
     }
 
-    /// The prompts that stand for class `class`: every phrase naming it, under every prefix.
-    fn prompts(self, class: usize) -> Vec<String> {
+    /// The prompts that stand for class `class`: every phrase naming it, under every prefix
+    /// (averaged into one class embedding by [`ensemble_prompts`]).
+    pub fn prompts(self, class: usize) -> Vec<String> {
         let phrases: Vec<String> = match self {
             Attribute::Colour => every_group(|g| g.colour.index() == class),
             Attribute::Shape => every_group(|g| g.shape.index() == class),

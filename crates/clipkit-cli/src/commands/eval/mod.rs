@@ -1,5 +1,7 @@
-//! `clipkit eval`: zero-shot accuracy, retrieval recall and linear probes.
+//! `clipkit eval`: zero-shot accuracy, retrieval recall, linear probes and generated images.
 
+pub mod generate;
+mod generate_report;
 pub mod linear_probe;
 pub mod retrieval;
 pub mod zeroshot;
@@ -17,6 +19,9 @@ pub enum Command {
     Retrieval(retrieval::Args),
     /// Logistic regression on frozen image embeddings, beside zero-shot.
     LinearProbe(linear_probe::Args),
+    /// Generated images judged against their prompts: CLIPScore per category, pixel checks
+    /// of colour, count and position, and a judge CLIP's shape and attribute binding.
+    Generate(generate::Args),
 }
 
 /// Runs `clipkit eval`.
@@ -25,6 +30,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Zeroshot(args) => zeroshot::run(args),
         Command::Retrieval(args) => retrieval::run(args),
         Command::LinearProbe(args) => linear_probe::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 

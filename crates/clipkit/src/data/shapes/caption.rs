@@ -85,7 +85,7 @@ fn phrasings(orders: &[Vec<Group>]) -> Vec<String> {
             let Some(first) = order.first() else {
                 continue;
             };
-            let body = join(order.iter().map(|g| phrase(g, detail)).collect());
+            let body = join_phrases(order.iter().map(|g| phrase(g, detail)).collect());
             for prefix in PREFIXES {
                 push_new(&mut out, format!("{prefix}{body}"));
             }
@@ -102,7 +102,7 @@ fn phrasings(orders: &[Vec<Group>]) -> Vec<String> {
 pub fn canonical_caption(scene: &Scene) -> String {
     let mut groups = scene.groups();
     groups.sort_by_key(|g| (g.colour, g.shape));
-    join(groups.iter().map(|g| phrase(g, DETAILS[0])).collect())
+    join_phrases(groups.iter().map(|g| phrase(g, DETAILS[0])).collect())
 }
 
 /// The noun phrase of one group, with or without its size and position: "a red circle",
@@ -159,8 +159,8 @@ pub fn with_article(rest: &str) -> String {
     }
 }
 
-/// "x", "x and y", "x, y and z".
-fn join(mut phrases: Vec<String>) -> String {
+/// Joins noun phrases as captions do: "x", "x and y", "x, y and z".
+pub fn join_phrases(mut phrases: Vec<String>) -> String {
     match phrases.len() {
         0 | 1 => phrases.pop().unwrap_or_default(),
         n => {

@@ -28,7 +28,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use caption::{
-    canonical_caption, captions, group_phrase, one_group_captions, with_article, PREFIXES,
+    canonical_caption, captions, group_phrase, join_phrases, one_group_captions, with_article,
+    PREFIXES,
 };
 pub use folder::write_shapes_folder;
 pub use render::render;
