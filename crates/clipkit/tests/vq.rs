@@ -216,7 +216,7 @@ fn missing_and_misshaped_weights_are_all_named() {
 
 #[test]
 fn vqgan_drawer_renders_unit_range_images_with_latent_gradients() {
-    use clipkit::generate::{vqgan_drawer, Drawer};
+    use clipkit::generate::vqgan_drawer;
     let model = VqModel::load(&vq_fixtures().join("tiny")).unwrap();
     let mut drawer = vqgan_drawer(model.clone(), (16, 16), 3).unwrap();
     let image = drawer.render().unwrap();
