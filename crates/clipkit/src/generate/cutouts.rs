@@ -11,11 +11,11 @@
 //!   position is uniform over the places the crop fits;
 //! - **flip**: left–right with probability `flip` (default 0: shapes-world captions name
 //!   positions, and a flip swaps left and right);
-//! - **colour**: contrast × U(1 − `jitter`, 1 + `jitter`) about mid-grey, brightness
-//!   + U(−`jitter`, `jitter`), one draw per cut-out for all channels (hue is left alone:
-//!   the colour is what the prompt asks for);
-//! - **noise**: + f · N(0, 1) per pixel with f ~ U(0, `noise`) per cut-out, as VQGAN+CLIP
-//!   (noise factor up to 0.1).
+//! - **colour**: contrast × U(1 − `jitter`, 1 + `jitter`) about mid-grey and brightness
+//!   shifted by U(−`jitter`, `jitter`), one draw per cut-out for all channels (hue is left
+//!   alone: the colour is what the prompt asks for);
+//! - **noise**: f · N(0, 1) added per pixel with f ~ U(0, `noise`) per cut-out, as
+//!   VQGAN+CLIP (noise factor up to 0.1).
 //!
 //! Crops larger than the model's input are shrunk by area averaging (every pixel gets a
 //! gradient), smaller ones enlarged bilinearly. All randomness comes from the caller's

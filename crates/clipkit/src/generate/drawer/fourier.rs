@@ -101,7 +101,7 @@ impl FourierDrawer {
         let (mut row_re, mut row_im) = (Vec::new(), Vec::new());
         let norm = 1.0 / (width as f64).sqrt();
         for k in 0..freqs {
-            let twice = k != 0 && !(width % 2 == 0 && k == width / 2);
+            let twice = k != 0 && !(width.is_multiple_of(2) && k == width / 2);
             let c = if twice { 2.0 } else { 1.0 } * norm;
             for n in 0..width {
                 let angle = 2.0 * PI * ((k * n) % width) as f64 / width as f64;
