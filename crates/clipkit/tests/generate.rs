@@ -23,9 +23,12 @@ use common::*;
 const OPS_TOL: f32 = 1e-5;
 /// Per-step losses of the optimisation.
 const LOSS_TOL: f32 = 1e-5;
-/// Logits after three Adam steps at lr 0.05 (each step moves a logit by about 0.05; Adam's
-/// normalisation magnifies float32 noise in the tiniest gradients, observed ≈ 1e-6).
-const STEPS_TOL: f32 = 1e-4;
+/// Logits after three Adam steps at lr 0.05: each step moves a logit by about lr · g / (|g| +
+/// 1e-8), so for the few pixels whose gradient is near 1e-8 (touched only by the edge of a
+/// crop) float32 rounding of g is magnified; observed 2e-4 there (0.4% of one step).
+const STEPS_TOL: f32 = 1e-3;
+/// Every other logit: at most 1% of them may differ by more than this.
+const STEPS_TYPICAL_TOL: f32 = 1e-5;
 
 fn reference() -> HashMap<String, Tensor> {
     common::reference("generate")
@@ -156,6 +159,27 @@ fn three_guided_adam_steps_match_pytorch() {
         logits.as_tensor(),
         &want["steps.logits"],
         STEPS_TOL,
+    );
+    let got = logits
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let reference = want["steps.logits"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let off = got
+        .iter()
+        .zip(&reference)
+        .filter(|(g, w)| !compare::all_close(&[**g], &[**w], STEPS_TYPICAL_TOL))
+        .count();
+    assert!(
+        off * 100 <= got.len(),
+        "{off} of {} logits differ by more than {STEPS_TYPICAL_TOL}",
+        got.len()
     );
     let moved = max_abs_diff(logits.as_tensor(), &want["steps.logits0"]);
     assert!(moved > 0.1, "the steps moved the logits by only {moved}");

@@ -44,8 +44,9 @@ pub struct Args {
     /// `clipkit quickstart` saved.
     #[arg(long = "model", value_name = "DIR")]
     models: Vec<PathBuf>,
-    /// How the image is parametrised.
-    #[arg(long, value_enum, default_value_t = DrawerArg::Pixel)]
+    /// How the image is parametrised (fourier by default: smoother, cleaner objects than
+    /// pixel with the quickstart model).
+    #[arg(long, value_enum, default_value_t = DrawerArg::Fourier)]
     drawer: DrawerArg,
     /// The VQ decoder of `--drawer vqgan`: a diffusers VQModel folder (`config.json` +
     /// `diffusion_pytorch_model.safetensors`), e.g. `DIR/model` of `clipkit train vq`.
@@ -60,7 +61,7 @@ pub struct Args {
     /// Cut-outs per step (K).
     #[arg(long, default_value_t = CutoutConfig::default().count, allow_negative_numbers = true, value_parser = positive_count)]
     cutouts: usize,
-    /// Adam learning rate. Default: the drawer's (0.05 for pixel and fourier).
+    /// Adam learning rate. Default: the drawer's (pixel 0.05, fourier 0.02).
     #[arg(long, value_parser = positive_number)]
     lr: Option<f64>,
     /// Seed of the drawer's start, the cut-outs and the noise: same seed, same threads →
@@ -74,9 +75,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     init_weight: f64,
     /// Weight of the total-variation term (smoother images).
-    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    #[arg(long, default_value_t = GenerateConfig::default().tv_weight, value_parser = non_negative)]
     tv: f64,
-    /// Share of zoomed cut-outs (the rest are wide views).
+    /// Share of zoomed cut-outs (the rest are wide views; Pixray uses 0.6).
     #[arg(long, default_value_t = CutoutConfig::default().zoomed, value_parser = unit_interval)]
     zoomed: f64,
     /// Chance of a left–right flip per cut-out (0 by default: it swaps left and right).

@@ -1,19 +1,21 @@
 //! Cut-outs: K augmented views of the image per step, each resized to a model's input.
 //!
 //! The scheme (defaults in [`CutoutConfig::default`]):
-//! - **scale**: a share `zoomed` of the cut-outs (60%, as Pixray mixes them) are zoomed
-//!   crops whose side is a uniform fraction in [`min_zoom`, 0.9) of the image's shorter
-//!   side; the others are wide views, a fraction in [0.9, 1] of it;
+//! - **scale**: a share `zoomed` of the cut-outs are zoomed crops whose side is a uniform
+//!   fraction in [`min_zoom`, 0.9) of the image's shorter side; the others are wide views,
+//!   a fraction in [0.9, 1] of it. Pixray mixes 60% zoomed with 40% wide (`zoomed` 0.6);
+//!   the default is 0, wide views only: the quickstart model was trained on whole scenes,
+//!   and zoomed crops made it paint the object in every part of the image;
 //! - **affine**: the crop's height and width are each stretched by up to `stretch` (±10%),
 //!   independently, so the cut-out is scaled anisotropically as well as translated; the
 //!   position is uniform over the places the crop fits;
 //! - **flip**: left–right with probability `flip` (default 0: shapes-world captions name
 //!   positions, and a flip swaps left and right);
-//! - **colour**: contrast × U(1 − `jitter`, 1 + `jitter`) about mid-grey, brightness
-//!   plus U(−`jitter`, `jitter`), one draw per cut-out for all channels (hue is left alone:
-//!   the colour is what the prompt asks for);
-//! - **noise**: + f · N(0, 1) per pixel with f ~ U(0, `noise`) per cut-out, as VQGAN+CLIP
-//!   (noise factor up to 0.1).
+//! - **colour**: contrast × U(1 − `jitter`, 1 + `jitter`) about mid-grey and brightness
+//!   shifted by U(−`jitter`, `jitter`), one draw per cut-out for all channels (hue is left
+//!   alone: the colour is what the prompt asks for);
+//! - **noise**: f · N(0, 1) added per pixel with f ~ U(0, `noise`) per cut-out, as
+//!   VQGAN+CLIP (noise factor up to 0.1).
 //!
 //! Crops larger than the model's input are shrunk by area averaging (every pixel gets a
 //! gradient), smaller ones enlarged bilinearly. All randomness comes from the caller's
@@ -47,12 +49,12 @@ pub struct CutoutConfig {
 }
 
 impl Default for CutoutConfig {
-    /// 16 cut-outs, 60% zoomed to at least half the image, stretch 0.1, no flips, jitter
-    /// 0.05, noise up to 0.1.
+    /// 16 cut-outs, all wide (zoomed ones, when asked for, reach down to half the image),
+    /// stretch 0.1, no flips, jitter 0.05, noise up to 0.1.
     fn default() -> Self {
         CutoutConfig {
             count: 16,
-            zoomed: 0.6,
+            zoomed: 0.0,
             min_zoom: 0.5,
             stretch: 0.1,
             flip: 0.0,
@@ -205,6 +207,7 @@ mod tests {
         let config = CutoutConfig {
             count: 200,
             flip: 0.5,
+            zoomed: 0.6,
             ..CutoutConfig::default()
         };
         let draw = |seed| {

@@ -30,8 +30,8 @@ pub fn from_rgb_image(image: &RgbImage, (height, width): (usize, usize)) -> Resu
     );
     let mut planes = vec![0f32; 3 * height * width];
     for (x, y, pixel) in resized.enumerate_pixels() {
-        for c in 0..3 {
-            planes[(c * height + y as usize) * width + x as usize] = f32::from(pixel.0[c]) / 255.0;
+        for (c, value) in pixel.0.iter().enumerate() {
+            planes[(c * height + y as usize) * width + x as usize] = f32::from(*value) / 255.0;
         }
     }
     Ok(Tensor::from_vec(

@@ -24,7 +24,8 @@ pub struct GenerateConfig {
     pub lr: Option<f64>,
     /// How cut-outs are drawn.
     pub cutouts: CutoutConfig,
-    /// Weight of the total-variation term (default 0).
+    /// Weight of the total-variation term (default 1: smooths the noise textures the
+    /// quickstart model otherwise rewards).
     pub tv_weight: f64,
     /// Weight of the mean squared distance to the init image, when there is one (default 0).
     pub init_weight: f64,
@@ -37,7 +38,7 @@ impl Default for GenerateConfig {
         GenerateConfig {
             lr: None,
             cutouts: CutoutConfig::default(),
-            tv_weight: 0.0,
+            tv_weight: 1.0,
             init_weight: 0.0,
             seed: 0,
         }

@@ -158,7 +158,8 @@ impl Drawer for FourierDrawer {
         Ok(candle_nn::ops::sigmoid(&rgb)?)
     }
 
+    /// 0.02: at 0.05 the spectrum grows fast enough to saturate the sigmoid in places.
     fn default_lr(&self) -> f64 {
-        0.05
+        0.02
     }
 }
