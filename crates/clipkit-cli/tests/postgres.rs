@@ -100,14 +100,15 @@ fn two_indexers_at_once_and_a_sigkill_lose_nothing_and_duplicate_nothing() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert!(was_running, "the first indexer ended before the kill");
-    let rerun = clipkit(&[
+    let rerun: [&std::ffi::OsStr; 6] = [
         "index".as_ref(),
         a.as_os_str(),
         "--index".as_ref(),
         store.as_ref(),
         "--model".as_ref(),
         clip.as_os_str(),
-    ]);
+    ];
+    let rerun = clipkit(&rerun);
     rerun.ok();
     let resumed = snapshot(&store, &clip);
     assert_eq!(resumed.len(), 80);

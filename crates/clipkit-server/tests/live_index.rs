@@ -80,7 +80,14 @@ fn sees_new_images(location: StoreLocation) {
     assert!(!state.refresh().unwrap(), "nothing changed yet");
     assert_eq!(get_json(&state, "/api/health")["images"], 3);
 
-    indexer::index_folders(&clip, &mut *writer, &[after.clone()], 8, &mut Quiet).unwrap();
+    indexer::index_folders(
+        &clip,
+        &mut *writer,
+        std::slice::from_ref(&after),
+        8,
+        &mut Quiet,
+    )
+    .unwrap();
     assert!(state.refresh().unwrap(), "the new commit is noticed");
     assert_eq!(get_json(&state, "/api/health")["images"], 5);
     let found = get_json(&state, "/api/search?q=a%20photo&top_k=10");
