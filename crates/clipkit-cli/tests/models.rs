@@ -65,23 +65,15 @@ fn pull_list_and_use_a_model_by_name_offline() {
 
     // By name, offline: the same numbers as the folder itself, and a warning naming the
     // words the quickstart model cannot represent.
-    let args = [
-        "embed",
-        "--text",
-        "a red circle",
-        "--text",
-        "a dog on a beach",
-        "--json",
-    ];
-    let by_name = run(&[&["--model", REPO][..], &args].concat(), true);
-    let by_path = run(
-        &[
-            &["--model", model("quickstart").to_str().unwrap()][..],
-            &args,
-        ]
-        .concat(),
-        true,
-    );
+    let quickstart = model("quickstart");
+    let embed = |model: &str| {
+        let texts = ["--text", "a red circle", "--text", "a dog on a beach"];
+        run(
+            &[&["embed", "--model", model, "--json"][..], &texts].concat(),
+            true,
+        )
+    };
+    let (by_name, by_path) = (embed(REPO), embed(quickstart.to_str().unwrap()));
     let (by_name_json, by_path_json) = (by_name.json(), by_path.json());
     assert_eq!(by_name_json["texts"], by_path_json["texts"]);
     assert_eq!(

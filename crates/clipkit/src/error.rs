@@ -120,9 +120,6 @@ pub enum Error {
     /// An error of the search index or its store.
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
-    /// An error of the Hub or its cache.
-    #[error(transparent)]
-    Hub(#[from] crate::hub::HubError),
     /// An error from the tensor engine.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
