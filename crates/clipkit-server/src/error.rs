@@ -91,6 +91,7 @@ fn library_status(e: &clipkit::Error) -> StatusCode {
         | E::Config { .. }
         | E::Weights { .. }
         | E::CorruptCheckpoint { .. }
+        | E::UnsafePickle { .. }
         | E::Tokenizer { .. }
         | E::Training(_)
         | E::Incompatible { .. }
