@@ -55,6 +55,9 @@ enum Command {
     Dupes(commands::dupes::Args),
     /// Serve the JSON API and the search page (127.0.0.1 by default).
     Serve(commands::serve::Args),
+    /// Model checkpoints in other layouts: convert an OpenAI CLIP `.pt` to a HF folder.
+    #[command(subcommand)]
+    Models(commands::models::Command),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Search(args) => commands::search::run(args),
         Command::Dupes(args) => commands::dupes::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Models(command) => commands::models::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

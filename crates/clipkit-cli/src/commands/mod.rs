@@ -7,6 +7,7 @@ pub mod embed;
 pub mod eval;
 pub mod index;
 pub mod merge;
+pub mod models;
 pub mod preprocess;
 pub mod quickstart;
 pub mod score;
