@@ -55,7 +55,8 @@ enum Command {
     Search(commands::search::Args),
     /// List groups of near-duplicate images in the index.
     Dupes(commands::dupes::Args),
-    /// Models from the HuggingFace Hub: pull by name into the Hub cache, list the cache.
+    /// Models by name and in other layouts: pull from the HuggingFace Hub into its cache,
+    /// list the cache, convert an OpenAI CLIP `.pt` to a HuggingFace folder.
     #[command(subcommand)]
     Models(commands::models::Command),
     /// Serve the JSON API and the search page (127.0.0.1 by default).

@@ -417,3 +417,53 @@ fn threads_flag_is_accepted_and_validated() {
     clipkit(&["--threads", "0", "tokenize", "--model", "x", "--text", "y"])
         .assert_fails_naming("threads");
 }
+
+/// `clipkit models convert` turns an OpenAI-layout TorchScript `.pt` into a HF folder that
+/// clipkit loads with open_clip's image features (1e-4); a pickle that would run code and a
+/// truncated archive fail naming the global or the file, and leave no output folder.
+#[test]
+fn models_convert_openai_pt_to_hf_and_refuses_bad_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hf");
+    let src = fixtures().join("openai/vit.pt");
+    let convert = |src: &Path, out: &Path| {
+        clipkit(&[
+            "models".as_ref(),
+            "convert".as_ref(),
+            src.as_os_str(),
+            "--to".as_ref(),
+            "hf".as_ref(),
+            out.as_os_str(),
+        ])
+    };
+    convert(&src, &out).ok();
+    let io = candle_core::safetensors::load(
+        fixtures().join("openai/io.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let clip = clipkit::Clip::load(&out).unwrap();
+    let got = clip.image_features(&io["pixels"]).unwrap();
+    let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+    let want: Vec<f32> = io["image_features"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(
+        max_diff(&got, &want) <= 1e-4,
+        "image features differ by {}",
+        max_diff(&got, &want)
+    );
+    let ids = clip.tokenizer().encode("a photo of a cat").unwrap().ids;
+    assert_eq!(ids, vec![49406, 320, 1125, 539, 320, 2368, 49407]);
+
+    for (bad, culprit) in [
+        ("torch/evil.bin", "posix.system"),
+        ("torch/truncated.pt", "truncated.pt"),
+    ] {
+        let out = dir.path().join(format!("out-{}", bad.replace('/', "-")));
+        convert(&fixtures().join(bad), &out).assert_fails_naming(culprit);
+        assert!(!out.exists(), "{bad}: output folder left behind");
+    }
+}

@@ -94,7 +94,6 @@ fn library_status(e: &clipkit::Error) -> StatusCode {
         | E::Weights { .. }
         | E::CorruptCheckpoint { .. }
         | E::UnsafePickle { .. }
-        | E::Hub(_)
         | E::Tokenizer { .. }
         | E::Training(_)
         | E::Incompatible { .. }

@@ -9,7 +9,7 @@ mod hub_server;
 use std::path::{Path, PathBuf};
 
 use clipkit::hub::{self, HubError, HubSettings, PullOptions, RepoId, ResolvedModel};
-use clipkit::model_folder::{probe, FolderLayout};
+use clipkit::model_folder::{probe_layout, Layout};
 use clipkit::Clip;
 use hub_server::{HubServer, COMMIT, REPO};
 
@@ -100,7 +100,7 @@ fn pull_writes_the_hub_cache_layout_and_the_name_then_resolves_offline() {
         .any(|b| b.ends_with(".incomplete")));
 
     // The pulled folder is the fixture model, bit for bit in what it computes.
-    assert_eq!(probe(&snapshot), Some(FolderLayout::HuggingFace));
+    assert_eq!(probe_layout(&snapshot), Some(Layout::HfFolder));
     assert_eq!(text_embedding(&snapshot), text_embedding(&quickstart()));
 
     // Offline, the name resolves through the cache without a request.
@@ -166,7 +166,7 @@ fn a_name_missing_from_the_cache_is_pulled_on_first_use_and_announced() {
     .expect("pulled");
     assert_eq!(announced, vec![REPO.to_string()]);
     assert!(matches!(resolved, ResolvedModel::Pulled(_)));
-    assert_eq!(probe(resolved.path()), Some(FolderLayout::HuggingFace));
+    assert_eq!(probe_layout(resolved.path()), Some(Layout::HfFolder));
 }
 
 #[test]
@@ -409,8 +409,8 @@ fn a_cache_laid_out_by_huggingface_hub_is_read() {
     let listed = hub::list_cached(cache.path()).unwrap();
     assert_eq!(listed[0].repo, "openai/clip-vit-base-patch32");
     assert_eq!(
-        probe(&listed[0].revisions[0].path),
-        Some(FolderLayout::HuggingFace)
+        probe_layout(&listed[0].revisions[0].path),
+        Some(Layout::HfFolder)
     );
 }
 

@@ -158,3 +158,23 @@ fn truncated_and_foreign_files_are_corrupt_checkpoints_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn probe_layout_tells_hf_folders_and_torch_files_from_others() {
+    use clipkit::model_folder::{probe_layout, Layout};
+    let fixtures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"));
+    assert_eq!(
+        probe_layout(&fixtures.join("models/clip-a")),
+        Some(Layout::HfFolder)
+    );
+    for file in ["traced.pt", "state_dict.bin", "legacy.bin", "truncated.pt"] {
+        assert_eq!(
+            probe_layout(&fixture(file)),
+            Some(Layout::TorchCheckpoint),
+            "{file}"
+        );
+    }
+    assert_eq!(probe_layout(&fixtures.join("torch")), None);
+    assert_eq!(probe_layout(&fixture("expected.safetensors")), None);
+    assert_eq!(probe_layout(&fixture("no-such-file")), None);
+}

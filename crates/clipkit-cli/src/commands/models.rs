@@ -1,10 +1,15 @@
-//! `clipkit models pull|list`: models by name from the HuggingFace Hub, in its standard
-//! cache; and [`resolve`], how every `--model` value becomes a folder.
+//! `clipkit models pull|list|convert`: models by name from the HuggingFace Hub, in its
+//! standard cache; checkpoints in other layouts (`convert` writes an OpenAI-layout ViT, a
+//! `clip.load` TorchScript `.pt` or a `torch.save` state dict, as a HuggingFace folder that
+//! transformers' `CLIPModel.from_pretrained` and clipkit load); and [`resolve`], how every
+//! `--model` value becomes a folder.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clipkit::hub::{self, HubSettings, PullOptions, PullProgress, RepoId, ResolvedModel};
+use clipkit::model_folder::openai_layout::read_openai_checkpoint;
+use clipkit::model_folder::{probe_layout, write_model_folder};
 use indicatif::ProgressBar;
 use serde_json::json;
 
@@ -16,6 +21,9 @@ pub enum Command {
     Pull(PullArgs),
     /// List the models in the Hub cache and which ones clipkit can load.
     List(ListArgs),
+    /// Convert a checkpoint to a model folder: an OpenAI CLIP ViT `.pt` (TorchScript, as
+    /// `clip.load` downloads it) or `.bin`/`.pth` state dict to a HuggingFace folder.
+    Convert(ConvertArgs),
 }
 
 /// `clipkit models pull`.
@@ -43,11 +51,35 @@ pub struct ListArgs {
     json: bool,
 }
 
+/// The layouts `convert` writes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ConvertTo {
+    /// A transformers `CLIPModel` folder: config.json, model.safetensors,
+    /// preprocessor_config.json, vocab.json + merges.txt.
+    Hf,
+}
+
+/// `clipkit models convert`.
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// The checkpoint to convert.
+    #[arg(value_name = "SRC")]
+    src: PathBuf,
+    /// The layout to write.
+    #[arg(long, value_enum)]
+    to: ConvertTo,
+    /// Output folder; an existing model folder is replaced atomically, any other non-empty
+    /// folder is refused.
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+}
+
 /// Runs `clipkit models ...`.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pull(args) => pull(args),
         Command::List(args) => list(args),
+        Command::Convert(args) => convert(args),
     }
 }
 
@@ -130,7 +162,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
                         "commit": r.commit,
                         "refs": r.refs,
                         "path": r.path,
-                        "layout": clipkit::model_folder::probe(&r.path).map(|l| l.name()),
+                        "layout": probe_layout(&r.path).map(|l| l.name()),
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -157,7 +189,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
                 Some(tag) => format!("{}@{tag}", model.repo),
                 None => model.repo.clone(),
             };
-            let loadable = match clipkit::model_folder::probe(&revision.path) {
+            let loadable = match probe_layout(&revision.path) {
                 Some(layout) => format!("yes ({})", layout.name()),
                 None => "no".to_string(),
             };
@@ -180,5 +212,25 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    let ConvertTo::Hf = args.to;
+    let folder = read_openai_checkpoint(&args.src)?;
+    write_model_folder(&args.out, &folder)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let v = &folder.config.vision_config;
+    eprintln!(
+        "wrote {}: ViT {} px, patch {}, {} layers of width {}; text {} layers of width {}; embedding {}",
+        args.out.display(),
+        v.image_size,
+        v.patch_size,
+        v.num_hidden_layers,
+        v.hidden_size,
+        folder.config.text_config.num_hidden_layers,
+        folder.config.text_config.hidden_size,
+        folder.config.projection_dim
+    );
     Ok(())
 }

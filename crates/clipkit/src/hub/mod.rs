@@ -14,7 +14,7 @@
 //! [`resolve_model`] is the one resolver of a `--model` argument: a path that exists is
 //! used as it is; `ORG/NAME[@REVISION]` is looked up in the cache (no network), and pulled
 //! ([`pull`]) when missing unless [`HubSettings::offline`]. [`list_cached`] lists the cache,
-//! and [`crate::model_folder::probe`] says which of its snapshots clipkit can load.
+//! and [`crate::model_folder::probe_layout`] says which of its snapshots clipkit can load.
 //!
 //! The protocol is the Hub's: `GET /api/models/{repo}/revision/{rev}` for the commit,
 //! `GET /api/models/{repo}/tree/{commit}?recursive=true` for the files, and

@@ -10,13 +10,13 @@
 //! [`ModelFolder::read`] and [`write_model_folder`] (atomic, see [`atomic_dir`]).
 
 pub mod atomic_dir;
+mod layout;
 pub mod openai_layout;
-mod probe;
 mod read;
 pub mod torch_checkpoint;
 mod write;
 
-pub use probe::{probe, FolderLayout};
+pub use layout::{probe_layout, Layout};
 pub use read::{read_config, read_preprocess, read_tokenizer, read_tokenizer_files};
 pub use write::write_model_folder;
 

@@ -26,11 +26,32 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+use super::torch_checkpoint::read_tensors;
+use super::ModelFolder;
 use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig};
 use crate::error::{Error, Result};
+use crate::image::PreprocessConfig;
+use crate::tokenizer::clip_vocab_files;
 
 /// OpenAI's attention head width: `build_model` sets heads = width / 64.
 const HEAD_WIDTH: usize = 64;
+
+/// An OpenAI-layout ViT checkpoint at `path` (a TorchScript `.pt` as `clip.load` downloads
+/// it, or a `torch.save` state dict) as a HuggingFace model folder in memory: the weights
+/// renamed ([`openai_to_hf`]), OpenAI's preprocessing at the inferred image size
+/// ([`PreprocessConfig::openai`]) and CLIP's vocabulary ([`clip_vocab_files`]). Write it
+/// with [`super::write_model_folder`].
+pub fn read_openai_checkpoint(path: &Path) -> Result<ModelFolder> {
+    let (config, tensors) = openai_to_hf(read_tensors(path)?, path)?;
+    let preprocess = PreprocessConfig::openai(config.vision_config.image_size as u32);
+    Ok(ModelFolder {
+        config,
+        tensors,
+        preprocess,
+        tokenizer: clip_vocab_files()?,
+        extra: Vec::new(),
+    })
+}
 
 /// Renames an OpenAI-layout ViT CLIP state dict (`tensors`, read from `source`) to HF names and
 /// infers its [`ClipConfig`] from the shapes: widths from `visual.conv1.weight` and
