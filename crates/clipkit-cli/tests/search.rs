@@ -343,7 +343,11 @@ fn search_json_contract_top_k_min_score_and_mixed_queries() {
     };
     let out = run(&["red square", "--top-k", "3"]);
     let obj = out.as_object().unwrap();
-    assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["query", "results"]);
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        vec!["query", "results", "unknown_words"]
+    );
+    assert_eq!(out["unknown_words"], serde_json::json!([]));
     assert_eq!(
         out["query"],
         serde_json::json!([{"text": "red square", "weight": 1.0}])

@@ -61,12 +61,19 @@ pub fn ensure_vector_extension(client: &mut Client, location: &StoreLocation) ->
             message: INSTALL_PGVECTOR.into(),
         });
     }
-    client
-        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
-        .map_err(|e| SearchError::Database {
-            location: location.clone(),
-            message: format!("{INSTALL_PGVECTOR} ({})", PgStore::cause(&e)),
-        })
+    // Two clients creating the extension at once both pass `IF NOT EXISTS` and one fails on
+    // the catalog's unique index; an advisory lock held to the commit makes them take turns.
+    let failed = |e: postgres::Error| SearchError::Database {
+        location: location.clone(),
+        message: format!("{INSTALL_PGVECTOR} ({})", PgStore::cause(&e)),
+    };
+    let mut tx = client.transaction().map_err(failed)?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(hashtext('clipkit: CREATE EXTENSION vector'));
+         CREATE EXTENSION IF NOT EXISTS vector",
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)
 }
 
 /// Creates the tables for `model` and `dim`-component vectors unless another process did
