@@ -147,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot load the VQ decoder in {}", dir.display()))?;
             vqgan_drawer(model, (height, width), args.seed)?
         }
+        (_, Some(_)) => anyhow::bail!(
+            "--vq DIR is the decoder of --drawer vqgan; give --drawer vqgan or leave --vq out"
+        ),
         _ => new_drawer(kind, (height, width), args.fourier_decay, args.seed)?,
     };
     let init = match init {
