@@ -50,6 +50,10 @@ fn least_cosine(a: &Tensor, b: &Tensor) -> f32 {
 
 fn check_images(what: &str, clip: &Clip, reference: &HashMap<String, Tensor>) {
     let got = clip.embed_pixels(&reference["pixels"]).unwrap();
+    eprintln!(
+        "{what}: image max |Δ| {:e}",
+        max_abs_diff(&got, &reference["image_embeds"])
+    );
     assert_close(
         &format!("{what} image embeddings"),
         &got,
@@ -60,6 +64,7 @@ fn check_images(what: &str, clip: &Clip, reference: &HashMap<String, Tensor>) {
         .embed_image_files(&[image("wide_rgb.png")], |_| {})
         .unwrap();
     let cosine = least_cosine(&resized, &reference["resized_embeds"]);
+    eprintln!("{what}: resized image cosine {cosine}");
     assert!(
         cosine >= RESIZED_COSINE,
         "{what}: resized image cosine {cosine} < {RESIZED_COSINE}"
@@ -90,6 +95,10 @@ fn check_open_clip_folder(name: &str, tower: &str) {
         assert_eq!(got, want, "{name}: token ids of {text:?}");
     }
     let got = clip.embed_texts(&texts).unwrap();
+    eprintln!(
+        "{name}: text max |Δ| {:e}",
+        max_abs_diff(&got, &reference["text_embeds"])
+    );
     assert_close(
         &format!("{name} text embeddings"),
         &got,
@@ -129,6 +138,10 @@ fn check_openai_pt(name: &str, tower: &str) {
         })
         .collect();
     let got = clip.embed_token_ids(&ids).unwrap();
+    eprintln!(
+        "{name}.pt: text max |Δ| {:e}",
+        max_abs_diff(&got, &reference["text_embeds"])
+    );
     assert_close(
         &format!("{name}.pt text embeddings"),
         &got,
@@ -254,7 +267,9 @@ fn folder_with_config(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> 
 
 #[test]
 fn unknown_or_unsupported_open_clip_options_are_refused_by_name() {
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 4] = [
+    /// A case name, its edit of the config, the field the error must name.
+    type Case = (&'static str, fn(&mut serde_json::Value), &'static str);
+    let cases: [Case; 4] = [
         (
             "unknown",
             |c| c["model_cfg"]["vision_cfg"]["rope_theta"] = 10000.into(),

@@ -368,7 +368,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<OpenClipConfig> {
         )
     })?;
     let heads = |width: usize, field: &str| {
-        if v.head_width == 0 || width % v.head_width != 0 {
+        if v.head_width == 0 || !width.is_multiple_of(v.head_width) {
             Err(fail(
                 field,
                 format!(
@@ -401,7 +401,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<OpenClipConfig> {
         }),
     };
     let t = &model.text_cfg;
-    if t.heads == 0 || t.width % t.heads != 0 {
+    if t.heads == 0 || !t.width.is_multiple_of(t.heads) {
         return Err(fail(
             "model_cfg.text_cfg.heads",
             format!("{} does not divide the width {}", t.heads, t.width),

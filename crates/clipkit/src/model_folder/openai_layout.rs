@@ -103,14 +103,20 @@ pub fn openai_to_hf(
     source: &Path,
 ) -> Result<(ClipConfig, BTreeMap<String, Tensor>)> {
     let by_name: BTreeMap<String, Tensor> = tensors.into_iter().collect();
-    let architecture = infer_architecture(&by_name, source)?;
-    let ImageTowerConfig::Vit(vision_config) = architecture.image.clone() else {
-        return Err(problem(
+    let resnet = || {
+        problem(
             source,
             "a ModifiedResNet image tower (`visual.attnpool.*`): clipkit converts ViT models to \
              the HF layout only, as transformers has no ResNet CLIP"
                 .into(),
-        ));
+        )
+    };
+    if by_name.contains_key("visual.attnpool.positional_embedding") {
+        return Err(resnet());
+    }
+    let architecture = infer_architecture(&by_name, source)?;
+    let ImageTowerConfig::Vit(vision_config) = architecture.image.clone() else {
+        return Err(resnet());
     };
     let tensors = rename_openai(by_name, &architecture.image, source)?;
     let config = ClipConfig {
