@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         DrawerArg::Vqgan => DrawerKind::Vqgan,
     };
     let models = load_models(&args.models)?;
-    let side = models[0].config().vision_config.image_size;
+    let side = models[0].image_size();
     let (width, height) = args.size.unwrap_or((2 * side, 2 * side));
     let mut drawer = match (kind, &args.vq) {
         (DrawerKind::Vqgan, Some(dir)) => {
