@@ -208,7 +208,17 @@ mod tests {
 
     #[test]
     fn relative_or_dotted_paths_are_refused() {
-        for path in ["a.jpg", "/tmp/../etc/passwd", "/"] {
+        let relative = FileRecord {
+            path: "a.jpg".into(),
+            size: 0,
+            mtime_ns: 0,
+            hash: String::new(),
+        };
+        assert!(matches!(
+            IndexedFile::open(&relative, &NamedRoots::default()),
+            Err(Unservable::NotHere)
+        ));
+        for path in ["/tmp/../etc/passwd", "/"] {
             let record = FileRecord {
                 path: path.into(),
                 size: 0,
