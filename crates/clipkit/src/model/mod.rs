@@ -7,6 +7,7 @@
 mod conv;
 mod encoder;
 mod grad_ops;
+pub mod imagine;
 mod layers;
 mod load_options;
 mod network;
