@@ -22,6 +22,34 @@ use crate::train::SampleOrder;
 /// Images encoded per VQ forward pass.
 const ENCODE_BATCH: usize = 32;
 
+/// The metadata key of the code cache naming what it was made from.
+const POOL_KEY: &str = "clipkit_code_pool";
+
+/// The codes in `cache` if it exists and was made as `identity` says.
+fn read_cached_codes(cache: &Path, identity: &str) -> Result<Option<Tensor>> {
+    if !cache.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(cache).map_err(|e| Error::io(cache, e))?;
+    let corrupt = |message: String| Error::CorruptCheckpoint {
+        path: cache.to_path_buf(),
+        message,
+    };
+    let (_, metadata) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let same = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(POOL_KEY))
+        .is_some_and(|made| made == identity);
+    if !same {
+        return Ok(None);
+    }
+    let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(tensors.remove("codes"))
+}
+
 /// The pool: codes and tokenised captions.
 pub struct CodePool {
     /// (M, n) u32.
@@ -53,11 +81,13 @@ pub fn caption_ids(
 
 impl CodePool {
     /// The pool of the `count` first training images of the shapes world of `seed` at
-    /// `image_size`, read from `cache` when it holds them and encoded (and cached) otherwise;
+    /// `image_size`, read from `cache` when it holds them (made by the same VQ weights, read
+    /// from `vq_dir`, with the same seed, size and count) and encoded (and cached) otherwise;
     /// `progress(done, count)` follows the encoding.
     #[allow(clippy::too_many_arguments)]
     pub fn build(
         vq: &VqModel,
+        vq_dir: &Path,
         tokenizer: &ClipTokenizer,
         text_length: usize,
         pad: u32,
@@ -74,12 +104,13 @@ impl CodePool {
             ..ShapesConfig::default()
         })?;
         let (_, h, w) = vq.latent_shape(image_size as usize, image_size as usize)?;
-        let cached = cache
-            .is_file()
-            .then(|| crate::train::varmap::load_tensors(cache))
-            .transpose()?
-            .and_then(|mut t| t.remove("codes"))
-            .filter(|c| c.dims() == [count, h * w]);
+        // The cache names what it was made from; another VQ model, seed, size or count
+        // re-encodes.
+        let identity = format!(
+            "{}/{seed}/{image_size}/{count}",
+            crate::model::imagine::VqIdentity::of(vq_dir)?.weights_blake3
+        );
+        let cached = read_cached_codes(cache, &identity)?.filter(|c| c.dims() == [count, h * w]);
         let codes = match cached {
             Some(codes) => codes,
             None => {
@@ -94,7 +125,8 @@ impl CodePool {
                     progress(end, count);
                 }
                 let codes = Tensor::cat(&parts, 0)?;
-                let bytes = safetensors::serialize([("codes", &codes)], None)
+                let metadata = std::collections::HashMap::from([(POOL_KEY.to_string(), identity)]);
+                let bytes = safetensors::serialize([("codes", &codes)], Some(metadata))
                     .map_err(|e| Error::Training(format!("code cache: {e}")))?;
                 write_synced(cache, &bytes)?;
                 codes

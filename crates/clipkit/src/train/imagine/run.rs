@@ -146,6 +146,7 @@ pub fn run_imagine(
     }
     let pool = CodePool::build(
         inputs.vq,
+        &config.vq.path,
         inputs.tokenizer,
         config.text_length,
         config.pad_token_id,
