@@ -49,6 +49,9 @@ enum Command {
     Score(commands::score::Args),
     /// Draw an image from a text prompt, guided by CLIP (VQGAN+CLIP / Pixray style).
     Generate(commands::generate::Args),
+    /// Draw images from a text prompt with a trained text-to-image generator (DALL·E
+    /// style), ranked by CLIP similarity to the prompt.
+    Imagine(commands::imagine::Args),
     /// Index folders of images for search (incremental), or show the index with --status.
     Index(commands::index::Args),
     /// Find indexed images by text, by example image, or by a weighted mix.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Eval(command) => commands::eval::run(command),
         Command::Score(args) => commands::score::run(args),
         Command::Generate(args) => commands::generate::run(args),
+        Command::Imagine(args) => commands::imagine::run(args),
         Command::Index(args) => commands::index::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Dupes(args) => commands::dupes::run(args),

@@ -43,6 +43,7 @@ pub mod eval;
 pub mod generate;
 pub mod hub;
 pub mod image;
+pub mod imagine;
 pub mod merge;
 pub mod model;
 pub mod model_folder;

@@ -29,3 +29,8 @@ pub fn default_model_dir() -> PathBuf {
 pub fn default_index_dir() -> PathBuf {
     data_dir().join("index")
 }
+
+/// The text-to-image generator folder `clipkit imagine` uses when given no `--generator`.
+pub fn default_generator_dir() -> PathBuf {
+    data_dir().join("generators").join("default")
+}

@@ -6,6 +6,7 @@ pub mod dupes;
 pub mod embed;
 pub mod eval;
 pub mod generate;
+pub mod imagine;
 pub mod index;
 pub mod merge;
 pub mod models;
@@ -18,6 +19,7 @@ pub mod store_arg;
 pub mod templates;
 pub mod tokenize;
 pub mod train;
+pub mod train_imagine;
 pub mod train_vq;
 
 use std::path::{Path, PathBuf};
@@ -141,6 +143,11 @@ impl ModelArg {
         if let Some(spec) = &self.model {
             return models::resolve(spec);
         }
+        Self::default_dir()
+    }
+
+    /// The default model folder, or an error saying how to make one.
+    pub fn default_dir() -> anyhow::Result<PathBuf> {
         let default = clipkit::paths::default_model_dir();
         if !default.join(clipkit::model_folder::CONFIG_FILE).is_file() {
             anyhow::bail!(

@@ -37,6 +37,8 @@ pub struct Args {
 pub enum Other {
     /// A VQ autoencoder (diffusers VQModel / VQGAN architecture) on the shapes world.
     Vq(super::train_vq::Args),
+    /// A DALL·E-style text-to-image transformer over a VQ model's codes of the shapes world.
+    Imagine(super::train_imagine::Args),
 }
 
 /// What to train: a new model (preset or config) or an existing one.
@@ -129,8 +131,10 @@ impl SettingsArgs {
 
 /// Runs `clipkit train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(Other::Vq(args)) = args.other {
-        return super::train_vq::run(args);
+    match args.other {
+        Some(Other::Vq(args)) => return super::train_vq::run(args),
+        Some(Other::Imagine(args)) => return super::train_imagine::run(args),
+        None => {}
     }
     let out = args.out.context("--out DIR is required")?;
     let summary = train(&out, &args.model, &args.data, &args.settings.settings())?;

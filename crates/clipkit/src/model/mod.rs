@@ -9,6 +9,7 @@ mod conv;
 mod encoder;
 mod grad_ops;
 mod image_tower;
+pub mod imagine;
 mod layers;
 mod load_options;
 mod network;

@@ -175,6 +175,11 @@ impl ClipTokenizer {
         Ok(found)
     }
 
+    /// Ids the tokenizer can produce (vocabulary plus added tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// The most ids a text may have, start and end tokens included.
     pub fn context_length(&self) -> usize {
         self.context_length

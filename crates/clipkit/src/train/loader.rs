@@ -36,7 +36,7 @@ pub struct SampleOrder {
 
 impl SampleOrder {
     /// Source indices of the batch of `step`.
-    fn indices(
+    pub(crate) fn indices(
         &self,
         step: usize,
         len: usize,

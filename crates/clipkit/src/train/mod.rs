@@ -7,6 +7,7 @@
 //! each step (the query/key/value concatenation is then part of the graph).
 
 mod curves;
+pub mod imagine;
 mod init;
 mod loader;
 mod loss;
@@ -18,6 +19,7 @@ mod run;
 mod schedule;
 mod setup;
 mod step;
+mod varmap;
 pub mod vq;
 
 pub use curves::write_training_curves;

@@ -30,7 +30,7 @@ pub fn initialise(varmap: &candle_nn::VarMap, seed: u64) -> Result<()> {
             } else {
                 1.0 / (dims[1..].iter().product::<usize>() as f32).sqrt()
             };
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(name));
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_seed(name));
             let values: Vec<f32> = (0..var.elem_count())
                 .map(|_| rng.random_range(-bound..bound))
                 .collect();
@@ -41,7 +41,9 @@ pub fn initialise(varmap: &candle_nn::VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn fnv1a(text: &str) -> u64 {
+/// The FNV-1a hash of a variable's name, mixed into the run's seed so that each variable
+/// draws its own stream.
+pub(crate) fn name_seed(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })

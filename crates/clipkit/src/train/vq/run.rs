@@ -3,7 +3,6 @@
 //!
 //! Shapes: B = batch, S = image side, D = code width, h × w = latent size, N = codebook size.
 
-use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
 use crate::model_folder::atomic_dir::write_synced;
 use crate::model_folder::{OPTIMIZER_FILE, TRAINER_STATE_FILE};
-use crate::train::{AdamW, AdamWConfig, LrSchedule, TrainableVar};
+use crate::train::varmap::{load_tensors, restore_vars, trainable_vars, var_values};
+use crate::train::{AdamW, AdamWConfig, LrSchedule};
 
 /// The name of the codebook variable (diffusers' name).
 const CODEBOOK: &str = "quantize.embedding.weight";
@@ -138,7 +138,7 @@ pub fn run_vq(
         &settings.config,
     )?;
     initialise(&varmap, settings.seed)?;
-    let mut optimizer = AdamW::new(trainable(&varmap), adamw())?;
+    let mut optimizer = AdamW::new(trainable_vars(&varmap, |_| false), adamw())?;
     let codes = settings.config.num_vq_embeddings;
     let (start, mut usage) = resume(&checkpoint, settings, &varmap, &mut optimizer)?;
     if usage.len() != codes {
@@ -231,7 +231,7 @@ pub fn run_vq(
             observe(VqProgress::Checkpoint(done));
         }
     }
-    write_vq_folder(&model_dir, &settings.config, &values(&varmap), &[])?;
+    write_vq_folder(&model_dir, &settings.config, &var_values(&varmap), &[])?;
     Ok(VqRunSummary {
         model: model_dir,
         steps_trained: settings.steps - start,
@@ -264,34 +264,6 @@ fn adamw() -> AdamWConfig {
         weight_decay: 0.0,
         max_grad_norm: Some(1.0),
     }
-}
-
-/// The variables by name, in name order (the optimiser's state keys).
-fn trainable(varmap: &VarMap) -> Vec<TrainableVar> {
-    let vars = varmap
-        .data()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut all: Vec<TrainableVar> = vars
-        .iter()
-        .map(|(name, var)| TrainableVar {
-            name: name.clone(),
-            var: var.clone(),
-            decays: false,
-        })
-        .collect();
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    all
-}
-
-fn values(varmap: &VarMap) -> HashMap<String, Tensor> {
-    let vars = varmap
-        .data()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    vars.iter()
-        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
-        .collect()
 }
 
 fn perplexity(indices: &[u32], codes: usize) -> f64 {
@@ -358,7 +330,7 @@ fn save_checkpoint(
     write_vq_folder(
         dir,
         &state.settings.config,
-        &values(varmap),
+        &var_values(varmap),
         &[(OPTIMIZER_FILE, moments), (TRAINER_STATE_FILE, state_json)],
     )
 }
@@ -388,28 +360,8 @@ fn resume(
             state.settings
         )));
     }
-    let load = |path: PathBuf| {
-        candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| Error::CorruptCheckpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })
-    };
-    let weights_path = dir.join(VQ_WEIGHTS_FILE);
-    let weights = load(weights_path.clone())?;
-    {
-        let vars = varmap
-            .data()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (name, var) in vars.iter() {
-            let value = weights.get(name).ok_or_else(|| Error::Weights {
-                path: weights_path.clone(),
-                problems: format!("  missing tensor {name}"),
-            })?;
-            var.set(value)?;
-        }
-    }
-    optimizer.restore(&load(dir.join(OPTIMIZER_FILE))?, state.step as u64)?;
+    restore_vars(varmap, &dir.join(VQ_WEIGHTS_FILE))?;
+    optimizer.restore(&load_tensors(&dir.join(OPTIMIZER_FILE))?, state.step as u64)?;
     Ok((state.step, state.usage))
 }
 

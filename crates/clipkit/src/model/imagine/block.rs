@@ -1,0 +1,186 @@
+//! One pre-norm transformer block of the text-to-image model (GPT-2's order: x + attn(ln(x)),
+//! then x + mlp(ln(x)), tanh-GELU MLP), built from differentiable candle operations only so
+//! that the same code trains and samples. Attention is causal; during sampling each block
+//! keeps the keys and values of earlier positions ([`KvCache`]).
+//!
+//! Shapes: B = batch, L = new positions, K = cached + new positions, C = hidden size,
+//! H = heads, D = C / H.
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use super::ImagineConfig;
+
+/// A layer norm over the last axis with a gain and a bias, made of plain tensor operations
+/// (candle's fused layer norm has no backward pass).
+#[derive(Debug, Clone)]
+pub struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl Norm {
+    /// Reads `weight` and `bias` of width `dim`.
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Norm {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// Keys and values (B, H, K, D) of the positions a block has seen.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    keys: Option<Tensor>,
+    values: Option<Tensor>,
+}
+
+impl KvCache {
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Causal multi-head self-attention with separate query, key, value and output maps.
+#[derive(Debug, Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn new(vb: VarBuilder, config: &ImagineConfig) -> Result<Self> {
+        let c = config.hidden_size;
+        Ok(Attention {
+            q_proj: linear(c, c, vb.pp("q_proj"))?,
+            k_proj: linear(c, c, vb.pp("k_proj"))?,
+            v_proj: linear(c, c, vb.pp("v_proj"))?,
+            out_proj: linear(c, c, vb.pp("out_proj"))?,
+            heads: config.num_heads,
+        })
+    }
+
+    /// (B, L, C) → (B, H, L, D).
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, c) = x.dims3()?;
+        x.reshape((b, l, self.heads, c / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Attends from the new positions `x` (B, L, C) to the cached ones and to themselves
+    /// (causally), appending the new keys and values to `cache` when one is given.
+    fn forward(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let (b, l, c) = x.dims3()?;
+        let q = self.split_heads(&self.q_proj.forward(x)?)?;
+        let mut k = self.split_heads(&self.k_proj.forward(x)?)?;
+        let mut v = self.split_heads(&self.v_proj.forward(x)?)?;
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(cache) = cache {
+            if let (Some(pk), Some(pv)) = (&cache.keys, &cache.values) {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            cache.keys = Some(k.clone());
+            cache.values = Some(v.clone());
+        }
+        let scale = 1.0 / ((c / self.heads) as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?; // (B, H, L, K)
+        if l > 1 {
+            scores = scores.broadcast_add(&causal_mask(l, past, x.device())?)?;
+        }
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let out = weights.matmul(&v)?; // (B, H, L, D)
+        let out = out.transpose(1, 2)?.reshape((b, l, c))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+/// (L, past + L): 0 where new position i may see position j (j ≤ past + i), −∞ elsewhere.
+fn causal_mask(l: usize, past: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let k = past + l;
+    let values: Vec<f32> = (0..l)
+        .flat_map(|i| {
+            (0..k).map(move |j| {
+                if j <= past + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(values, (l, k), device)
+}
+
+/// The feed-forward half: C → I, tanh-GELU, I → C.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc: Linear,
+    proj: Linear,
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.proj.forward(&self.fc.forward(x)?.gelu()?)
+    }
+}
+
+/// One transformer block (`h.{i}.*` in the checkpoint).
+#[derive(Debug, Clone)]
+pub struct Block {
+    ln_1: Norm,
+    attn: Attention,
+    ln_2: Norm,
+    mlp: Mlp,
+}
+
+impl Block {
+    /// Reads `ln_1`, `attn.{q,k,v,out}_proj`, `ln_2`, `mlp.fc` and `mlp.proj` from `vb`.
+    pub fn new(vb: VarBuilder, config: &ImagineConfig) -> Result<Self> {
+        let (c, i, eps) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.layer_norm_eps,
+        );
+        Ok(Block {
+            ln_1: Norm::new(vb.pp("ln_1"), c, eps)?,
+            attn: Attention::new(vb.pp("attn"), config)?,
+            ln_2: Norm::new(vb.pp("ln_2"), c, eps)?,
+            mlp: Mlp {
+                fc: linear(c, i, vb.pp("mlp.fc"))?,
+                proj: linear(i, c, vb.pp("mlp.proj"))?,
+            },
+        })
+    }
+
+    /// (B, L, C) → (B, L, C), attending to `cache`'s positions too and extending it.
+    pub fn forward(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, cache)?)?;
+        &x + self.mlp.forward(&self.ln_2.forward(&x)?)?
+    }
+}
