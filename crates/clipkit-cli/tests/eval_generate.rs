@@ -1,7 +1,9 @@
 //! `clipkit data prompts` and `clipkit eval generate` end to end: the truth images of the
 //! shapes-world prompt set score (nearly) in full, the same images given to the wrong
 //! prompts do not, and bad input fails cleanly. The judge here is the committed quickstart
-//! fixture: these images were drawn, not generated, so no model guided them.
+//! fixture: these images were drawn, not generated, so no model guided them. The judge
+//! fixture (`tests/fixtures/models/judge`, trained with other seeds to judge what the
+//! quickstart model guided) must read them too.
 
 mod common;
 
@@ -24,6 +26,10 @@ fn prompts_and_truth(dir: &Path) -> usize {
 }
 
 fn evaluate(dir: &Path, images: &Path, report: Option<&Path>) -> Value {
+    evaluate_judged_by(dir, images, "quickstart", report)
+}
+
+fn evaluate_judged_by(dir: &Path, images: &Path, judge: &str, report: Option<&Path>) -> Value {
     let quickstart = model("quickstart");
     let mut args: Vec<OsString> = vec![
         "eval".into(),
@@ -35,7 +41,7 @@ fn evaluate(dir: &Path, images: &Path, report: Option<&Path>) -> Value {
         "--model".into(),
         quickstart.as_os_str().to_owned(),
         "--judge".into(),
-        quickstart.into_os_string(),
+        model(judge).into_os_string(),
         "--json".into(),
     ];
     if let Some(report) = report {
@@ -125,6 +131,20 @@ fn truth_images_score_in_full_and_shuffled_ones_do_not() {
         );
     }
     assert!(measure(wrong_row, "clipscore") < measure(row, "clipscore"));
+}
+
+/// The judge fixture reads the perfect answers about as its README says (measured at 72 px:
+/// judge colour 1.0, shape 0.882, binding 0.75): a retrained judge that reads worse fails here.
+#[test]
+fn judge_fixture_reads_the_truth_images() {
+    let dir = tempfile::tempdir().unwrap();
+    prompts_and_truth(dir.path());
+    let out = evaluate_judged_by(dir.path(), &dir.path().join("truth"), "judge", None);
+    let row = all_row(&out);
+    eprintln!("judge fixture on the truth: {row}");
+    assert!(measure(row, "judge_colour") >= 0.95, "{row}");
+    assert!(measure(row, "shape") >= 0.8, "{row}");
+    assert!(measure(row, "binding") >= 0.625, "{row}");
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub struct Args {
     /// Cut-outs per step (K).
     #[arg(long, default_value_t = CutoutConfig::default().count, allow_negative_numbers = true, value_parser = positive_count)]
     cutouts: usize,
-    /// Adam learning rate. Default: the drawer's (pixel 0.05, fourier 0.02).
+    /// Adam learning rate. Default: the drawer's (pixel 0.05, fourier 0.05).
     #[arg(long, value_parser = positive_number)]
     lr: Option<f64>,
     /// Seed of the drawer's start, the cut-outs and the noise: same seed, same threads →
