@@ -7,18 +7,21 @@
 mod conv;
 mod encoder;
 mod grad_ops;
+mod kernel;
 mod layers;
 mod load_options;
 mod network;
 mod ops;
 mod packed;
 mod packed_linear;
+mod packed_tiles;
 mod random;
 mod resnet;
 mod text;
 mod vision;
 pub mod vq;
 
+pub use kernel::{cpu_features, Kernel, KernelError, KERNEL_ENV};
 pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;
 pub use random::random_weights;

@@ -9,6 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use rayon::prelude::*;
 
 use super::grad_ops::{AttentionBackward, BiasActivationBackward, LayerNormBackward};
+use super::kernel::Kernel;
 use crate::config::Activation;
 
 /// Whether fused kernels may be used: every operand is an f32 tensor on the CPU.
@@ -180,14 +181,23 @@ impl Activation {
     }
 }
 
-/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises.
+/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises, in the
+/// widest registers the active [`Kernel`] allows.
 fn quick_gelu_row(out: &mut [f32], x: &[f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { quick_gelu_row_avx2(out, x, bias) };
-        return;
+    match Kernel::active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+        Kernel::Avx512 => unsafe { quick_gelu_row_avx512(out, x, bias) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+        Kernel::Avx2 => unsafe { quick_gelu_row_avx2(out, x, bias) },
+        _ => quick_gelu_row_portable(out, x, bias),
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn quick_gelu_row_avx512(out: &mut [f32], x: &[f32], bias: &[f32]) {
     quick_gelu_row_portable(out, x, bias);
 }
 
