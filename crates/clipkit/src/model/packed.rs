@@ -6,8 +6,7 @@
 //! [`Kernel`] in use: NR = 32 and tiles of 12 × 32 with AVX-512, NR = 16 and tiles of 6 × 16
 //! with AVX2 ([`super::packed_tiles`]). The input rows are re-laid per depth block (cheap:
 //! they are few and reused by every panel). The bias is the tiles' starting value. Threads
-//! take blocks of rows, or for small inputs ranges of panels, and write disjoint parts of the
-//! output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
+//! take blocks of rows times groups of panels, and write disjoint parts of the output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
 //!
 //! Shapes: X (M, K) row-major, W (N, K) as in the checkpoint, Y = X Wᵀ + b (M, N).
 
@@ -91,29 +90,32 @@ impl PackedWeight {
         }
         let out = SendPtr(y.as_mut_ptr());
         let panels = n.div_ceil(nr);
-        if m <= ROWS_PER_TASK {
-            // Few rows: share out the panels, so each weight is read by one thread only.
-            let per_task = panels.div_ceil(2 * rayon::current_num_threads()).max(1);
-            (0..panels)
-                .into_par_iter()
-                .step_by(per_task)
-                .for_each(|p0| {
-                    self.rows(x, m, p0..(p0 + per_task).min(panels), &padded_bias, out);
-                });
-        } else {
-            // Many rows: blocks of rows, each kept in L2 while every panel passes over it.
-            y.par_chunks_mut(ROWS_PER_TASK * n)
-                .zip(x.par_chunks(ROWS_PER_TASK * k))
-                .for_each(|(y, x)| {
-                    self.rows(
-                        x,
-                        x.len() / k,
-                        0..panels,
-                        &padded_bias,
-                        SendPtr(y.as_mut_ptr()),
-                    );
-                });
-        }
+        // Tasks are blocks of rows (each kept in L2 while its panels pass over it) times
+        // groups of panels, with enough groups for two tasks per thread: few rows (one
+        // image) are shared out by panels, so each weight is read by one thread only, and
+        // a few row blocks (eight images) still keep many threads busy.
+        let row_blocks = m.div_ceil(ROWS_PER_TASK);
+        let groups = (2 * rayon::current_num_threads())
+            .div_ceil(row_blocks)
+            .clamp(1, panels);
+        let per_group = panels.div_ceil(groups);
+        (0..row_blocks * groups).into_par_iter().for_each(|job| {
+            let (block, group) = (job / groups, job % groups);
+            let (r0, p0) = (block * ROWS_PER_TASK, group * per_group);
+            if p0 >= panels {
+                return;
+            }
+            let rows = ROWS_PER_TASK.min(m - r0);
+            // SAFETY: row r0 is inside the (M, N) output, so the offset stays in `y`.
+            let block_out = unsafe { out.add(r0 * n) };
+            self.rows(
+                &x[r0 * k..(r0 + rows) * k],
+                rows,
+                p0..(p0 + per_group).min(panels),
+                &padded_bias,
+                block_out,
+            );
+        });
         y
     }
 
@@ -234,6 +236,17 @@ struct SendPtr(*mut f32);
 // SAFETY: each parallel task writes a disjoint block of the output.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer `offset` values further on (a method, so closures capture the whole
+    /// `SendPtr` rather than its raw pointer field).
+    ///
+    /// # Safety
+    /// The result stays inside the buffer the pointer points into.
+    unsafe fn add(self, offset: usize) -> SendPtr {
+        SendPtr(self.0.add(offset))
+    }
+}
 
 #[cfg(test)]
 mod tests {
