@@ -73,7 +73,7 @@ fn retrievals(html: &mut String, clip: &Clip) -> anyhow::Result<()> {
     let world = ShapesWorld::new(ShapesConfig {
         split: Split::Test,
         seed: 7,
-        image_size: crate::commands::eval::model_image_size(clip.config()),
+        image_size: crate::commands::eval::clip_image_size(clip),
         ..ShapesConfig::default()
     })?;
     let samples: Vec<_> = (0..GALLERY).map(|i| world.sample(i)).collect();

@@ -122,6 +122,11 @@ fn bad_input_fails_by_name_and_writes_nothing() {
         "notes.txt",
     ));
     cases.push((generate_args(&out, 0, &["--drawer", "vqgan"]), "vqgan"));
+    let vq_dir = dir.path().to_str().unwrap().to_string();
+    cases.push((
+        generate_args(&out, 0, &["--drawer", "pixel", "--vq", &vq_dir]),
+        "--drawer vqgan",
+    ));
     let missing = dir.path().join("no-such-folder").join("x.png");
     cases.push((generate_args(&missing, 0, &[]), "no-such-folder"));
     for (args, culprit) in cases {

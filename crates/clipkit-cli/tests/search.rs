@@ -586,3 +586,103 @@ fn an_index_location_with_an_unknown_scheme_is_refused_naming_it() {
     ])
     .fails_naming("qdrant://");
 }
+
+/// Copies the files of `from` into `to` (nested folders), keeping each file's mtime, as a
+/// second host's mount of one share shows them.
+fn mirror(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            mirror(&entry.path(), &target);
+            continue;
+        }
+        std::fs::copy(entry.path(), &target).unwrap();
+        let mtime = entry.metadata().unwrap().modified().unwrap();
+        let file = std::fs::File::options().write(true).open(&target).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+}
+
+#[test]
+fn a_share_mounted_at_two_places_is_one_collection_under_a_named_root() {
+    let s = setup(6);
+    let tmp = tempfile::tempdir().unwrap();
+    let mount_b = tmp.path().join("mnt/photos");
+    mirror(Path::new(&s.images), &mount_b);
+    let root_a = format!("photos={}", s.images);
+    let root_b = format!("photos={}", mount_b.display());
+    let index = |root: &str, folder: &str| {
+        let mut args = index_args(folder, &s.store, &s.model, "4");
+        args.extend(["--root", root]);
+        clipkit(&args).ok().stderr()
+    };
+    let first = index(&root_a, &s.images);
+    assert!(first.contains("6 new or changed embedded"), "{first}");
+    let second = index(&root_b, mount_b.to_str().unwrap());
+    assert!(
+        second.contains("0 new or changed embedded") && second.contains("6 in the index"),
+        "host B re-embedded host A's files: {second}"
+    );
+    let search = |root: &str| {
+        let out = clipkit(&[
+            "search", "a photo", "--index", &s.store, "--model", &s.model, "--root", root, "--json",
+        ])
+        .json();
+        let paths: Vec<String> = out["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["path"].as_str().unwrap().to_string())
+            .collect();
+        paths
+    };
+    let canonical_b = mount_b.canonicalize().unwrap();
+    let from_b = search(&root_b);
+    assert_eq!(from_b.len(), 6);
+    assert!(from_b
+        .iter()
+        .all(|p| Path::new(p).starts_with(&canonical_b)));
+    let from_a = search(&root_a);
+    let canonical_a = Path::new(&s.images).canonicalize().unwrap();
+    assert!(from_a
+        .iter()
+        .all(|p| Path::new(p).starts_with(&canonical_a)));
+    let keys = clipkit(&[
+        "search", "a photo", "--index", &s.store, "--model", &s.model, "--json",
+    ])
+    .json();
+    assert!(keys["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["path"].as_str().unwrap().starts_with("photos:set")));
+
+    // A folder of the share that is gone is pruned by its path on either host.
+    std::fs::remove_dir_all(mount_b.join("set0")).unwrap();
+    let gone = mount_b.join("set0");
+    let pruned = clipkit(&[
+        "index",
+        "--prune",
+        gone.to_str().unwrap(),
+        "--index",
+        &s.store,
+        "--root",
+        &root_b,
+    ])
+    .ok()
+    .stderr();
+    assert!(pruned.contains("2 items removed"), "{pruned}");
+
+    for (bad, culprit) in [
+        ("photos", "NAME=DIR"),
+        ("a/b=/tmp", "root name"),
+        ("photos=/no/such/folder", "/no/such/folder"),
+    ] {
+        clipkit(&[
+            "search", "a photo", "--index", &s.store, "--model", &s.model, "--root", bad,
+        ])
+        .fails_naming(culprit);
+    }
+}

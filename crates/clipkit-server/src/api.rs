@@ -114,7 +114,7 @@ pub fn search(
         .into_iter()
         .map(|h| Found {
             id: h.id,
-            path: h.path,
+            path: state.named.display(&h.path),
             score: h.score,
         })
         .collect())

@@ -56,7 +56,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::File { reason, .. } => match reason {
-                Unservable::Gone => StatusCode::NOT_FOUND,
+                Unservable::Gone | Unservable::NotHere => StatusCode::NOT_FOUND,
                 Unservable::Changed(_) => StatusCode::CONFLICT,
                 Unservable::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -75,12 +75,13 @@ pub async fn thumb(
 async fn open(state: &AppState, id: u64) -> Result<IndexedFile, ApiError> {
     // The store may ask a database server: blocking, like opening the file.
     let store = state.store();
+    let named = state.named.clone();
     tokio::task::spawn_blocking(move || {
         let record = store
             .item(id)?
             .map(|item| item.file)
             .ok_or(ApiError::NotFound(id))?;
-        IndexedFile::open(&record).map_err(|reason| ApiError::File { id, reason })
+        IndexedFile::open(&record, &named).map_err(|reason| ApiError::File { id, reason })
     })
     .await?
 }

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use clipkit::search::FileRecord;
+use clipkit::search::{FileRecord, NamedRoots};
 
 /// Why an indexed file cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,9 @@ pub enum Unservable {
     /// Something else now stands at the path, or the file's content changed.
     #[error("changed since it was indexed ({0})")]
     Changed(&'static str),
+    /// The file is under a named root this server was not given (`--root NAME=DIR`).
+    #[error("is under a named root this server does not know (start it with --root NAME=DIR)")]
+    NotHere,
     /// The file is there but cannot be read (permissions, I/O error).
     #[error("cannot be read: {0}")]
     Io(#[from] std::io::Error),
@@ -36,10 +39,12 @@ pub struct IndexedFile {
 }
 
 impl IndexedFile {
-    /// Opens `record.path` without following symbolic links and checks that it is a regular
-    /// file with the recorded size and modification time.
-    pub fn open(record: &FileRecord) -> Result<Self, Unservable> {
-        let file = open_no_follow(Path::new(&record.path)).map_err(|e| match e.kind() {
+    /// Opens the local path of `record.path` (its key, resolved through `named`) without
+    /// following symbolic links and checks that it is a regular file with the recorded size
+    /// and modification time.
+    pub fn open(record: &FileRecord, named: &NamedRoots) -> Result<Self, Unservable> {
+        let path = named.local(&record.path).ok_or(Unservable::NotHere)?;
+        let file = open_no_follow(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Unservable::Gone,
             _ if is_link_or_not_dir(&e) => Unservable::Changed("a symbolic link is in its path"),
             _ => Unservable::Io(e),
@@ -194,7 +199,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().canonicalize().unwrap().join("a.jpg");
         std::fs::write(&path, b"0123456789").unwrap();
-        let bytes = IndexedFile::open(&record_of(&path))
+        let bytes = IndexedFile::open(&record_of(&path), &NamedRoots::default())
             .unwrap()
             .read_all()
             .unwrap();
@@ -211,7 +216,10 @@ mod tests {
                 hash: String::new(),
             };
             assert!(
-                matches!(IndexedFile::open(&record), Err(Unservable::Io(_))),
+                matches!(
+                    IndexedFile::open(&record, &NamedRoots::default()),
+                    Err(Unservable::Io(_))
+                ),
                 "{path}"
             );
         }
@@ -230,7 +238,7 @@ mod tests {
             hash: String::new(),
         };
         assert!(matches!(
-            IndexedFile::open(&record),
+            IndexedFile::open(&record, &NamedRoots::default()),
             Err(Unservable::Changed("not a regular file"))
         ));
     }

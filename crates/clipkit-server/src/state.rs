@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use clipkit::search::{SearchError, VectorStore};
+use clipkit::search::{NamedRoots, SearchError, VectorStore};
 use clipkit::Clip;
 use tokio::sync::Semaphore;
 
@@ -59,6 +59,8 @@ pub struct AppState {
     seen_changes: Mutex<Option<u64>>,
     /// The model's identity, as the index records it.
     pub model: String,
+    /// The named roots the index's keys resolve through on this host.
+    pub named: NamedRoots,
     /// Where thumbnails are cached (made once per file content).
     pub thumbs: PathBuf,
     /// The limits in force.
@@ -69,12 +71,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Shared state over a loaded model and an opened index whose model is `model`;
+    /// Shared state over a loaded model and an opened index whose model is `model`, its keys
+    /// resolved through `named`;
     /// thumbnails are cached in `thumbs/` of the store's cache folder (the index folder).
     pub fn new(
         clip: Clip,
         store: Box<dyn VectorStore>,
         model: String,
+        named: NamedRoots,
         limits: Limits,
         hosts: HostPolicy,
     ) -> Arc<Self> {
@@ -85,6 +89,7 @@ impl AppState {
             store: RwLock::new(Arc::from(store)),
             seen_changes: Mutex::new(seen),
             model,
+            named,
             thumbs,
             model_slots: Semaphore::new(limits.model_workers.max(1)),
             limits,

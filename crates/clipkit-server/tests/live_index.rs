@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::{model_identity, open, open_or_create, StoreLocation};
+use clipkit::search::{model_identity, open, open_or_create, NamedRoots, StoreLocation};
 use clipkit::Clip;
 use clipkit_server::{app, AppState, HostPolicy, Limits};
 use http_body_util::BodyExt;
@@ -69,11 +69,20 @@ fn sees_new_images(location: StoreLocation) {
     let model = model_identity(&model_dir()).unwrap();
     let dim = clip.embedding_dim();
     let mut writer = open_or_create(&location, &model, dim).unwrap();
-    indexer::index_folders(&clip, &mut *writer, &[before], 8, &mut Quiet).unwrap();
+    indexer::index_folders(
+        &clip,
+        &mut *writer,
+        &[before],
+        &NamedRoots::default(),
+        8,
+        &mut Quiet,
+    )
+    .unwrap();
     let state = AppState::new(
         Clip::load(&model_dir()).unwrap(),
         open(&location).unwrap(),
         model,
+        NamedRoots::default(),
         Limits::default(),
         HostPolicy::loopback(),
     );
@@ -84,6 +93,7 @@ fn sees_new_images(location: StoreLocation) {
         &clip,
         &mut *writer,
         std::slice::from_ref(&after),
+        &NamedRoots::default(),
         8,
         &mut Quiet,
     )

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::{model_identity, open, open_or_create, StoreLocation};
+use clipkit::search::{model_identity, open, open_or_create, NamedRoots, StoreLocation};
 use clipkit::Clip;
 use clipkit_server::{app, AppState, HostPolicy, Limits};
 use http_body_util::BodyExt;
@@ -55,11 +55,22 @@ fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     let model = model_identity(&model_dir()).unwrap();
     let location = StoreLocation::Folder(tmp.path().join("index"));
     let mut store = open_or_create(&location, &model, clip.embedding_dim()).unwrap();
-    indexer::index_folders(&clip, &mut *store, &[photos], 8, &mut Quiet).unwrap();
+    indexer::index_folders(
+        &clip,
+        &mut *store,
+        &[photos],
+        &NamedRoots::default(),
+        8,
+        &mut Quiet,
+    )
+    .unwrap();
     drop(store);
     let store = open(&location).unwrap();
     let hosts = HostPolicy::loopback();
-    (tmp, AppState::new(clip, store, model, limits, hosts))
+    (
+        tmp,
+        AppState::new(clip, store, model, NamedRoots::default(), limits, hosts),
+    )
 }
 
 /// Sends `request` through the router (with `Host: localhost` unless it names a host).
@@ -277,6 +288,114 @@ async fn files_are_served_by_id_only_and_thumbnails_are_made_once() {
     }
 }
 
+/// A share indexed under the named root `share` on one host is served on another that
+/// mounts it elsewhere, through that host's folder; a server without the root answers 404,
+/// and a key that climbs out of its root is never resolved.
+#[tokio::test]
+async fn named_roots_resolve_through_this_hosts_folder_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mount_a, mount_b) = (tmp.path().join("a/share"), tmp.path().join("b/share"));
+    for mount in [&mount_a, &mount_b] {
+        std::fs::create_dir_all(mount.join("2021")).unwrap();
+        std::fs::copy(fixture_image("tall_rgb.jpg"), mount.join("2021/x.jpg")).unwrap();
+        // The same mtime on both mounts, as one share has.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(mount.join("2021/x.jpg"))
+            .unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000))
+            .unwrap();
+    }
+    std::fs::write(tmp.path().join("a/secret.png"), b"root:secret").unwrap();
+    let named = |mount: &Path| {
+        NamedRoots::new(vec![format!("share={}", mount.display()).parse().unwrap()]).unwrap()
+    };
+    let clip = Clip::load(&model_dir()).unwrap();
+    let model = model_identity(&model_dir()).unwrap();
+    let location = StoreLocation::Folder(tmp.path().join("index"));
+    let mut store = open_or_create(&location, &model, clip.embedding_dim()).unwrap();
+    for mount in [&mount_a, &mount_b] {
+        let report = indexer::index_folders(
+            &clip,
+            &mut *store,
+            std::slice::from_ref(mount),
+            &named(mount),
+            8,
+            &mut Quiet,
+        )
+        .unwrap();
+        assert_eq!(report.found, 1);
+    }
+    let items = store.items().unwrap();
+    assert_eq!(items.len(), 1, "one share, one item: {items:?}");
+    assert_eq!(items[0].file.path, "share:2021/x.jpg");
+    let mut escaping = items[0].file.clone();
+    escaping.path = "share:../secret.png".into();
+    let vector = store.vector(items[0].id).unwrap().unwrap();
+    let escape_id = store
+        .commit(clipkit::search::Batch {
+            added: vec![(escaping, vector)],
+            ..Default::default()
+        })
+        .unwrap()[0];
+    drop(store);
+
+    let state_b = AppState::new(
+        Clip::load(&model_dir()).unwrap(),
+        open(&location).unwrap(),
+        model.clone(),
+        named(&mount_b),
+        Limits::default(),
+        HostPolicy::loopback(),
+    );
+    let (_, found) = get_json(&state_b, "/api/search?q=photo&top_k=5").await;
+    let paths: Vec<&str> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    let local_b = mount_b.canonicalize().unwrap().join("2021/x.jpg");
+    assert!(paths.contains(&local_b.to_str().unwrap()), "{paths:?}");
+    assert!(paths.contains(&"share:../secret.png"), "{paths:?}");
+    let image_uri = format!("/image/{}", items[0].id);
+    let (status, bytes) = call(
+        &state_b,
+        Request::get(&image_uri).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, std::fs::read(&local_b).unwrap());
+    let escape_uri = format!("/image/{escape_id}");
+    let (status, body) = call(
+        &state_b,
+        Request::get(&escape_uri).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8_lossy(&body).contains("root:secret"));
+
+    let state_without = AppState::new(
+        Clip::load(&model_dir()).unwrap(),
+        open(&location).unwrap(),
+        model,
+        NamedRoots::default(),
+        Limits::default(),
+        HostPolicy::loopback(),
+    );
+    let (status, body) = call(
+        &state_without,
+        Request::get(&image_uri).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        String::from_utf8_lossy(&body).contains("--root"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
 /// The id and path of the indexed file called `name`.
 async fn indexed(state: &Arc<AppState>, name: &str) -> (u64, PathBuf) {
     let (_, found) = get_json(state, "/api/search?q=photo&top_k=14").await;
@@ -454,7 +573,14 @@ async fn requests_must_name_loopback_or_an_allowed_host() {
         .allow_name("photos.lan")
         .unwrap();
     let model = model_identity(&model_dir()).unwrap();
-    let state = AppState::new(clip, store, model, Limits::default(), hosts);
+    let state = AppState::new(
+        clip,
+        store,
+        model,
+        NamedRoots::default(),
+        Limits::default(),
+        hosts,
+    );
     for (host, status) in [
         ("photos.lan:8765", StatusCode::OK),
         ("192.168.1.20:8765", StatusCode::OK),

@@ -139,7 +139,7 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
         ["quit"] => Ok(None),
         ["image", rest @ ..] => {
             let (b, n) = parse_batch_and_count(rest)?;
-            let pixels = random_pixels(b, clip.config().vision_config.image_size, rng)?;
+            let pixels = random_pixels(b, clip.image_size(), rng)?;
             let secs = time_passes(n, || Ok(clip.embed_pixels(&pixels)?))?;
             Ok(Some(format!("{secs:.6}")))
         }
@@ -168,7 +168,7 @@ fn main() -> BoxResult<()> {
         out,
         "ready load_s={load_s:.6} threads={} image_size={} kernel={} cpu={}",
         rayon::current_num_threads(),
-        clip.config().vision_config.image_size,
+        clip.image_size(),
         clipkit::Kernel::active(),
         clipkit::model::cpu_features().join(",")
     )?;

@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &clip,
         &mut *store,
         std::slice::from_ref(&images),
+        &clipkit::search::NamedRoots::default(),
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
     )?;

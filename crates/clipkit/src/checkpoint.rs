@@ -39,6 +39,8 @@ pub struct Checkpoint {
     files: Vec<MappedFile>,
     /// Tensor name → index into `files`.
     locations: BTreeMap<String, usize>,
+    /// Tensors already in memory (read from a layout that is not safetensors), by name.
+    in_memory: BTreeMap<String, Tensor>,
     report: Mutex<LoadReport>,
 }
 
@@ -87,8 +89,21 @@ impl Checkpoint {
             origin: origin.to_path_buf(),
             files,
             locations,
+            in_memory: BTreeMap::new(),
             report: Mutex::new(LoadReport::default()),
         })
+    }
+
+    /// A checkpoint of tensors already in memory (renamed from another layout), reported
+    /// as `origin` in errors.
+    pub fn from_tensors(origin: &Path, tensors: BTreeMap<String, Tensor>) -> Self {
+        Checkpoint {
+            origin: origin.to_path_buf(),
+            files: Vec::new(),
+            locations: BTreeMap::new(),
+            in_memory: tensors,
+            report: Mutex::new(LoadReport::default()),
+        }
     }
 
     /// A `VarBuilder` whose tensors come from this checkpoint, converted to f32.
@@ -100,6 +115,15 @@ impl Checkpoint {
     /// carry no weights (`embeddings.position_ids`).
     pub fn into_tensors(self) -> Result<BTreeMap<String, Tensor>> {
         let mut tensors = BTreeMap::new();
+        for (name, tensor) in &self.in_memory {
+            let tensor = tensor
+                .to_dtype(DType::F32)
+                .map_err(|e| Error::CorruptCheckpoint {
+                    path: self.origin.clone(),
+                    message: format!("{name}: {e}"),
+                })?;
+            tensors.insert(name.clone(), tensor);
+        }
         for (name, &file) in &self.locations {
             if IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s)) {
                 continue;
@@ -135,6 +159,11 @@ impl Checkpoint {
                 problems.push(format!("  unexpected tensor {name} {shape:?}"));
             }
         }
+        for (name, tensor) in &self.in_memory {
+            if !report.served.contains(name) {
+                problems.push(format!("  unexpected tensor {name} {:?}", tensor.dims()));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -155,6 +184,9 @@ impl Checkpoint {
 
     /// Reads one tensor out of its file and releases the pages it occupied.
     fn read(&self, name: &str) -> Option<candle_core::Result<Tensor>> {
+        if let Some(tensor) = self.in_memory.get(name) {
+            return Some(Ok(tensor.clone()));
+        }
         let file = &self.files[*self.locations.get(name)?];
         let info = file.metadata.info(name)?;
         let (start, end) = info.data_offsets;
@@ -226,7 +258,7 @@ impl SimpleBackend for Served<'_> {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0.locations.contains_key(name)
+        self.0.locations.contains_key(name) || self.0.in_memory.contains_key(name)
     }
 }
 

@@ -7,12 +7,10 @@ use candle_core::{Device, Tensor, D};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::checkpoint::Checkpoint;
-use crate::config::ClipConfig;
 use crate::error::Result;
 use crate::image::{load_rgb, PreprocessConfig, DEFAULT_MAX_PIXELS};
-use crate::model::{ClipNetwork, LoadOptions};
-use crate::model_folder;
+use crate::model::{Architecture, ClipNetwork, LoadOptions};
+use crate::model_folder::{self, ModelParts};
 use crate::tokenizer::{ClipTokenizer, Tokenized};
 
 /// Texts or images embedded per forward pass unless set otherwise.
@@ -23,7 +21,7 @@ pub struct Clip {
     network: ClipNetwork,
     tokenizer: ClipTokenizer,
     preprocess: PreprocessConfig,
-    config: ClipConfig,
+    architecture: Architecture,
     dir: PathBuf,
     batch_size: usize,
     max_pixels: u64,
@@ -46,9 +44,11 @@ impl Logits {
 }
 
 impl Clip {
-    /// Loads a HuggingFace CLIP model folder: `config.json`, `model.safetensors` (or its
-    /// shards), `tokenizer.json` (or `vocab.json` + `merges.txt`), `preprocessor_config.json`.
-    /// The same as [`Clip::load_with`] with [`LoadOptions::default()`]: packed weights, for
+    /// Loads a model: a HuggingFace CLIP model folder (`config.json`, `model.safetensors` or
+    /// its shards, `tokenizer.json` or `vocab.json` + `merges.txt`,
+    /// `preprocessor_config.json`), an open_clip folder (`open_clip_config.json`) or an
+    /// OpenAI checkpoint file (`RN50.pt`, `ViT-B-32.pt`, a state dict `.bin`), with a ViT or
+    /// ModifiedResNet image tower (see [`model_folder::read_model`]). The same as [`Clip::load_with`] with [`LoadOptions::default()`]: packed weights, for
     /// inference.
     pub fn load(dir: &Path) -> Result<Self> {
         Self::load_with(dir, LoadOptions::default())
@@ -58,19 +58,20 @@ impl Clip {
     /// [`LoadOptions::input_gradients`], [`Clip::image_features`] and the `embed_pixels`
     /// path are differentiable with respect to their pixel input.
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
-        let config = model_folder::read_config(dir)?;
-        let preprocess = model_folder::read_preprocess(dir, &config)?;
-        let tokenizer =
-            model_folder::read_tokenizer(dir, config.text_config.max_position_embeddings)?;
-        let checkpoint = Checkpoint::open_dir(dir)?;
-        let network = ClipNetwork::new(checkpoint.var_builder(), &config, options);
+        let ModelParts {
+            architecture,
+            preprocess,
+            tokenizer,
+            weights,
+        } = model_folder::read_model(dir)?;
+        let network = ClipNetwork::build(weights.var_builder(), &architecture, options);
         // Report every tensor problem at once before any error from building the network.
-        checkpoint.finish()?;
+        weights.finish()?;
         Ok(Clip {
             network: network?,
             tokenizer,
             preprocess,
-            config,
+            architecture,
             dir: dir.to_path_buf(),
             batch_size: DEFAULT_BATCH_SIZE,
             max_pixels: DEFAULT_MAX_PIXELS,
@@ -89,9 +90,14 @@ impl Clip {
         self
     }
 
-    /// The model's configuration.
-    pub fn config(&self) -> &ClipConfig {
-        &self.config
+    /// The network's shape: text tower, image tower (ViT or ModifiedResNet), embedding size.
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// Side of the square image the model takes, in pixels.
+    pub fn image_size(&self) -> usize {
+        self.architecture.image_size()
     }
 
     /// The model's tokenizer.
@@ -99,14 +105,14 @@ impl Clip {
         &self.tokenizer
     }
 
-    /// The folder the model was loaded from.
+    /// The folder (or checkpoint file) the model was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Dimension of the shared embedding space.
     pub fn embedding_dim(&self) -> usize {
-        self.config.projection_dim
+        self.architecture.projection_dim
     }
 
     /// exp(logit_scale): the multiplier of cosine similarities.
@@ -174,7 +180,7 @@ impl Clip {
     }
 
     /// Projected image features (B, E), not normalised, of preprocessed pixels (B, 3, S, S)
-    /// with S = `config().vision_config.image_size`.
+    /// with S = [`Clip::image_size`].
     ///
     /// On a model loaded with [`LoadOptions::input_gradients`], the result is differentiable
     /// with respect to `pixels` (a [`candle_core::Var`], say), through the frozen weights:

@@ -170,7 +170,7 @@ fn gradient_from_embedding_to_unit_range_image_matches_pytorch() {
     let want = reference();
     let clip =
         Clip::load_with(&model_dir("clip-a"), gradient_options(WeightFormat::Packed)).unwrap();
-    let size = clip.config().vision_config.image_size;
+    let size = clip.image_size();
     let x = Var::from_tensor(&want["chain.x"]).unwrap();
     let cut = crop_resize(
         &x,

@@ -55,6 +55,7 @@ fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
         &clip,
         &mut *store,
         &[folder],
+        &clipkit::search::NamedRoots::default(),
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
     )

@@ -33,6 +33,7 @@ struct Member {
 /// Runs `clipkit dupes`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = args.index.open()?;
+    let named = args.index.named_roots()?;
     let groups = near_duplicates(&*store, args.threshold)?;
     if args.json {
         let groups = groups
@@ -41,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 g.members
                     .into_iter()
                     .map(|m| Member {
-                        path: m.path,
+                        path: named.display(&m.path),
                         score: m.score,
                     })
                     .collect()
@@ -57,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (i, g) in groups.iter().enumerate() {
         println!("group {} ({} images)", i + 1, g.members.len());
         for m in &g.members {
-            println!("  {:.4}  {}", m.score, m.path);
+            println!("  {:.4}  {}", m.score, named.display(&m.path));
         }
     }
     Ok(())

@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         DrawerArg::Vqgan => DrawerKind::Vqgan,
     };
     let models = load_models(&args.models)?;
-    let side = models[0].config().vision_config.image_size;
+    let side = models[0].image_size();
     let (width, height) = args.size.unwrap_or((2 * side, 2 * side));
     let mut drawer = match (kind, &args.vq) {
         (DrawerKind::Vqgan, Some(dir)) => {
@@ -147,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot load the VQ decoder in {}", dir.display()))?;
             vqgan_drawer(model, (height, width), args.seed)?
         }
+        (_, Some(_)) => anyhow::bail!(
+            "--vq DIR is the decoder of --drawer vqgan; give --drawer vqgan or leave --vq out"
+        ),
         _ => new_drawer(kind, (height, width), args.fourier_decay, args.seed)?,
     };
     let init = match init {

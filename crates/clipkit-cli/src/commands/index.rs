@@ -59,7 +59,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batches: 0,
         abort_after: None,
     };
-    let report = indexer::index_folders(&clip, &mut *store, &args.dirs, args.batch_size, &mut bar)?;
+    let named = args.index.named_roots()?;
+    let report = indexer::index_folders(
+        &clip,
+        &mut *store,
+        &args.dirs,
+        &named,
+        args.batch_size,
+        &mut bar,
+    )?;
     bar.bar.finish_and_clear();
     let rate = report.embedded as f64 / report.embed_seconds.max(1e-9);
     eprintln!(
@@ -98,7 +106,7 @@ fn prune(index: &IndexArg, folders: &[PathBuf]) -> anyhow::Result<()> {
     let location = index.location();
     let mut store =
         open_writable(&location).with_context(|| format!("cannot open index {location}"))?;
-    let pruned = indexer::prune_vanished(&mut *store, folders)?;
+    let pruned = indexer::prune_vanished(&mut *store, folders, &index.named_roots()?)?;
     eprintln!(
         "pruned: {} items removed, {} failures forgotten; {} in the index",
         pruned.removed,

@@ -25,9 +25,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
     check_image_paths(std::slice::from_ref(&args.image))?;
-    let config = model_folder::read_config(&model_dir)
-        .and_then(|config| model_folder::read_preprocess(&model_dir, &config))
-        .with_context(|| format!("cannot load preprocessing from {}", model_dir.display()))?;
+    let config = match model_folder::probe_layout(&model_dir) {
+        // Checkpoints without a preprocessor file: their layout's own transform.
+        Some(model_folder::Layout::OpenClipFolder | model_folder::Layout::TorchCheckpoint) => {
+            model_folder::read_model(&model_dir).map(|parts| parts.preprocess)
+        }
+        _ => model_folder::read_config(&model_dir)
+            .and_then(|config| model_folder::read_preprocess(&model_dir, &config)),
+    }
+    .with_context(|| format!("cannot load preprocessing from {}", model_dir.display()))?;
     let image = clipkit::image::load_rgb(&args.image, clipkit::image::DEFAULT_MAX_PIXELS)?;
     let (pixels, h, w) = config.apply(&image)?;
     let file = std::fs::File::create(&args.out)

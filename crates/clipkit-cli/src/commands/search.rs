@@ -69,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     check_image_paths(&args.images)?;
     let store = args.index.open()?;
+    let named = args.index.named_roots()?;
     let model_dir = args.model.dir()?;
     store.check_model(&model_identity(&model_dir)?)?;
     let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
@@ -84,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let results: Vec<Result> = nearest(&*store, &query, args.top_k, args.min_score)?
         .into_iter()
         .map(|h| Result {
-            path: h.path,
+            path: named.display(&h.path),
             score: h.score,
         })
         .collect();

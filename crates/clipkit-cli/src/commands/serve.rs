@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         ..Limits::default()
     };
-    let state = AppState::new(clip, store, model, limits, hosts);
+    let state = AppState::new(clip, store, model, args.index.named_roots()?, limits, hosts);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

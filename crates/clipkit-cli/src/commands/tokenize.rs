@@ -39,10 +39,20 @@ struct Tokens {
 /// Runs `clipkit tokenize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model_dir = args.model.dir()?;
-    let config = model_folder::read_config(&model_dir)
-        .with_context(|| format!("cannot load model from {}", model_dir.display()))?;
-    let context = config.text_config.max_position_embeddings;
-    let tokenizer = model_folder::read_tokenizer(&model_dir, context)?;
+    let tokenizer = match model_folder::probe_layout(&model_dir) {
+        // Checkpoints that carry no tokenizer files: the architecture sets the context.
+        Some(model_folder::Layout::OpenClipFolder | model_folder::Layout::TorchCheckpoint) => {
+            model_folder::read_model(&model_dir)
+                .with_context(|| format!("cannot load model from {}", model_dir.display()))?
+                .tokenizer
+        }
+        _ => {
+            let config = model_folder::read_config(&model_dir)
+                .with_context(|| format!("cannot load model from {}", model_dir.display()))?;
+            model_folder::read_tokenizer(&model_dir, config.text_config.max_position_embeddings)?
+        }
+    };
+    let context = tokenizer.context_length();
     let mut texts = Vec::with_capacity(args.texts.len());
     for text in args.texts {
         let t = tokenizer.encode(&text)?;

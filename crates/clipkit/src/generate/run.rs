@@ -187,7 +187,7 @@ impl<'a> Generation<'a> {
 }
 
 fn input_side(clip: &Clip) -> usize {
-    clip.config().vision_config.image_size
+    clip.image_size()
 }
 
 /// torch.optim.Adam's defaults: β = (0.9, 0.999), ε = 1e-8, no decay, no clipping.

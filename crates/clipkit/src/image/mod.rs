@@ -10,4 +10,4 @@ pub mod tensor;
 pub use decode::{
     has_image_extension, is_image_extension, load_rgb, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS,
 };
-pub use preprocess::PreprocessConfig;
+pub use preprocess::{CropCorner, PreprocessConfig};

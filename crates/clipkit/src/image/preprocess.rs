@@ -28,6 +28,36 @@ pub enum ResizeTarget {
     },
 }
 
+/// Where a centre crop starts when the margin to cut is odd.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CropCorner {
+    /// ⌊margin / 2⌋, as transformers' `CLIPImageProcessor` computes it (the default).
+    #[default]
+    Floor,
+    /// margin / 2 rounded half to even (Python's `round`), as torchvision's `CenterCrop`
+    /// computes it: OpenAI's `clip.load` and open_clip preprocess with it.
+    RoundHalfEven,
+}
+
+impl CropCorner {
+    /// The first row or column kept when cutting `size` down to `out`.
+    fn start(self, size: u32, out: u32) -> i64 {
+        let margin = i64::from(size) - i64::from(out);
+        match self {
+            CropCorner::Floor => margin.div_euclid(2),
+            // margin / 2 is either whole or k + 0.5, which rounds to the even one of k, k + 1.
+            CropCorner::RoundHalfEven => {
+                let k = margin.div_euclid(2);
+                if margin.rem_euclid(2) == 1 && k.rem_euclid(2) == 1 {
+                    k + 1
+                } else {
+                    k
+                }
+            }
+        }
+    }
+}
+
 /// The preprocessing a model folder asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessConfig {
@@ -37,6 +67,8 @@ pub struct PreprocessConfig {
     pub filter: Filter,
     /// Centre-crop (height, width), if enabled.
     pub crop: Option<(u32, u32)>,
+    /// Where the centre crop starts when the margin is odd.
+    pub crop_corner: CropCorner,
     /// Multiplier applied to 0..255 values, if enabled (normally 1/255).
     pub rescale: Option<f32>,
     /// Per-channel (mean, std), if normalisation is enabled.
@@ -140,8 +172,19 @@ impl PreprocessConfig {
             resize: Some(ResizeTarget::ShortestEdge(image_size)),
             filter: Filter::Bicubic,
             crop: Some((image_size, image_size)),
+            crop_corner: CropCorner::Floor,
             rescale: Some(one_255th() as f32),
             normalize: Some(([mean[0], mean[1], mean[2]], [std[0], std[1], std[2]])),
+        }
+    }
+
+    /// OpenAI CLIP's preprocessing exactly as `clip.load` builds it with torchvision:
+    /// [`PreprocessConfig::openai`] with torchvision's centre-crop rounding
+    /// ([`CropCorner::RoundHalfEven`]).
+    pub fn openai_torchvision(image_size: u32) -> Self {
+        PreprocessConfig {
+            crop_corner: CropCorner::RoundHalfEven,
+            ..Self::openai(image_size)
         }
     }
 
@@ -265,6 +308,7 @@ impl PreprocessConfig {
             resize,
             filter,
             crop,
+            crop_corner: CropCorner::Floor,
             rescale: raw.do_rescale.then_some(raw.rescale_factor as f32),
             normalize,
         })
@@ -284,9 +328,8 @@ impl PreprocessConfig {
         };
         let (w, h) = image.dimensions();
         let (out_h, out_w) = self.crop.unwrap_or((h, w));
-        // Python's floor division, as transformers computes the crop's corner.
-        let top = (i64::from(h) - i64::from(out_h)).div_euclid(2);
-        let left = (i64::from(w) - i64::from(out_w)).div_euclid(2);
+        let top = self.crop_corner.start(h, out_h);
+        let left = self.crop_corner.start(w, out_w);
         let (out_h, out_w) = (out_h as usize, out_w as usize);
         let scale = self.rescale.unwrap_or(1.0);
         let (mean, std) = self.normalize.unwrap_or(([0.0; 3], [1.0; 3]));
@@ -369,6 +412,7 @@ mod tests {
             }),
             filter: Filter::Lanczos,
             crop: None,
+            crop_corner: CropCorner::Floor,
             rescale: Some(0.5),
             normalize: Some(([0.1, 0.2, 0.3], [0.7, 0.8, 0.9])),
         });
@@ -376,6 +420,7 @@ mod tests {
             resize: None,
             filter: Filter::Nearest,
             crop: Some((5, 7)),
+            crop_corner: CropCorner::Floor,
             rescale: None,
             normalize: None,
         });
@@ -392,11 +437,26 @@ mod tests {
     }
 
     #[test]
+    fn torchvision_crop_rounds_half_to_even() {
+        // Margins 35 (17.5 → 18), 33 (16.5 → 16), 34 (17) and -1 (-0.5 → 0) against floor.
+        for (size, out, floor, even) in [
+            (259, 224, 17, 18),
+            (257, 224, 16, 16),
+            (258, 224, 17, 17),
+            (223, 224, -1, 0),
+        ] {
+            assert_eq!(CropCorner::Floor.start(size, out), floor);
+            assert_eq!(CropCorner::RoundHalfEven.start(size, out), even, "{size}");
+        }
+    }
+
+    #[test]
     fn crop_pads_small_images_with_zeros() {
         let cfg = PreprocessConfig {
             resize: None,
             filter: Filter::Nearest,
             crop: Some((3, 3)),
+            crop_corner: CropCorner::Floor,
             rescale: None,
             normalize: None,
         };

@@ -1,12 +1,14 @@
-//! The CLIP network: a ViT image tower (or the ModifiedResNet tower, [`ResNetTower`]), a causal text transformer, their projections into
-//! one embedding space and the learned temperature.
+//! The CLIP network: an image tower (a ViT or the ModifiedResNet, [`ImageTower`]), a causal
+//! text transformer, their projections into one embedding space and the learned temperature.
 //!
 //! Shape legend used in comments: B = batch, T = tokens, C = channels of the residual stream,
 //! H = heads, D = channels per head, I = MLP hidden width, P = patches, E = embedding size.
 
+mod architecture;
 mod conv;
 mod encoder;
 mod grad_ops;
+mod image_tower;
 mod kernel;
 mod layers;
 mod load_options;
@@ -21,6 +23,8 @@ mod text;
 mod vision;
 pub mod vq;
 
+pub use architecture::Architecture;
+pub use image_tower::{ImageTower, ImageTowerConfig};
 pub use kernel::{cpu_features, Kernel, KernelError, KERNEL_ENV};
 pub use load_options::{LoadOptions, WeightFormat};
 pub use network::ClipNetwork;

@@ -3,19 +3,20 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::architecture::Architecture;
+use super::image_tower::ImageTower;
 use super::layers::Linear;
 use super::load_options::LoadOptions;
 use super::text::TextTower;
-use super::vision::VisionTower;
 use crate::config::ClipConfig;
 
-/// The full CLIP network, named as transformers' `CLIPModel`.
+/// The full CLIP network, named as transformers' `CLIPModel` (a ModifiedResNet image tower
+/// keeps open_clip's `visual.*` names, as transformers has none).
 #[derive(Debug, Clone)]
 pub struct ClipNetwork {
     text_model: TextTower,
-    vision_model: VisionTower,
+    image_tower: ImageTower,
     text_projection: Linear,
-    visual_projection: Linear,
     /// Scalar: log of the inverse temperature.
     logit_scale: Tensor,
 }
@@ -24,20 +25,23 @@ impl ClipNetwork {
     /// Loads the network from `vb` (pointing at the checkpoint's root), its weights held as
     /// `options` say.
     pub fn new(vb: VarBuilder, config: &ClipConfig, options: LoadOptions) -> Result<Self> {
-        let e = config.projection_dim;
+        Self::build(vb, &Architecture::from(config), options)
+    }
+
+    /// Loads a network of any [`Architecture`] (a ViT or ModifiedResNet image tower) from
+    /// `vb`, its weights held as `options` say.
+    pub fn build(
+        vb: VarBuilder,
+        architecture: &Architecture,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let e = architecture.projection_dim;
         Ok(ClipNetwork {
-            text_model: TextTower::new(vb.pp("text_model"), &config.text_config, options)?,
-            vision_model: VisionTower::new(vb.pp("vision_model"), &config.vision_config, options)?,
+            text_model: TextTower::new(vb.pp("text_model"), &architecture.text, options)?,
+            image_tower: ImageTower::new(&vb, &architecture.image, e, options)?,
             text_projection: Linear::new(
                 vb.pp("text_projection"),
-                config.text_config.hidden_size,
-                e,
-                false,
-                options,
-            )?,
-            visual_projection: Linear::new(
-                vb.pp("visual_projection"),
-                config.vision_config.hidden_size,
+                architecture.text.hidden_size,
                 e,
                 false,
                 options,
@@ -48,8 +52,7 @@ impl ClipNetwork {
 
     /// pixels (B, 3, S, S) → projected, not normalised, image features (B, E).
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.visual_projection
-            .forward(&self.vision_model.forward(pixels)?)
+        self.image_tower.forward(pixels)
     }
 
     /// Token-id rows of equal length → projected, not normalised, text features (B, E).

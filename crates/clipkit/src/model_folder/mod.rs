@@ -1,5 +1,6 @@
 //! A HuggingFace CLIP model folder: the names of its files, and the one reader and writer
-//! of them.
+//! of them; and the other layouts a model arrives in ([`read_model`] reads any of them:
+//! [`open_clip`] folders, OpenAI checkpoints through [`openai_layout`]).
 //!
 //! A folder holds `config.json` (the architecture), the weights (`model.safetensors`, or
 //! shards listed in `model.safetensors.index.json`), `preprocessor_config.json` (how images
@@ -11,12 +12,15 @@
 
 pub mod atomic_dir;
 mod layout;
+mod load;
+pub mod open_clip;
 pub mod openai_layout;
 mod read;
 pub mod torch_checkpoint;
 mod write;
 
 pub use layout::{probe_layout, Layout};
+pub use load::{read_model, ModelParts};
 pub use read::{read_config, read_preprocess, read_tokenizer, read_tokenizer_files};
 pub use write::write_model_folder;
 

@@ -38,41 +38,73 @@ fn byte_chars() -> Vec<char> {
     chars
 }
 
-/// CLIP's `vocab.json` and `merges.txt` (49408 tokens), as model-folder files.
-pub fn clip_vocab_files() -> Result<Vec<FolderFile>> {
-    let corrupt = |message: String| Error::Tokenizer {
+/// CLIP's vocabulary: tokens in id order and the merges, as OpenAI's tokenizer builds them.
+struct ClipVocabulary {
+    tokens: Vec<String>,
+    merges: Vec<(String, String)>,
+}
+
+fn corrupt(message: String) -> Error {
+    Error::Tokenizer {
         path: "data/bpe_simple_vocab_16e6.txt.gz".into(),
         message,
-    };
+    }
+}
+
+fn clip_vocabulary() -> Result<ClipVocabulary> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(BPE_GZ)
         .read_to_string(&mut text)
         .map_err(|e| corrupt(e.to_string()))?;
     // The first line is a version comment.
-    let merges: Vec<&str> = text.split('\n').skip(1).take(MERGES).collect();
-    if merges.len() != MERGES {
+    let lines: Vec<&str> = text.split('\n').skip(1).take(MERGES).collect();
+    if lines.len() != MERGES {
         return Err(corrupt(format!(
             "{} merges, expected {MERGES}",
-            merges.len()
+            lines.len()
         )));
     }
     let bytes = byte_chars();
     let mut tokens: Vec<String> = bytes.iter().map(|c| c.to_string()).collect();
     tokens.extend(bytes.iter().map(|c| format!("{c}{END_OF_WORD}")));
-    for merge in &merges {
-        let (a, b) = merge
+    let mut merges = Vec::with_capacity(MERGES);
+    for line in &lines {
+        let (a, b) = line
             .split_once(' ')
-            .ok_or_else(|| corrupt(format!("merge line {merge:?} is not two tokens")))?;
+            .ok_or_else(|| corrupt(format!("merge line {line:?} is not two tokens")))?;
         tokens.push(format!("{a}{b}"));
+        merges.push((a.to_string(), b.to_string()));
     }
     tokens.push(START_TOKEN.into());
     tokens.push(END_TOKEN.into());
+    Ok(ClipVocabulary { tokens, merges })
+}
+
+/// CLIP's byte-pair model (49408 tokens) with the options of [`super::pipeline::bpe_builder`].
+pub(super) fn clip_bpe() -> Result<tokenizers::models::bpe::BPE> {
+    let vocabulary = clip_vocabulary()?;
+    let vocab: tokenizers::models::bpe::Vocab = vocabulary
+        .tokens
+        .into_iter()
+        .enumerate()
+        .map(|(id, token)| (token, id as u32))
+        .collect();
+    super::pipeline::bpe_builder()
+        .vocab_and_merges(vocab, vocabulary.merges)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+/// CLIP's `vocab.json` and `merges.txt` (49408 tokens), as model-folder files.
+pub fn clip_vocab_files() -> Result<Vec<FolderFile>> {
+    let ClipVocabulary { tokens, merges } = clip_vocabulary()?;
     let vocab: serde_json::Map<String, serde_json::Value> = tokens
         .into_iter()
         .enumerate()
         .map(|(id, token)| (token, serde_json::Value::from(id)))
         .collect();
     let vocab = serde_json::to_vec(&vocab).map_err(|e| corrupt(e.to_string()))?;
+    let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
     let merges = format!("#version: 0.2\n{}\n", merges.join("\n"));
     Ok(vec![
         FolderFile {

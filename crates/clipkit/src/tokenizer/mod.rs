@@ -75,6 +75,26 @@ impl ClipTokenizer {
         Self::new(inner, context_length, vocab.to_path_buf())
     }
 
+    /// CLIP's own tokenizer from the vocabulary clipkit carries (OpenAI's
+    /// `bpe_simple_vocab_16e6.txt.gz`, 49408 tokens), as OpenAI's `clip.tokenize` and
+    /// open_clip tokenize: for checkpoints without tokenizer files (OpenAI `.pt`, open_clip
+    /// folders).
+    pub fn clip_vocabulary(context_length: usize) -> Result<Self> {
+        let source = PathBuf::from("data/bpe_simple_vocab_16e6.txt.gz");
+        let bpe = clip_vocab::clip_bpe()?;
+        let fail = |message: String| Error::Tokenizer {
+            path: source.clone(),
+            message,
+        };
+        let id = |token: &str| {
+            bpe.token_to_id(token)
+                .ok_or_else(|| fail(format!("vocabulary lacks {token}")))
+        };
+        let (start, end) = (id(START_TOKEN)?, id(END_TOKEN)?);
+        let inner = pipeline::clip_tokenizer(bpe, start, end).map_err(|e| fail(e.to_string()))?;
+        Self::new(inner, context_length, source)
+    }
+
     fn new(inner: Tokenizer, context_length: usize, source: PathBuf) -> Result<Self> {
         if context_length < 2 {
             return Err(Error::InvalidArgument(format!(

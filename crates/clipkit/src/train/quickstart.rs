@@ -88,7 +88,7 @@ impl QuickstartRecipe {
         clip: &Clip,
         progress: impl FnMut(usize, usize),
     ) -> Result<ShapesReport> {
-        let image_size = u32::try_from(clip.config().vision_config.image_size)
+        let image_size = u32::try_from(clip.image_size())
             .map_err(|_| Error::InvalidArgument("model image size out of range".into()))?;
         let config = ShapesEvalConfig {
             count: self.eval_count,

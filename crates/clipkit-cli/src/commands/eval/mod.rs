@@ -54,7 +54,7 @@ impl ShapesArgs {
         ShapesEvalConfig {
             count: self.count,
             seed: self.seed,
-            image_size: self.size.unwrap_or_else(|| model_image_size(clip.config())),
+            image_size: self.size.unwrap_or_else(|| clip_image_size(clip)),
         }
     }
 }
@@ -62,6 +62,11 @@ impl ShapesArgs {
 /// The side of a model's input images, where shapes are drawn unless told otherwise.
 pub fn model_image_size(config: &ClipConfig) -> u32 {
     u32::try_from(config.vision_config.image_size).unwrap_or(u32::MAX)
+}
+
+/// The side of a loaded model's input images (either image tower).
+pub fn clip_image_size(clip: &Clip) -> u32 {
+    u32::try_from(clip.image_size()).unwrap_or(u32::MAX)
 }
 
 /// A percentage with one decimal, for tables.

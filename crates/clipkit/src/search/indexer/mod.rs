@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::clip::Clip;
 use crate::error::Result;
+use crate::search::named_roots::NamedRoots;
 use crate::search::store::{Batch, Failure, VectorStore};
 
 /// What an indexing run did.
@@ -51,16 +52,18 @@ pub trait Progress {
 }
 
 /// Brings `store` up to date with the image files under `roots` (folders, or image files
-/// by name): embeds what is new, records moves, removes what is gone, commits every
-/// `batch_size` images, and finally lets the store optimise itself.
+/// by name), keyed under `named` (see [`NamedRoots`]): embeds what is new, records moves,
+/// removes what is gone, commits every `batch_size` images, and finally lets the store
+/// optimise itself.
 pub fn index_folders(
     clip: &Clip,
     store: &mut dyn VectorStore,
     roots: &[PathBuf],
+    named: &NamedRoots,
     batch_size: usize,
     progress: &mut dyn Progress,
 ) -> Result<Report> {
-    let scan = scan::scan(roots)?;
+    let scan = scan::scan(roots, named)?;
     let plan = plan::plan(
         &scan.found,
         &scan.roots,
@@ -87,9 +90,10 @@ pub fn index_folders(
     })?;
     progress.start(plan.to_embed.len());
     let started = Instant::now();
-    let failed = pipeline::embed_and_store(clip, store, &plan.to_embed, batch_size, |done| {
-        progress.advance(done)
-    })?;
+    let failed =
+        pipeline::embed_and_store(clip, store, &plan.to_embed, named, batch_size, |done| {
+            progress.advance(done)
+        })?;
     report.embed_seconds = started.elapsed().as_secs_f64();
     report.embedded = plan.to_embed.len() - failed.len();
     report.failed.extend(failed);

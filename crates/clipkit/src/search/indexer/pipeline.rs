@@ -12,18 +12,20 @@ use rayon::prelude::*;
 
 use crate::clip::Clip;
 use crate::error::Result;
+use crate::search::named_roots::NamedRoots;
 use crate::search::store::{Batch, Failure, FileRecord, VectorStore};
 
 /// One batch after decoding: each file with its pixels (3, S, S) or why it failed.
 type Decoded = Vec<(FileRecord, Result<Tensor, String>)>;
 
-/// Embeds `files` in batches of `batch_size` and commits each batch to `store`; failures
-/// are committed as such. `after_commit(done)` is called after each commit with the number
+/// Embeds `files` (keyed under `named`) in batches of `batch_size` and commits each batch to
+/// `store`; failures are committed as such. `after_commit(done)` is called after each commit with the number
 /// of files handled so far. Returns the failures.
 pub fn embed_and_store(
     clip: &Clip,
     store: &mut dyn VectorStore,
     files: &[FileRecord],
+    named: &NamedRoots,
     batch_size: usize,
     mut after_commit: impl FnMut(usize),
 ) -> Result<Vec<Failure>> {
@@ -34,7 +36,7 @@ pub fn embed_and_store(
         let (send, receive) = sync_channel::<Decoded>(1);
         scope.spawn(move || {
             for chunk in files.chunks(batch_size) {
-                if send.send(decode(clip, chunk)).is_err() {
+                if send.send(decode(clip, chunk, named)).is_err() {
                     break; // the embedding side stopped on an error
                 }
             }
@@ -51,14 +53,17 @@ pub fn embed_and_store(
     })
 }
 
-fn decode(clip: &Clip, files: &[FileRecord]) -> Decoded {
+fn decode(clip: &Clip, files: &[FileRecord], named: &NamedRoots) -> Decoded {
     files
         .par_iter()
         .map(|f| {
-            let pixels = clip
-                .load_image(std::path::Path::new(&f.path))
-                .and_then(|image| clip.preprocess(&image))
-                .map_err(|e| e.to_string());
+            let pixels = match named.local(&f.path) {
+                Some(path) => clip
+                    .load_image(&path)
+                    .and_then(|image| clip.preprocess(&image))
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("{}: not under a named root of this host", f.path)),
+            };
             (f.clone(), pixels)
         })
         .collect()

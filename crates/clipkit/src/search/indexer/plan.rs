@@ -61,7 +61,7 @@ pub fn plan(found: &[Found], roots: &[Root], items: &[Item], failures: &[Failure
     }
     let hashed: Vec<(&Found, Result<String, String>)> = candidates
         .par_iter()
-        .map(|f| (*f, hash_file(Path::new(&f.path))))
+        .map(|f| (*f, hash_file(&f.local)))
         .collect();
 
     // Indexed files that disappeared, by content hash: where moved files came from.

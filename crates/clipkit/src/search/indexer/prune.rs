@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::scan::Root;
 use crate::error::{Error, Result};
+use crate::search::named_roots::NamedRoots;
 use crate::search::store::{Batch, VectorStore};
 
 /// What [`prune_vanished`] removed.
@@ -20,11 +21,15 @@ pub struct Pruned {
 /// Removes every item and failure at or below each of `folders`, in one commit. Each must
 /// be gone from the disk: a folder that exists is refused (index it instead, which removes
 /// only what is gone from it). A path is matched as it was indexed: absolute, with links in
-/// the part that still exists resolved.
-pub fn prune_vanished(store: &mut dyn VectorStore, folders: &[PathBuf]) -> Result<Pruned> {
+/// the part that still exists resolved, keyed under `named`.
+pub fn prune_vanished(
+    store: &mut dyn VectorStore,
+    folders: &[PathBuf],
+    named: &NamedRoots,
+) -> Result<Pruned> {
     let roots = folders
         .iter()
-        .map(|f| vanished_root(f))
+        .map(|f| vanished_root(f, named))
         .collect::<Result<Vec<_>>>()?;
     let covered = |path: &str| {
         roots
@@ -56,7 +61,7 @@ pub fn prune_vanished(store: &mut dyn VectorStore, folders: &[PathBuf]) -> Resul
 }
 
 /// The roots (as a folder, and as a single file) of a path that no longer exists.
-fn vanished_root(path: &Path) -> Result<(Root, Root)> {
+fn vanished_root(path: &Path, named: &NamedRoots) -> Result<(Root, Root)> {
     if path.symlink_metadata().is_ok() {
         return Err(Error::InvalidArgument(format!(
             "{}: still exists; pruning removes only folders that are gone (run `clipkit \
@@ -67,7 +72,8 @@ fn vanished_root(path: &Path) -> Result<(Root, Root)> {
     }
     let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
     let resolved = resolve_existing_part(&lexically_normal(&absolute))?;
-    Ok((Root::of(&resolved, true), Root::of(&resolved, false)))
+    let key = named.key(&resolved);
+    Ok((Root::of(key.clone(), true), Root::of(key, false)))
 }
 
 /// `path` without `.` and `..` components (`..` drops the one before it).
@@ -120,7 +126,7 @@ mod tests {
     fn a_vanished_folder_resolves_under_its_existing_parent() {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("old/photos");
-        let (folder, file) = vanished_root(&gone).unwrap();
+        let (folder, file) = vanished_root(&gone, &NamedRoots::default()).unwrap();
         let parent = dir.path().canonicalize().unwrap();
         let inside = parent
             .join("old/photos/a.png")
@@ -133,6 +139,6 @@ mod tests {
         assert!(folder.covers(&inside));
         assert!(!folder.covers(&beside));
         assert!(file.covers(&parent.join("old/photos").to_string_lossy()));
-        assert!(vanished_root(dir.path()).is_err());
+        assert!(vanished_root(dir.path(), &NamedRoots::default()).is_err());
     }
 }

@@ -7,18 +7,24 @@
 //! server serves a file only while its path still resolves to itself), and a link's target
 //! may lie outside every folder indexed, where no later run would notice it vanish. A file
 //! or folder given by name may itself be a link: it is indexed under its target's path.
+//!
+//! Files are keyed by [`NamedRoots::key`]: their absolute path, or `NAME:relative/path`
+//! under a named root.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use crate::image::{has_image_extension, IMAGE_EXTENSIONS};
 use crate::search::error::{Result, SearchError};
+use crate::search::named_roots::NamedRoots;
 
 /// A file found by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// Absolute path, as it will be indexed.
+    /// Its key, as it will be indexed (see [`NamedRoots::key`]).
     pub path: String,
+    /// Where it is on this host (absolute, canonical).
+    pub local: PathBuf,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
@@ -29,23 +35,28 @@ pub struct Found {
 /// is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Root {
-    /// A folder, as a prefix that matches only paths below it (`/a/b/`, never `/a/bc`).
+    /// A folder, as a key prefix that matches only keys below it (`/a/b/`, never `/a/bc`;
+    /// `photos:` or `photos:a/` under a named root).
     Folder(String),
-    /// A single file, by its canonical path.
+    /// A single file, by its key.
     File(String),
 }
 
 impl Root {
-    /// The root of everything at or below `path` (absolute, canonical).
-    pub fn of(path: &Path, is_dir: bool) -> Root {
-        let mut s = path.to_string_lossy().into_owned();
+    /// The root of everything at or below the file or folder keyed `key`.
+    pub fn of(mut key: String, is_dir: bool) -> Root {
         if !is_dir {
-            return Root::File(s);
+            return Root::File(key);
         }
-        if !s.ends_with(std::path::MAIN_SEPARATOR) {
-            s.push(std::path::MAIN_SEPARATOR);
+        let separator = if Path::new(&key).is_absolute() {
+            std::path::MAIN_SEPARATOR
+        } else {
+            '/'
+        };
+        if !key.ends_with(separator) && !key.ends_with(':') {
+            key.push(separator);
         }
-        Root::Folder(s)
+        Root::Folder(key)
     }
 
     /// Whether an indexed `path` lies under this root.
@@ -68,20 +79,20 @@ pub struct Scan {
     pub skipped_links: Vec<String>,
 }
 
-/// Scans `roots`: folders recursively, files as themselves. A root that does not exist, or
-/// a file given by name that is not an image by extension, is an error naming it; an
-/// unreadable entry below a folder is skipped with a warning.
-pub fn scan(roots: &[PathBuf]) -> Result<Scan> {
+/// Scans `roots`: folders recursively, files as themselves, keyed under `named`. A root that
+/// does not exist, or a file given by name that is not an image by extension, is an error
+/// naming it; an unreadable entry below a folder is skipped with a warning.
+pub fn scan(roots: &[PathBuf], named: &NamedRoots) -> Result<Scan> {
     let mut scan = Scan::default();
     for root in roots {
         let abs = root.canonicalize().map_err(|e| SearchError::io(root, e))?;
         if abs.is_dir() {
-            scan_folder(&abs, &mut scan);
-            scan.roots.push(Root::of(&abs, true));
+            scan_folder(&abs, named, &mut scan);
+            scan.roots.push(Root::of(named.key(&abs), true));
         } else if has_image_extension(&abs) {
             let meta = std::fs::metadata(&abs).map_err(|e| SearchError::io(root, e))?;
-            scan.found.extend(found(&abs, &meta));
-            scan.roots.push(Root::of(&abs, false));
+            scan.found.extend(found(&abs, &meta, named));
+            scan.roots.push(Root::of(named.key(&abs), false));
         } else {
             let message = format!(
                 "not an image file name (indexed extensions: {}); give an image or a folder",
@@ -100,7 +111,7 @@ pub fn scan(roots: &[PathBuf]) -> Result<Scan> {
     Ok(scan)
 }
 
-fn scan_folder(folder: &Path, scan: &mut Scan) {
+fn scan_folder(folder: &Path, named: &NamedRoots, scan: &mut Scan) {
     for entry in walkdir::WalkDir::new(folder) {
         let entry = match entry {
             Ok(e) => e,
@@ -123,20 +134,21 @@ fn scan_folder(folder: &Path, scan: &mut Scan) {
             continue;
         }
         match entry.metadata() {
-            Ok(meta) => scan.found.extend(found(entry.path(), &meta)),
+            Ok(meta) => scan.found.extend(found(entry.path(), &meta, named)),
             Err(e) => tracing::warn!("{}: skipping: {e}", entry.path().display()),
         }
     }
 }
 
 /// The file at `path` as found, or `None` (with a warning) when its path is not UTF-8.
-fn found(path: &Path, meta: &std::fs::Metadata) -> Option<Found> {
-    let Some(text) = path.to_str() else {
+fn found(path: &Path, meta: &std::fs::Metadata, named: &NamedRoots) -> Option<Found> {
+    if path.to_str().is_none() {
         tracing::warn!("{}: skipping a path that is not UTF-8", path.display());
         return None;
-    };
+    }
     Some(Found {
-        path: text.to_string(),
+        path: named.key(path),
+        local: path.to_path_buf(),
         size: meta.len(),
         mtime_ns: meta
             .modified()
