@@ -41,6 +41,9 @@ What is measured
      ``get_image_features`` in batches of 32.  The Python interpreter start and
      ``import torch, transformers`` are not included (measured once and reported apart).
 
+Kernel: the worker inherits ``CLIPKIT_KERNEL`` (``avx512``, ``avx2`` or ``portable``; unset:
+the best this CPU runs), and the kernel it ran and the CPU flags are printed and saved.
+
 Threads: ``torch.set_num_threads(N)`` for torch; ``RAYON_NUM_THREADS=N`` in the environment
 of the clipkit worker (candle's CPU matmul reads that variable on every call); the CLI gets
 only ``--threads N`` (it sets the variable itself).
@@ -590,8 +593,12 @@ def main() -> None:
 
     torch_bench = TorchBench(model_dir)
     worker = ClipkitWorker(model_dir, args.threads)
+    # Workers built before run-time kernel choice report neither; they ran the AVX2 kernel.
+    kernel = worker.info.get("kernel", "avx2 (worker predates CLIPKIT_KERNEL)")
+    cpu_flags = worker.info.get("cpu", "not reported").replace(",", " ")
     print(f"clipkit worker ready: load {float(worker.info['load_s']):.2f} s, "
-          f"{worker.info['threads']} rayon threads", flush=True)
+          f"{worker.info['threads']} rayon threads, kernel {kernel}; CPU flags: {cpu_flags}",
+          flush=True)
     try:
         forward = bench_forward(torch_bench, worker, args.rounds)
     finally:
@@ -613,6 +620,7 @@ def main() -> None:
                  "torch": torch.__version__, "transformers": transformers.__version__,
                  "torch_default_attention": default_attn, "model": str(model_dir),
                  "clipkit_worker_load_seconds": float(worker.info["load_s"]),
+                 "clipkit_kernel": kernel, "cpu_flags": cpu_flags,
                  "git_of_this_checkout": git_state(),
                  "worker_binary": binary_info(WORKER), "cli_binary": binary_info(CLI),
                  "load_average_1min_at_start": load1,

@@ -9,7 +9,7 @@ mod report;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// CLIP on your CPU: embed images and texts, classify zero-shot, inspect preprocessing.
 #[derive(Parser)]
@@ -68,10 +68,16 @@ enum Command {
 
 fn main() -> ExitCode {
     clipkit::allocator::keep_freed_memory();
-    let cli = Cli::parse_from(argv::free_words_last(
+    // Built once per process; clap keeps version strings for the program's lifetime.
+    let command = Cli::command().long_version(&*Box::leak(long_version().into_boxed_str()));
+    let matches = command.clone().get_matches_from(argv::free_words_last(
         std::env::args_os().collect(),
-        &Cli::command(),
+        &command,
     ));
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         end_quietly_on_closed_pipe();
     }
@@ -85,6 +91,12 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
+    // A kernel forced with CLIPKIT_KERNEL that is unknown or that this CPU cannot run is
+    // refused here, before any work, rather than replaced silently.
+    if let Err(e) = clipkit::Kernel::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = set_threads(cli.threads) {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
@@ -130,6 +142,23 @@ fn end_quietly_on_closed_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// What `clipkit --version` prints: the version, then the CPU kernels in use and the CPU
+/// features they were chosen from (`-V` prints the version alone).
+fn long_version() -> String {
+    let kernel = match clipkit::Kernel::from_env() {
+        Ok(kernel) => kernel.to_string(),
+        Err(e) => format!("none ({e})"),
+    };
+    format!(
+        "{}\nkernel: {kernel} (detected: {}; set {} to avx512, avx2 or portable to force one)\n\
+         cpu features: {}",
+        env!("CARGO_PKG_VERSION"),
+        clipkit::Kernel::detect(),
+        clipkit::model::KERNEL_ENV,
+        clipkit::model::cpu_features().join(" ")
+    )
 }
 
 /// Sizes the thread pool shared by candle's matrix products and our parallel loops.

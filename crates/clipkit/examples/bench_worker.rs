@@ -13,7 +13,8 @@
 //!
 //! Protocol (one command per line on stdin, one answer line on stdout, flushed):
 //!
-//! - at start-up, after loading: `ready load_s=<seconds> threads=<rayon threads> image_size=<S>`
+//! - at start-up, after loading: `ready load_s=<seconds> threads=<rayon threads> image_size=<S>
+//!   kernel=<avx512|avx2|portable> cpu=<features,comma-separated>`
 //! - `image B N` → one untimed warm-up pass, then N timed passes of `embed_pixels` on a fixed
 //!   (B, 3, S, S) batch of pseudo-random pixels; answers the elapsed seconds of the N passes.
 //! - `text B N` → the same for `embed_token_ids` on B rows of exactly 77 tokens
@@ -165,9 +166,11 @@ fn main() -> BoxResult<()> {
     let mut out = stdout.lock();
     writeln!(
         out,
-        "ready load_s={load_s:.6} threads={} image_size={}",
+        "ready load_s={load_s:.6} threads={} image_size={} kernel={} cpu={}",
         rayon::current_num_threads(),
-        clip.image_size()
+        clip.image_size(),
+        clipkit::Kernel::active(),
+        clipkit::model::cpu_features().join(",")
     )?;
     out.flush()?;
 

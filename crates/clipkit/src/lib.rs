@@ -57,5 +57,5 @@ pub mod zeroshot;
 pub use clip::{l2_normalize, Clip, Logits, DEFAULT_BATCH_SIZE};
 pub use config::ClipConfig;
 pub use error::{Error, Result};
-pub use model::{LoadOptions, WeightFormat};
+pub use model::{Kernel, LoadOptions, WeightFormat};
 pub use zeroshot::ZeroShotClassifier;

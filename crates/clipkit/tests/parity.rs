@@ -118,3 +118,50 @@ fn batch_size_does_not_change_embeddings() {
     let b: Tensor = all.embed_texts(&texts).unwrap();
     assert_close("texts batch 1 vs 4", &a, &b, 1e-6);
 }
+
+/// Prints the kernel this process runs, and checks it is the one `CLIPKIT_KERNEL` forces
+/// when set; the parent test below reads the line from each child.
+#[test]
+fn the_forced_kernel_is_the_one_in_use() {
+    let active = clipkit::Kernel::active();
+    println!("kernel in use: {active}");
+    if let Ok(forced) = std::env::var(clipkit::model::KERNEL_ENV) {
+        assert_eq!(forced.parse(), Ok(active), "{forced:?} was forced");
+    }
+}
+
+/// Every kernel this CPU can run, forced through `CLIPKIT_KERNEL` in a child process that
+/// runs the parity tests above: each path must match transformers at the same tolerances.
+#[test]
+fn every_kernel_this_cpu_runs_matches_transformers() {
+    let exe = std::env::current_exe().unwrap();
+    let kernels: Vec<_> = clipkit::Kernel::ALL
+        .into_iter()
+        .filter(|k| k.is_supported())
+        .collect();
+    assert!(kernels.contains(&clipkit::Kernel::Portable));
+    for kernel in kernels {
+        let out = std::process::Command::new(&exe)
+            .env(clipkit::model::KERNEL_ENV, kernel.name())
+            .args([
+                "--exact",
+                "clip_a_f32_single_file_matches_transformers",
+                "clip_b_f16_sharded_legacy_matches_transformers",
+                "batch_size_does_not_change_embeddings",
+                "the_forced_kernel_is_the_one_in_use",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success()
+                && stdout.contains(&format!("kernel in use: {kernel}"))
+                && stdout.contains("4 passed; 0 failed"),
+            "{kernel}: {exe:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        eprintln!("{kernel}: parity tests passed");
+    }
+}

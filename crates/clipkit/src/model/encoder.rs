@@ -345,7 +345,7 @@ mod tests {
     /// the plain f64 composite; loaded without it, they refuse an input that tracks one.
     #[test]
     fn packed_weights_pass_input_gradients_when_asked() {
-        if !super::super::packed::PackedWeight::supported() {
+        if super::super::Kernel::active() == super::super::Kernel::Portable {
             return;
         }
         let shape = EncoderShape {

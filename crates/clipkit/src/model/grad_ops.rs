@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::kernel::Kernel;
 use super::ops::{contiguous_f32, exp_fast, rows_per_task, softmax_rows, SendPtr};
 use crate::config::Activation;
 
@@ -220,14 +221,29 @@ fn gradient_row(
     }
 }
 
-/// The quick-GELU row through [`exp_fast`], so the loop vectorises.
+/// The quick-GELU row through [`exp_fast`], so the loop vectorises, in the widest registers
+/// the active [`Kernel`] allows.
 fn quick_gelu_gradient_row(dx: &mut [f32], x: &[f32], bias: &[f32], dy: &[f32], dbias: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { quick_gelu_gradient_row_avx2(dx, x, bias, dy, dbias) };
-        return;
+    match Kernel::active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+        Kernel::Avx512 => unsafe { quick_gelu_gradient_row_avx512(dx, x, bias, dy, dbias) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+        Kernel::Avx2 => unsafe { quick_gelu_gradient_row_avx2(dx, x, bias, dy, dbias) },
+        _ => quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias),
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn quick_gelu_gradient_row_avx512(
+    dx: &mut [f32],
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    dbias: &mut [f32],
+) {
     quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias);
 }
 

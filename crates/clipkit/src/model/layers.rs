@@ -15,9 +15,9 @@ use crate::config::Activation;
 ///
 /// Leading axes are folded into one before the product, so a (B, T, C) input costs one large
 /// matrix product instead of B small ones. With [`WeightFormat::Packed`], gradient-free f32
-/// weights on a CPU with AVX2 are packed once for [`PackedWeight`]'s kernel (and the unpacked
-/// copy dropped); weights that train stay tensors and go through candle's differentiable
-/// matmul.
+/// weights are packed once for [`PackedWeight`]'s kernel (and the unpacked copy dropped) when
+/// the active [`super::Kernel`] has one (AVX-512 or AVX2); weights that train, and every
+/// weight under the portable kernel, stay tensors and go through candle's matmul.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
@@ -60,25 +60,25 @@ impl Linear {
         // Trained weights (tracked by autograd) stay tensors: the packed kernel has no
         // backward pass to its weights.
         let packable = options.weight_format == WeightFormat::Packed
-            && PackedWeight::supported()
             && !weight.track_op()
             && fused_ok(&[&weight])
             && bias
                 .as_ref()
                 .is_none_or(|b| !b.track_op() && fused_ok(&[b]));
-        let weight = if packable {
-            let forward = Arc::new(pack(&weight)?);
-            let transposed = if options.input_gradients {
-                Some(Arc::new(pack(&weight.t()?)?))
-            } else {
-                None
-            };
-            Weight::Packed {
-                forward,
-                transposed,
+        let forward = if packable { pack(&weight)? } else { None };
+        let weight = match forward {
+            Some(forward) => {
+                let transposed = if options.input_gradients {
+                    pack(&weight.t()?)?.map(Arc::new)
+                } else {
+                    None
+                };
+                Weight::Packed {
+                    forward: Arc::new(forward),
+                    transposed,
+                }
             }
-        } else {
-            Weight::Tensor(weight)
+            None => Weight::Tensor(weight),
         };
         Ok(Linear { weight, bias })
     }
@@ -153,8 +153,8 @@ impl Module for Linear {
     }
 }
 
-/// Packs a (rows, cols) f32 CPU matrix for the kernel.
-fn pack(weight: &Tensor) -> Result<PackedWeight> {
+/// Packs a (rows, cols) f32 CPU matrix for the active kernel; `None` when it packs nothing.
+fn pack(weight: &Tensor) -> Result<Option<PackedWeight>> {
     let (n, k) = weight.dims2()?;
     let weight = weight.contiguous()?;
     let (storage, layout) = weight.storage_and_layout();

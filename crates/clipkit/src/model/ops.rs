@@ -9,6 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use rayon::prelude::*;
 
 use super::grad_ops::{AttentionBackward, BiasActivationBackward, LayerNormBackward};
+use super::kernel::Kernel;
 use crate::config::Activation;
 
 /// Whether fused kernels may be used: every operand is an f32 tensor on the CPU.
@@ -70,15 +71,7 @@ impl CustomOp3 for LayerNormOp {
         out.par_chunks_mut(chunk)
             .zip(x.par_chunks(chunk))
             .for_each(|(out, x)| {
-                for (o, row) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    // Two passes: the mean, then the variance around it.
-                    let mean = row.iter().sum::<f32>() / c as f32;
-                    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-                    let inv = 1.0 / (var + self.eps).sqrt();
-                    for i in 0..c {
-                        o[i] = (row[i] - mean) * inv * gain[i] + bias[i];
-                    }
-                }
+                layer_norm_rows(out, x, gain, bias, self.eps);
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -180,14 +173,23 @@ impl Activation {
     }
 }
 
-/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises.
+/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises, in the
+/// widest registers the active [`Kernel`] allows.
 fn quick_gelu_row(out: &mut [f32], x: &[f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { quick_gelu_row_avx2(out, x, bias) };
-        return;
+    match Kernel::active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+        Kernel::Avx512 => unsafe { quick_gelu_row_avx512(out, x, bias) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+        Kernel::Avx2 => unsafe { quick_gelu_row_avx2(out, x, bias) },
+        _ => quick_gelu_row_portable(out, x, bias),
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn quick_gelu_row_avx512(out: &mut [f32], x: &[f32], bias: &[f32]) {
     quick_gelu_row_portable(out, x, bias);
 }
 
@@ -329,18 +331,39 @@ impl CustomOp1 for AttentionOp {
 
 /// Row-wise softmax of a T×T score matrix; with `causal`, entries above the diagonal get 0.
 pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
+    match Kernel::active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+        Kernel::Avx512 => unsafe { softmax_rows_avx512(scores, t, causal) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+        Kernel::Avx2 => unsafe { softmax_rows_avx2(scores, t, causal) },
+        _ => softmax_rows_portable(scores, t, causal),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn softmax_rows_avx512(scores: &mut [f32], t: usize, causal: bool) {
+    softmax_rows_portable(scores, t, causal);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_rows_avx2(scores: &mut [f32], t: usize, causal: bool) {
+    softmax_rows_portable(scores, t, causal);
+}
+
+/// The softmax rows in plain Rust that vectorises: lane-wise max and sum, [`exp_fast`].
+#[inline(always)]
+fn softmax_rows_portable(scores: &mut [f32], t: usize, causal: bool) {
     for (i, row) in scores.chunks_exact_mut(t).enumerate() {
         let visible = if causal { i + 1 } else { t };
-        let max = row[..visible]
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
+        let max = lanes_max(&row[..visible]);
         for s in &mut row[..visible] {
-            *s = (*s - max).exp();
-            sum += *s;
+            *s = exp_fast(*s - max);
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / lanes_sum(&row[..visible], |v| v);
         for s in &mut row[..visible] {
             *s *= inv;
         }
@@ -348,6 +371,80 @@ pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
             *s = 0.0;
         }
     }
+}
+
+/// Layer norm of the rows of x (…, C) into out: two passes, the mean, then the variance
+/// around it, in the widest registers the active [`Kernel`] allows.
+fn layer_norm_rows(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
+    match Kernel::active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+        Kernel::Avx512 => unsafe { layer_norm_rows_avx512(out, x, gain, bias, eps) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+        Kernel::Avx2 => unsafe { layer_norm_rows_avx2(out, x, gain, bias, eps) },
+        _ => layer_norm_rows_portable(out, x, gain, bias, eps),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn layer_norm_rows_avx512(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
+    layer_norm_rows_portable(out, x, gain, bias, eps);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn layer_norm_rows_avx2(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
+    layer_norm_rows_portable(out, x, gain, bias, eps);
+}
+
+#[inline(always)]
+fn layer_norm_rows_portable(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
+    let c = gain.len();
+    for (o, row) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        let mean = lanes_sum(row, |v| v) / c as f32;
+        let var = lanes_sum(row, |v| (v - mean) * (v - mean)) / c as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for i in 0..c {
+            o[i] = (row[i] - mean) * inv * gain[i] + bias[i];
+        }
+    }
+}
+
+/// Lanes of the partial sums and maxima below: one 512-bit register of f32.
+const LANES: usize = 16;
+
+/// Σ f(v) over `values`, in LANES partial sums so the loop vectorises (a single running sum
+/// would serialise every addition).
+#[inline(always)]
+fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f(v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest of `values` (−∞ for none), in LANES partial maxima so the loop vectorises.
+#[inline(always)]
+fn lanes_max(values: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
 }
 
 #[cfg(test)]
