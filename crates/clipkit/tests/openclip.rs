@@ -274,7 +274,7 @@ fn unknown_or_unsupported_open_clip_options_are_refused_by_name() {
             "multimodal_cfg",
         ),
         (
-            "longest",
+            "sideways",
             |c| c["preprocess_cfg"]["resize_mode"] = "sideways".into(),
             "preprocess_cfg.resize_mode",
         ),
@@ -288,6 +288,29 @@ fn unknown_or_unsupported_open_clip_options_are_refused_by_name() {
         );
         std::fs::remove_dir_all(&folder).unwrap();
     }
+}
+
+/// `resize_mode: longest` (resize the longer side to the model's size, pad the other with
+/// black, centred as open_clip's `CenterCropOrPad`) against open_clip's own transform
+/// (`tools/make_open_clip_longest_reference.py`). Tolerance in normalised units: a PNG is
+/// reproduced exactly (Pillow's resampling bit for bit: 1e-5 · 1/std), a JPEG to within 3
+/// levels of its decoder's rounding.
+#[test]
+fn open_clip_longest_resize_mode_pads_as_open_clip() {
+    let folder = folder_with_config("longest-mode", |c| {
+        c["preprocess_cfg"]["resize_mode"] = "longest".into()
+    });
+    let clip = Clip::load(&folder).unwrap();
+    let reference = load_reference(&dir().join("longest_pixels.safetensors"));
+    let least_std = 0.2;
+    for (name, levels) in [("wide_rgb.png", 0.0), ("tall_rgb.jpg", 3.0)] {
+        let got = clip
+            .preprocess(&clip.load_image(&image(name)).unwrap())
+            .unwrap();
+        let tol = (1e-5 + levels / 255.0) / least_std;
+        assert_close(&format!("{name} pixels"), &got, &reference[name], tol);
+    }
+    std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[test]

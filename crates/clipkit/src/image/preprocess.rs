@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 pub enum ResizeTarget {
     /// Scale so the shorter side has this length, keeping the aspect ratio.
     ShortestEdge(u32),
+    /// Scale so the longer side has this length, keeping the aspect ratio (each side
+    /// rounded half to even, as open_clip's `ResizeKeepRatio(longest=1)` rounds it).
+    LongestEdge(u32),
     /// Scale to exactly this height and width.
     Exact {
         /// Output height.
@@ -37,6 +40,9 @@ pub enum CropCorner {
     /// margin / 2 rounded half to even (Python's `round`), as torchvision's `CenterCrop`
     /// computes it: OpenAI's `clip.load` and open_clip preprocess with it.
     RoundHalfEven,
+    /// open_clip's `CenterCropOrPad`: a side shorter than the output gets ⌊(out − size) / 2⌋
+    /// of fill before it (the rest after); a longer one is cut as [`CropCorner::RoundHalfEven`].
+    PadFloorOrRoundHalfEven,
 }
 
 impl CropCorner {
@@ -46,7 +52,8 @@ impl CropCorner {
         match self {
             CropCorner::Floor => margin.div_euclid(2),
             // margin / 2 is either whole or k + 0.5, which rounds to the even one of k, k + 1.
-            CropCorner::RoundHalfEven => {
+            CropCorner::PadFloorOrRoundHalfEven if margin < 0 => -((-margin).div_euclid(2)),
+            CropCorner::RoundHalfEven | CropCorner::PadFloorOrRoundHalfEven => {
                 let k = margin.div_euclid(2);
                 if margin.rem_euclid(2) == 1 && k.rem_euclid(2) == 1 {
                     k + 1
@@ -190,7 +197,26 @@ impl PreprocessConfig {
 
     /// `preprocessor_config.json` in the nested form transformers 5 writes for
     /// `CLIPImageProcessor`; [`PreprocessConfig::from_json`] reads it back unchanged.
+    /// A longest-edge resize (open_clip's `resize_mode: longest`) has no
+    /// `CLIPImageProcessor` form and is refused.
     pub fn to_json(&self) -> Result<String> {
+        let size = match self.resize {
+            None => None,
+            Some(ResizeTarget::ShortestEdge(shortest_edge)) => {
+                Some(WrittenSize::ShortestEdge { shortest_edge })
+            }
+            Some(ResizeTarget::Exact { height, width }) => {
+                Some(WrittenSize::Exact(HeightWidth { height, width }))
+            }
+            Some(ResizeTarget::LongestEdge(_)) => {
+                return Err(Error::InvalidArgument(
+                    "a longest-edge resize (open_clip's resize_mode \"longest\") has no \
+                     preprocessor_config.json form: transformers' CLIPImageProcessor resizes \
+                     the shortest edge or to an exact size"
+                        .into(),
+                ))
+            }
+        };
         let written = WrittenConfig {
             crop_size: self
                 .crop
@@ -205,14 +231,7 @@ impl PreprocessConfig {
             image_std: self.normalize.map(|(_, std)| std),
             resample: self.filter.pil_code(),
             rescale_factor: self.rescale,
-            size: self.resize.map(|target| match target {
-                ResizeTarget::ShortestEdge(shortest_edge) => {
-                    WrittenSize::ShortestEdge { shortest_edge }
-                }
-                ResizeTarget::Exact { height, width } => {
-                    WrittenSize::Exact(HeightWidth { height, width })
-                }
-            }),
+            size,
         };
         serde_json::to_string_pretty(&written).map_err(|e| {
             Error::InvalidArgument(format!("cannot serialise preprocessor_config.json: {e}"))
@@ -370,6 +389,12 @@ fn resized_size(height: u32, width: u32, target: ResizeTarget) -> (u32, u32) {
                 (size, new_long)
             }
         }
+        ResizeTarget::LongestEdge(size) => {
+            let target = f64::from(size);
+            let ratio = (f64::from(height) / target).max(f64::from(width) / target);
+            let side = |x: u32| ((f64::from(x) / ratio).round_ties_even() as u32).max(1);
+            (side(height), side(width))
+        }
     }
 }
 
@@ -388,6 +413,28 @@ mod tests {
             (138, 48)
         );
         assert_eq!(resized_size(5, 7, ResizeTarget::ShortestEdge(32)), (32, 44));
+    }
+
+    #[test]
+    fn longest_edge_rounds_half_to_even_as_open_clip() {
+        assert_eq!(
+            resized_size(61, 97, ResizeTarget::LongestEdge(32)),
+            (20, 32)
+        );
+        assert_eq!(
+            resized_size(130, 45, ResizeTarget::LongestEdge(32)),
+            (32, 11)
+        );
+        // 10 / (20 / 5) = 2.5 rounds to 2, as Python's round does.
+        assert_eq!(resized_size(20, 10, ResizeTarget::LongestEdge(5)), (5, 2));
+    }
+
+    #[test]
+    fn padding_puts_the_smaller_half_first() {
+        let pad = CropCorner::PadFloorOrRoundHalfEven;
+        assert_eq!(pad.start(11, 32), -10);
+        assert_eq!(pad.start(20, 32), -6);
+        assert_eq!(pad.start(35, 32), CropCorner::RoundHalfEven.start(35, 32));
     }
 
     #[test]

@@ -482,8 +482,9 @@ fn check_defaults(
 }
 
 /// open_clip's inference transform for `cfg` as a [`PreprocessConfig`]: `shortest`
-/// resizes the short side and centre-crops (torchvision's rounding), `squash` resizes to the
-/// square; bicubic or bilinear, then the mean and std.
+/// resizes the short side and centre-crops (torchvision's rounding), `longest` resizes the
+/// long side and pads the other with black (open_clip's `CenterCropOrPad`), `squash`
+/// resizes to the square; bicubic or bilinear, then the mean and std.
 fn preprocess_config(
     cfg: &PreprocessCfg,
     model_size: usize,
@@ -527,19 +528,29 @@ fn preprocess_config(
         ));
     };
     let s = size as u32;
-    let (resize, crop) = match cfg.resize_mode.as_str() {
-        "shortest" => (ResizeTarget::ShortestEdge(s), Some((s, s))),
+    let (resize, crop, crop_corner) = match cfg.resize_mode.as_str() {
+        "shortest" => (
+            ResizeTarget::ShortestEdge(s),
+            Some((s, s)),
+            CropCorner::RoundHalfEven,
+        ),
+        "longest" => (
+            ResizeTarget::LongestEdge(s),
+            Some((s, s)),
+            CropCorner::PadFloorOrRoundHalfEven,
+        ),
         "squash" => (
             ResizeTarget::Exact {
                 height: s,
                 width: s,
             },
             None,
+            CropCorner::RoundHalfEven,
         ),
         other => {
             return Err(fail(
                 "resize_mode",
-                format!("{other:?} is not supported (\"shortest\" and \"squash\" are)"),
+                format!("{other:?} is not one of \"shortest\", \"longest\", \"squash\""),
             ))
         }
     };
@@ -557,7 +568,7 @@ fn preprocess_config(
         resize: Some(resize),
         filter,
         crop,
-        crop_corner: CropCorner::RoundHalfEven,
+        crop_corner,
         rescale: Some(1.0 / 255.0),
         normalize: Some((mean, std)),
     })

@@ -344,8 +344,10 @@ impl VectorStore for PgStore {
         if self.approximate || self.len < self.ann_threshold {
             return Ok(());
         }
+        // The graph builds fastest in memory: at least 1 GB, more where the server gives more.
         let sql = format!(
-            "SET maintenance_work_mem = '1GB';
+            "SELECT set_config('maintenance_work_mem', '1GB', false)
+             WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('1GB');
              CREATE INDEX IF NOT EXISTS items_embedding_hnsw ON {}.items
              USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops)
              WITH (m = 16, ef_construction = 64);
