@@ -467,3 +467,39 @@ fn models_convert_openai_pt_to_hf_and_refuses_bad_checkpoints() {
         assert!(!out.exists(), "{bad}: output folder left behind");
     }
 }
+
+/// An OpenAI TorchScript archive (`RN50.pt`-style, ResNet and ViT image towers) is a
+/// `--model` like any folder: `embed` of a non-square PNG gives the image embedding that
+/// OpenAI's own model and transform give (`tools/make_openclip_fixtures.py`), at cosine
+/// ≥ 0.999 (the archive holds half-precision weights; the reference ran in f32).
+#[test]
+fn embed_takes_an_openai_torchscript_archive_as_model() {
+    for name in ["resnet", "vit"] {
+        let archive = fixtures().join(format!("openclip/{name}.pt"));
+        let picture = image("wide_rgb.png");
+        let out = clipkit(&[
+            "embed".as_ref(),
+            "--model".as_ref(),
+            archive.as_os_str(),
+            "--image".as_ref(),
+            picture.as_ref(),
+            "--json".as_ref(),
+        ])
+        .json();
+        let got = floats(&out["images"][0]["embedding"]);
+        let reference = candle_core::safetensors::load(
+            fixtures().join(format!("openclip/{name}_pt.safetensors")),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let want: Vec<f32> = reference["resized_embeds"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: embedding size");
+        let cosine: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+        // A NaN cosine fails this comparison too.
+        assert!(cosine >= 0.999, "{name}: cosine {cosine} < 0.999");
+    }
+}
