@@ -1,51 +1,70 @@
 //! PostgreSQL + pgvector store benchmark, beside `search_bench` (the embedded store):
 //! insert throughput, exact and HNSW query latency and recall@10 on the same synthetic
-//! clustered unit vectors; then an HNSW index over the full-precision `vector` beside the
-//! store's own over `halfvec` (half the memory): sizes, latency, recall.
+//! clustered unit vectors; then, with `vector` as the last argument, an HNSW index over the
+//! full-precision `vector` beside the store's own over `halfvec` (half the memory).
 //!
 //! ```text
-//! cargo run --release --example pg_bench -- URL [N] [E] [QUERIES] [EF,...]
-//! # defaults: N 1000000, E 512, QUERIES 100, EF 40,100,200
+//! cargo run --release --example pg_bench -- URL [N] [E] [QUERIES] [EF,...] [M,EFC] [vector]
+//! # defaults: N 1000000, E 512, QUERIES 100, EF 40,100,200, M,EFC the store's HnswParams
 //! ```
 //!
 //! The store lives in schema `bench_NxE` of URL's database and is reused by later runs with
-//! the same N and E (its HNSW indexes too; `DROP SCHEMA bench_NxE CASCADE` starts over).
+//! the same N and E; its HNSW index too when built with the same M and EFC (otherwise it is
+//! rebuilt). `DROP SCHEMA bench_NxE CASCADE` starts over.
+
+#[path = "support/store_bench.rs"]
+mod store_bench;
 
 use std::error::Error;
 use std::time::Instant;
 
-use clipkit::search::postgres::{PgLocation, PgStore};
+use clipkit::search::postgres::{HnswParams, PgLocation, PgStore};
 use clipkit::search::synthetic::Clustered;
-use clipkit::search::{Batch, FileRecord, Hit, VectorStore};
+use clipkit::search::{Hit, VectorStore};
+use store_bench::{fill, recall, report, timed};
 
 const MODEL: &str = "synthetic-bench0";
 const FILL_BATCH: usize = 5_000;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let arg = |i: usize, default: &str| std::env::args().nth(i).unwrap_or(default.to_string());
-    let url = std::env::args()
-        .nth(1)
-        .ok_or("usage: pg_bench URL [N] [E] [QUERIES] [EF,...]")?;
-    let n: usize = arg(2, "1000000").parse()?;
-    let dim: usize = arg(3, "512").parse()?;
-    let queries: usize = arg(4, "100").parse()?;
-    let efs: Vec<usize> = arg(5, "40,100,200")
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
+    let arg = |i: usize| std::env::args().nth(i);
+    let url = arg(1).ok_or("usage: pg_bench URL [N] [E] [QUERIES] [EF,...] [M,EFC] [vector]")?;
+    let number = |i: usize, default: usize| -> Result<usize, Box<dyn Error>> {
+        Ok(arg(i).map(|a| a.parse()).transpose()?.unwrap_or(default))
+    };
+    let (n, dim, queries) = (number(2, 1_000_000)?, number(3, 512)?, number(4, 100)?);
+    let list = |i: usize, default: &str| -> Result<Vec<usize>, Box<dyn Error>> {
+        let text = arg(i).unwrap_or(default.to_string());
+        Ok(text.split(',').map(str::parse).collect::<Result<_, _>>()?)
+    };
+    let efs = list(5, "40,100,200")?;
+    let hnsw = match list(6, "")?.as_slice() {
+        [] => HnswParams::default(),
+        [m, ef_construction] => HnswParams {
+            m: *m,
+            ef_construction: *ef_construction,
+        },
+        _ => return Err("M,EFC: two numbers, e.g. 24,128".into()),
+    };
+    let with_full_precision = arg(7).as_deref() == Some("vector");
     let schema = format!("bench_{n}x{dim}");
     let sep = if url.contains('?') { '&' } else { '?' };
     let location = PgLocation::parse(&format!("{url}{sep}schema={schema}"))?;
+    let mut sql = postgres::Client::connect(location.connect_url(), postgres::NoTls)?;
 
     let mut gen = Clustered::new(dim, (n / 1000).max(10), 42);
-    let mut store = PgStore::open_or_create(&location, MODEL, dim)?.with_ann_threshold(0);
+    let open = || -> Result<PgStore, Box<dyn Error>> {
+        Ok(PgStore::open_or_create(&location, MODEL, dim)?
+            .with_ann_threshold(0)
+            .with_hnsw_params(hnsw))
+    };
+    let mut store = open()?;
     if store.len() != n {
-        let mut sql = postgres::Client::connect(location.connect_url(), postgres::NoTls)?;
         drop(store);
         sql.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))?;
-        store = PgStore::open_or_create(&location, MODEL, dim)?.with_ann_threshold(0);
+        store = open()?;
         let t = Instant::now();
-        fill(&mut store, &mut gen, n)?;
+        fill(&mut store, &mut gen, n, FILL_BATCH)?;
         let s = t.elapsed().as_secs_f64();
         println!(
             "insert: {n} x {dim} in {s:.1} s ({:.0} vectors/s)",
@@ -60,39 +79,54 @@ fn main() -> Result<(), Box<dyn Error>> {
     let qs: Vec<Vec<f32>> = (0..queries).map(|_| gen.next_vector()).collect();
 
     store.search_exact(&qs[0], 10)?;
-    let (exact, exact_ms) = timed(&qs, |q| store.search_exact(q, 10))?;
+    let (exact, exact_ms) = timed(&qs, |q| Ok(store.search_exact(q, 10)?))?;
     report("exact", &exact_ms);
 
+    let built_with = format!("m='{}', ef_construction='{}'", hnsw.m, hnsw.ef_construction);
+    let index = format!("{schema}.items_embedding_hnsw");
+    let definition: Option<String> = sql
+        .query_one("SELECT pg_get_indexdef(to_regclass($1))", &[&index])?
+        .get(0);
+    if definition.is_some_and(|d| !d.contains(&built_with)) {
+        drop(store);
+        sql.batch_execute(&format!("DROP INDEX {index}"))?;
+        store = open()?;
+    }
     if !store.is_approximate() {
         let t = Instant::now();
         store.optimize()?;
-        println!("HNSW build (halfvec): {:.1} s", t.elapsed().as_secs_f64());
+        let s = t.elapsed().as_secs_f64();
+        println!("HNSW build (halfvec, {built_with}): {s:.1} s");
     }
     for ef in &efs {
         store.set_search_expansion(*ef);
-        let (approx, ms) = timed(&qs, |q| store.search(q, 10))?;
+        let (approx, ms) = timed(&qs, |q| Ok(store.search(q, 10)?))?;
         report(&format!("HNSW halfvec (ef_search {ef})"), &ms);
         println!("recall@10 (ef_search {ef}): {:.4}", recall(&exact, &approx));
     }
     drop(store);
-    full_precision_index(&location, &qs, &exact, &efs)
+    if with_full_precision {
+        full_precision_index(&mut sql, &location, hnsw, &qs, &exact, &efs)?;
+    }
+    Ok(())
 }
 
 /// The same HNSW index over the full-precision vectors, its size beside the store's one
 /// over `halfvec`, and its latency and recall.
 fn full_precision_index(
+    sql: &mut postgres::Client,
     location: &PgLocation,
+    hnsw: HnswParams,
     qs: &[Vec<f32>],
     exact: &[Vec<Hit>],
     efs: &[usize],
 ) -> Result<(), Box<dyn Error>> {
     let s = location.schema();
-    let mut sql = postgres::Client::connect(location.connect_url(), postgres::NoTls)?;
     let t = Instant::now();
     sql.batch_execute(&format!(
-        "SET maintenance_work_mem = '1GB';
-         CREATE INDEX IF NOT EXISTS items_embedding_full ON {s}.items
-         USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        "CREATE INDEX IF NOT EXISTS items_embedding_full ON {s}.items
+         USING hnsw (embedding vector_cosine_ops) WITH (m = {}, ef_construction = {})",
+        hnsw.m, hnsw.ef_construction
     ))?;
     println!("HNSW build (vector): {:.1} s", t.elapsed().as_secs_f64());
     for index in ["items_embedding_hnsw", "items_embedding_full"] {
@@ -105,84 +139,23 @@ fn full_precision_index(
     let query = format!("SELECT id FROM {s}.items ORDER BY embedding <=> $1 LIMIT 10");
     for ef in efs {
         sql.batch_execute(&format!("SET hnsw.ef_search = {ef}"))?;
-        let mut ms = Vec::new();
-        let mut found = 0;
-        for (q, truth) in qs.iter().zip(exact) {
-            let v = pgvector::Vector::from(q.clone());
-            let t = Instant::now();
-            let ids: Vec<i64> = sql.query(&query, &[&v])?.iter().map(|r| r.get(0)).collect();
-            ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            found += ids
+        let (hits, ms) = timed(qs, |q| {
+            let v = pgvector::Vector::from(q.to_vec());
+            Ok(sql
+                .query(&query, &[&v])?
                 .iter()
-                .filter(|id| truth.iter().any(|h| h.id == **id as u64))
-                .count();
-        }
+                .map(|r| Hit {
+                    id: r.get::<_, i64>(0) as u64,
+                    path: String::new(),
+                    score: 0.0,
+                })
+                .collect())
+        })?;
         report(&format!("HNSW vector (ef_search {ef})"), &ms);
         println!(
             "recall@10 vector (ef_search {ef}): {:.4}",
-            found as f64 / (10 * qs.len()) as f64
+            recall(exact, &hits)
         );
     }
     Ok(())
-}
-
-fn fill(store: &mut PgStore, gen: &mut Clustered, n: usize) -> Result<(), Box<dyn Error>> {
-    let mut done = 0;
-    while done < n {
-        let size = FILL_BATCH.min(n - done);
-        let added = (done..done + size)
-            .map(|i| {
-                let file = FileRecord {
-                    path: format!("synthetic/{i:07}.jpg"),
-                    size: 0,
-                    mtime_ns: 0,
-                    hash: String::new(),
-                };
-                (file, gen.next_vector())
-            })
-            .collect();
-        store.commit(Batch {
-            added,
-            ..Batch::default()
-        })?;
-        done += size;
-    }
-    Ok(())
-}
-
-fn recall(exact: &[Vec<Hit>], approx: &[Vec<Hit>]) -> f64 {
-    let found: usize = exact
-        .iter()
-        .zip(approx)
-        .map(|(e, a)| a.iter().filter(|h| e.iter().any(|x| x.id == h.id)).count())
-        .sum();
-    found as f64 / (10 * exact.len()) as f64
-}
-
-/// Each query's hits, and each query's latency in milliseconds.
-type Timed = (Vec<Vec<Hit>>, Vec<f64>);
-
-fn timed(
-    qs: &[Vec<f32>],
-    search: impl Fn(&[f32]) -> clipkit::search::Result<Vec<Hit>>,
-) -> Result<Timed, Box<dyn Error>> {
-    let mut results = Vec::new();
-    let mut ms = Vec::new();
-    for q in qs {
-        let t = Instant::now();
-        results.push(search(q)?);
-        ms.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    Ok((results, ms))
-}
-
-fn report(what: &str, ms: &[f64]) {
-    let mut sorted = ms.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let at = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
-    println!(
-        "{what} search: p50 {:.2} ms, p99 {:.2} ms per query",
-        at(0.5),
-        at(0.99)
-    );
 }

@@ -11,6 +11,9 @@
 //! store and to build the index, then per-query latency (mean, p50, p99) of exact search,
 //! and for each search width EF the approximate latency and recall@10 against exact.
 
+#[path = "support/store_bench.rs"]
+mod store_bench;
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +21,8 @@ use std::time::Instant;
 use clipkit::search::embedded::AnnParams;
 use clipkit::search::embedded::EmbeddedStore;
 use clipkit::search::synthetic::Clustered;
-use clipkit::search::{Batch, FileRecord, Hit, VectorStore};
+use clipkit::search::VectorStore;
+use store_bench::{fill, recall, report, timed};
 
 const MODEL: &str = "synthetic-bench0";
 const FILL_BATCH: usize = 50_000;
@@ -46,7 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::remove_dir_all(&dir)?;
         store = EmbeddedStore::open_or_create(&dir, MODEL, dim)?.with_ann_threshold(usize::MAX);
         let t = Instant::now();
-        fill(&mut store, &mut gen, n)?;
+        fill(&mut store, &mut gen, n, FILL_BATCH)?;
         println!("fill: {n} x {dim} in {:.1} s", t.elapsed().as_secs_f64());
     } else {
         println!("fill: reusing {}", dir.display());
@@ -60,7 +64,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let store = EmbeddedStore::open(&dir)?;
     // Warm the page cache so the first query does not pay for reading the file.
     store.search_exact(&qs[0], 10)?;
-    let (exact, exact_ms) = timed(&qs, |q| store.search_exact(q, 10))?;
+    let (exact, exact_ms) = timed(&qs, |q| Ok(store.search_exact(q, 10)?))?;
     report("exact", &exact_ms);
     drop(store);
 
@@ -75,69 +79,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     for ef in &expansions {
         store.set_search_expansion(*ef);
-        let (approx, approx_ms) = timed(&qs, |q| store.search(q, 10))?;
+        let (approx, approx_ms) = timed(&qs, |q| Ok(store.search(q, 10)?))?;
         report(&format!("approximate (ef {ef})"), &approx_ms);
-        let found: usize = exact
-            .iter()
-            .zip(&approx)
-            .map(|(e, a)| a.iter().filter(|h| e.iter().any(|x| x.id == h.id)).count())
-            .sum();
-        println!(
-            "recall@10 (ef {ef}): {:.4}",
-            found as f64 / (10 * queries) as f64
-        );
+        println!("recall@10 (ef {ef}): {:.4}", recall(&exact, &approx));
     }
     Ok(())
-}
-
-fn fill(store: &mut EmbeddedStore, gen: &mut Clustered, n: usize) -> Result<(), Box<dyn Error>> {
-    let mut done = 0;
-    while done < n {
-        let size = FILL_BATCH.min(n - done);
-        let added = (done..done + size)
-            .map(|i| {
-                let file = FileRecord {
-                    path: format!("synthetic/{i:07}.jpg"),
-                    size: 0,
-                    mtime_ns: 0,
-                    hash: String::new(),
-                };
-                (file, gen.next_vector())
-            })
-            .collect();
-        store.commit(Batch {
-            added,
-            ..Batch::default()
-        })?;
-        done += size;
-    }
-    Ok(())
-}
-
-/// Each query's hits, and each query's latency in milliseconds.
-type Timed = (Vec<Vec<Hit>>, Vec<f64>);
-
-fn timed(
-    qs: &[Vec<f32>],
-    search: impl Fn(&[f32]) -> clipkit::search::Result<Vec<Hit>>,
-) -> Result<Timed, Box<dyn Error>> {
-    let mut results = Vec::new();
-    let mut ms = Vec::new();
-    for q in qs {
-        let t = Instant::now();
-        results.push(search(q)?);
-        ms.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    Ok((results, ms))
-}
-
-fn report(what: &str, ms: &[f64]) {
-    let mut sorted = ms.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
-    let p99 = sorted[((sorted.len() as f64 * 0.99) as usize).min(sorted.len() - 1)];
-    println!(
-        "{what} search: mean {mean:.2} ms, p50 {:.2} ms, p99 {p99:.2} ms per query",
-        sorted[sorted.len() / 2]
-    );
 }

@@ -10,8 +10,7 @@
 //! transaction (a process killed mid-batch leaves nothing of that batch), and a path is
 //! unique. Reads always see the latest commit of every process.
 //!
-//! The HNSW index is built with `m = 16`, `ef_construction = 64` (pgvector's defaults) and
-//! searched with `hnsw.ef_search` = [`DEFAULT_EF_SEARCH`] (at least `k`); see
+//! The HNSW index is built with [`HnswParams`] and searched with `hnsw.ef_search` = [`DEFAULT_EF_SEARCH`] (at least `k`); see
 //! [`PgStore::set_search_expansion`]. Vectors are unit length, so cosine order is dot order
 //! and scores are dot products as in every store.
 
@@ -36,6 +35,25 @@ pub const DEFAULT_ANN_THRESHOLD: usize = 20_000;
 /// `hnsw.ef_search` used by approximate searches unless set otherwise.
 pub const DEFAULT_EF_SEARCH: usize = 200;
 
+/// How the HNSW graph is built (pgvector's `m` and `ef_construction`): denser graphs find
+/// more true neighbours in large collections and take longer to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per graph node (`m`; pgvector's default 16).
+    pub m: usize,
+    /// Candidate list length while inserting (`ef_construction`; pgvector's default 64).
+    pub ef_construction: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 64,
+        }
+    }
+}
+
 /// How long connecting may take before the store reports the server unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +67,7 @@ pub struct PgStore {
     len: usize,
     approximate: bool,
     ann_threshold: usize,
+    hnsw: HnswParams,
     ef_search: std::sync::atomic::AtomicUsize,
 }
 
@@ -103,6 +122,7 @@ impl PgStore {
             len: 0,
             approximate: false,
             ann_threshold: DEFAULT_ANN_THRESHOLD,
+            hnsw: HnswParams::default(),
             ef_search: DEFAULT_EF_SEARCH.into(),
         };
         store.refresh_counts()?;
@@ -113,6 +133,13 @@ impl PgStore {
     /// (default [`DEFAULT_ANN_THRESHOLD`]; `usize::MAX` never builds one).
     pub fn with_ann_threshold(mut self, threshold: usize) -> Self {
         self.ann_threshold = threshold;
+        self
+    }
+
+    /// Sets how [`VectorStore::optimize`] builds the HNSW index (default
+    /// [`HnswParams::default`]); an index built earlier is kept as it is.
+    pub fn with_hnsw_params(mut self, params: HnswParams) -> Self {
+        self.hnsw = params;
         self
     }
 
@@ -350,10 +377,12 @@ impl VectorStore for PgStore {
              WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('1GB');
              CREATE INDEX IF NOT EXISTS items_embedding_hnsw ON {}.items
              USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops)
-             WITH (m = 16, ef_construction = 64);
+             WITH (m = {m}, ef_construction = {ef_construction});
              RESET maintenance_work_mem",
             self.schema,
-            dim = self.dim
+            dim = self.dim,
+            m = self.hnsw.m,
+            ef_construction = self.hnsw.ef_construction,
         );
         self.client().batch_execute(&sql).map_err(|e| self.err(e))?;
         self.approximate = true;
