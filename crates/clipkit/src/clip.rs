@@ -149,8 +149,8 @@ impl Clip {
     }
 
     /// Embeds `items`, one batch at a time: `pixels_of` turns each item of a batch into
-    /// pixels (3, S, S) in parallel, then [`Clip::embed_pixel_list`] embeds them. The first
-    /// error stops it. (N, E)
+    /// pixels (3, S, S) in parallel, the next batch while this one is embedded by
+    /// [`Clip::embed_pixel_list`]. The first error stops it. (N, E)
     fn embed_each<T: Sync>(
         &self,
         items: &[T],
@@ -159,12 +159,17 @@ impl Clip {
     ) -> Result<Tensor> {
         let mut parts = Vec::new();
         let mut done = 0;
-        for chunk in items.chunks(self.batch_size) {
-            let pixels: Vec<Tensor> = chunk.par_iter().map(&pixels_of).collect::<Result<_>>()?;
-            parts.push(self.embed_pixel_list(&pixels)?);
-            done += chunk.len();
-            progress(done);
-        }
+        crate::prefetch::prefetched(
+            items.chunks(self.batch_size),
+            |chunk| chunk.par_iter().map(&pixels_of).collect::<Result<Vec<_>>>(),
+            |pixels| {
+                let pixels = pixels?;
+                parts.push(self.embed_pixel_list(&pixels)?);
+                done += pixels.len();
+                progress(done);
+                Ok(())
+            },
+        )?;
         self.concat(parts)
     }
 

@@ -49,6 +49,7 @@ pub mod model;
 pub mod model_folder;
 pub mod paths;
 pub(crate) mod plot;
+mod prefetch;
 pub mod search;
 pub mod tokenizer;
 pub mod train;

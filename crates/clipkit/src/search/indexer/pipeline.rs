@@ -5,8 +5,6 @@
 //!
 //! Legend: B = images per batch, S = image side, E = embedding dimension.
 
-use std::sync::mpsc::sync_channel;
-
 use candle_core::Tensor;
 use rayon::prelude::*;
 
@@ -31,26 +29,20 @@ pub fn embed_and_store(
 ) -> Result<Vec<Failure>> {
     let batch_size = batch_size.max(1);
     let mut failures = Vec::new();
-    std::thread::scope(|scope| {
-        // One decoded batch waits while another is embedded: the decoder stays one ahead.
-        let (send, receive) = sync_channel::<Decoded>(1);
-        scope.spawn(move || {
-            for chunk in files.chunks(batch_size) {
-                if send.send(decode(clip, chunk, named)).is_err() {
-                    break; // the embedding side stopped on an error
-                }
-            }
-        });
-        let mut done = 0;
-        for decoded in receive {
+    let mut done = 0;
+    crate::prefetch::prefetched(
+        files.chunks(batch_size),
+        |chunk| decode(clip, chunk, named),
+        |decoded| {
             done += decoded.len();
             let batch = embed(clip, decoded)?;
             failures.extend(batch.failed.iter().cloned());
             store.commit(batch)?;
             after_commit(done);
-        }
-        Ok(failures)
-    })
+            Ok(())
+        },
+    )?;
+    Ok(failures)
 }
 
 fn decode(clip: &Clip, files: &[FileRecord], named: &NamedRoots) -> Decoded {
