@@ -39,17 +39,22 @@ pub const DEFAULT_EF_SEARCH: usize = 200;
 /// more true neighbours in large collections and take longer to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
-    /// Links per graph node (`m`; pgvector's default 16).
+    /// Links per graph node (`m`; default 24, pgvector's own 16).
     pub m: usize,
-    /// Candidate list length while inserting (`ef_construction`; pgvector's default 64).
+    /// Candidate list length while inserting (`ef_construction`; default 128, pgvector's own
+    /// 64).
     pub ef_construction: usize,
 }
 
 impl Default for HnswParams {
+    /// m 24, ef_construction 128: at 1M clustered 512-d vectors (`examples/pg_bench.rs`)
+    /// recall@10 0.979 at ef_search 200 and 0.999 at 400, where pgvector's defaults (16, 64)
+    /// reached 0.854 and 0.920 and stopped at 0.936 (ef_search 1000); the build took about
+    /// twice as long (1,594 s against 801 s on two busy cores, maintenance_work_mem 4 GB).
     fn default() -> Self {
         HnswParams {
-            m: 16,
-            ef_construction: 64,
+            m: 24,
+            ef_construction: 128,
         }
     }
 }
