@@ -8,8 +8,8 @@ use clipkit::config::ClipConfig;
 use clipkit::data::shapes::{captions, ShapesConfig, ShapesWorld, Split};
 use clipkit::data::{CaptionsFile, PairSource, ShapesSource, WebDataset};
 use clipkit::train::{
-    preset, read_metrics, write_training_curves, Progress, RunFolder, RunSettings, RunSummary,
-    Start,
+    preset, read_metrics_file, write_training_curves, MetricsLine, Progress, RunFolder,
+    RunSettings, RunSummary, Start,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -202,7 +202,7 @@ pub fn train(
         },
     )?;
     bar.finish_and_clear();
-    let metrics = read_metrics(&folder.metrics())?;
+    let metrics: Vec<MetricsLine> = read_metrics_file(&folder.metrics())?;
     let curves = out.join("curves.png");
     write_training_curves(&metrics, &curves)?;
     eprintln!("curves drawn in {}", curves.display());

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use clipkit::model::vq::{VqConfig, VqModel};
+use clipkit::train::read_metrics_file;
 use clipkit::train::vq::{
-    evaluate, images_tensor, read_vq_metrics, run_vq, shapes_vq_config, write_vq_curves,
-    VqProgress, VqRunSettings,
+    evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, VqMetricsLine, VqProgress,
+    VqRunSettings,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -95,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         VqProgress::Checkpoint(_) => {}
     })?;
     bar.finish_and_clear();
-    let metrics = read_vq_metrics(&args.out.join("metrics.jsonl"))?;
+    let metrics: Vec<VqMetricsLine> = read_metrics_file(&args.out.join("metrics.jsonl"))?;
     let curves = args.out.join("curves.png");
     write_vq_curves(&metrics, &curves)?;
 

@@ -11,10 +11,12 @@ pub mod imagine;
 mod init;
 mod loader;
 mod loss;
+mod metrics_log;
 mod optimizer;
 mod parameters;
 mod presets;
 mod quickstart;
+mod resume_files;
 mod run;
 mod schedule;
 mod setup;
@@ -25,15 +27,14 @@ pub mod vq;
 pub use curves::write_training_curves;
 pub use loader::{BatchLoader, LoadedBatch, Preparation, SampleOrder};
 pub use loss::{contrastive_loss, pair_accuracy, ContrastiveOutput};
+pub use metrics_log::read_metrics_file;
 pub use optimizer::{AdamW, AdamWConfig, StepReport, TrainableVar};
 pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use presets::{preset, PRESET_NAMES};
 pub use quickstart::{
     check_targets, QuickstartRecipe, TargetCheck, QUICKSTART_PRESET, QUICKSTART_TARGETS,
 };
-pub use run::{
-    read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,
-};
+pub use run::{run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary};
 pub use schedule::LrSchedule;
 pub use setup::Start;
 pub use step::{gradients, train_step, Batch, StepMetrics};

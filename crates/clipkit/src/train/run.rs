@@ -11,8 +11,7 @@
 //! restarting; a completed run is not trained again.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,14 +25,16 @@ use super::schedule::LrSchedule;
 use super::step::{train_step, StepMetrics};
 use candle_core::Tensor;
 
+use super::metrics_log::MetricsLog;
+use super::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use super::varmap::load_tensors;
 use crate::config::ClipConfig;
 use crate::data::PairSource;
 use crate::error::{Error, Result};
 use crate::image::PreprocessConfig;
-use crate::model_folder::atomic_dir::write_synced;
 use crate::model_folder::{
     read_config, read_preprocess, read_tokenizer_files, write_model_folder, FolderFile,
-    ModelFolder, OPTIMIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
+    ModelFolder, WEIGHTS_FILE,
 };
 
 /// Everything that decides what a run computes. Saved with each checkpoint; a resume with
@@ -245,12 +246,7 @@ pub fn run(
             last: None,
         });
     }
-    truncate_metrics(&folder.metrics(), start)?;
-    let mut metrics = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(folder.metrics())
-        .map_err(|e| Error::io(folder.metrics(), e))?;
+    let mut metrics = MetricsLog::resume_at(&folder.metrics(), start)?;
     let order = SampleOrder {
         seed: settings.seed,
         batch_size: settings.batch_size,
@@ -292,15 +288,12 @@ pub fn run(
             samples_per_s: loaded.batch.ids.len() as f64 / started.elapsed().as_secs_f64(),
             skipped,
         };
-        let text = serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
-        writeln!(metrics, "{text}").map_err(|e| Error::io(folder.metrics(), e))?;
+        metrics.append(&line)?;
         observe(Progress::Step(&line));
         last = Some(line);
         let done = step + 1;
         if done % settings.checkpoint_every == 0 || done == settings.steps {
-            metrics
-                .sync_data()
-                .map_err(|e| Error::io(folder.metrics(), e))?;
+            metrics.sync()?;
             let state = TrainerState {
                 step: done,
                 skipped,
@@ -334,16 +327,9 @@ fn resume(
     optimizer: &mut AdamW,
 ) -> Result<(usize, usize)> {
     let dir = folder.checkpoint();
-    let state_path = dir.join(TRAINER_STATE_FILE);
-    if !state_path.is_file() {
+    let Some(state) = read_trainer_state::<TrainerState>(&dir)? else {
         return Ok((0, 0));
-    }
-    let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: state_path.clone(),
-        field: "(top level)".into(),
-        message: format!("unreadable trainer state: {e}"),
-    })?;
+    };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
             "{} holds a run with other settings ({:?}); resume it with the same options or \
@@ -361,19 +347,8 @@ fn resume(
         )));
     }
     let weights_path = dir.join(WEIGHTS_FILE);
-    let weights = candle_core::safetensors::load(&weights_path, &candle_core::Device::Cpu)
-        .map_err(|e| Error::CorruptCheckpoint {
-            path: weights_path.clone(),
-            message: e.to_string(),
-        })?;
-    parameters.load_values(&weights, &weights_path)?;
-    let optimizer_path = dir.join(OPTIMIZER_FILE);
-    let moments = candle_core::safetensors::load(&optimizer_path, &candle_core::Device::Cpu)
-        .map_err(|e| Error::CorruptCheckpoint {
-            path: optimizer_path.clone(),
-            message: e.to_string(),
-        })?;
-    optimizer.restore(&moments, state.step as u64)?;
+    parameters.load_values(&load_tensors(&weights_path)?, &weights_path)?;
+    restore_optimizer(optimizer, &dir, state.step)?;
     Ok((state.step, state.skipped))
 }
 
@@ -385,48 +360,15 @@ fn save_checkpoint(
     optimizer: &AdamW,
     assets: &ModelAssets,
 ) -> Result<()> {
-    let weights = parameters.values()?;
-    let (moments, _) = optimizer.state()?;
-    let state_json =
-        serde_json::to_vec_pretty(state).map_err(|e| Error::Training(e.to_string()))?;
-    let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
-    let extra = vec![
-        FolderFile {
-            name: OPTIMIZER_FILE.into(),
-            bytes: moments,
-        },
-        FolderFile {
-            name: TRAINER_STATE_FILE.into(),
-            bytes: state_json,
-        },
-    ];
-    write_model_folder(&folder.checkpoint(), &assets.folder(weights, extra))
-}
-
-/// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let kept: Vec<String> = BufReader::new(file)
-        .lines()
-        .map_while(std::result::Result::ok)
-        .filter(|line| serde_json::from_str::<MetricsLine>(line).is_ok_and(|m| m.step <= step))
+    let extra = resume_files(optimizer, state)?
+        .into_iter()
+        .map(|(name, bytes)| FolderFile {
+            name: name.into(),
+            bytes,
+        })
         .collect();
-    let mut text = kept.join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    write_synced(path, text.as_bytes())
-}
-
-/// Reads a run's `metrics.jsonl` (lines that do not parse are ignored).
-pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect())
+    write_model_folder(
+        &folder.checkpoint(),
+        &assets.folder(parameters.values()?, extra),
+    )
 }

@@ -14,6 +14,6 @@ mod run;
 
 pub use data::{caption_ids, CodePool};
 pub use run::{
-    read_imagine_metrics, run_imagine, ImagineInputs, ImagineMetricsLine, ImagineProgress,
-    ImagineRunSettings, ImagineRunSummary,
+    run_imagine, ImagineInputs, ImagineMetricsLine, ImagineProgress, ImagineRunSettings,
+    ImagineRunSummary,
 };

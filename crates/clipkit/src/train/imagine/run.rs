@@ -2,8 +2,7 @@
 //! codes, cross-entropy, AdamW with warm-up and cosine decay, metrics, checkpoints and
 //! resumption after kill -9 with bit-identical results.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,10 +15,11 @@ use super::init::initialise;
 use crate::error::{Error, Result};
 use crate::model::imagine::{write_generator_folder, ImagineConfig, ImagineModel};
 use crate::model::vq::VqModel;
-use crate::model_folder::atomic_dir::write_synced;
-use crate::model_folder::{OPTIMIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE};
+use crate::model_folder::WEIGHTS_FILE;
 use crate::tokenizer::ClipTokenizer;
-use crate::train::varmap::{load_tensors, restore_vars, trainable_vars, var_values};
+use crate::train::metrics_log::MetricsLog;
+use crate::train::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use crate::train::varmap::{restore_vars, trainable_vars, var_values};
 use crate::train::{AdamW, AdamWConfig, LrSchedule};
 
 /// Everything that decides what a run computes; saved with each checkpoint, and a resume
@@ -156,12 +156,7 @@ pub fn run_imagine(
         &root.join("codes.safetensors"),
         |done, total| observe(ImagineProgress::Encoding(done, total)),
     )?;
-    keep_metrics_until(&metrics_path, start)?;
-    let mut metrics = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| Error::io(&metrics_path, e))?;
+    let mut metrics = MetricsLog::resume_at(&metrics_path, start)?;
     let schedule = LrSchedule {
         peak: settings.learning_rate,
         warmup_steps: settings.warmup_steps,
@@ -196,13 +191,10 @@ pub fn run_imagine(
             grad_norm: report.grad_norm,
             steps_per_s: 1.0 / started.elapsed().as_secs_f64(),
         };
-        let text = serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
-        writeln!(metrics, "{text}").map_err(|e| Error::io(&metrics_path, e))?;
+        metrics.append(&line)?;
         observe(ImagineProgress::Step(&line));
         if done % settings.checkpoint_every == 0 || done == settings.steps {
-            metrics
-                .sync_data()
-                .map_err(|e| Error::io(&metrics_path, e))?;
+            metrics.sync()?;
             let state = TrainerState {
                 step: done,
                 settings: settings.clone(),
@@ -275,17 +267,12 @@ fn save_checkpoint(
     optimizer: &AdamW,
     inputs: &ImagineInputs,
 ) -> Result<()> {
-    let (moments, _) = optimizer.state()?;
-    let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
-    let state_json =
-        serde_json::to_vec_pretty(state).map_err(|e| Error::Training(e.to_string()))?;
     write_generator_folder(
         dir,
         &state.settings.config,
         &var_values(varmap),
         inputs.tokenizer_json,
-        &[(OPTIMIZER_FILE, moments), (TRAINER_STATE_FILE, state_json)],
+        &resume_files(optimizer, state)?,
     )
 }
 
@@ -296,16 +283,9 @@ fn resume(
     varmap: &VarMap,
     optimizer: &mut AdamW,
 ) -> Result<usize> {
-    let state_path = dir.join(TRAINER_STATE_FILE);
-    if !state_path.is_file() {
+    let Some(state) = read_trainer_state::<TrainerState>(dir)? else {
         return Ok(0);
-    }
-    let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: state_path.clone(),
-        field: "(top level)".into(),
-        message: format!("unreadable trainer state: {e}"),
-    })?;
+    };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
             "{} holds a text-to-image run with other settings ({:?}); resume it with the same \
@@ -315,31 +295,6 @@ fn resume(
         )));
     }
     restore_vars(varmap, &dir.join(WEIGHTS_FILE))?;
-    optimizer.restore(&load_tensors(&dir.join(OPTIMIZER_FILE))?, state.step as u64)?;
+    restore_optimizer(optimizer, dir, state.step)?;
     Ok(state.step)
-}
-
-/// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
-fn keep_metrics_until(path: &Path, step: usize) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let mut text = String::new();
-    for line in read_imagine_metrics(path)?
-        .into_iter()
-        .filter(|m| m.step <= step)
-    {
-        text += &serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
-        text.push('\n');
-    }
-    write_synced(path, text.as_bytes())
-}
-
-/// Reads a run's `metrics.jsonl` (lines that do not parse are ignored).
-pub fn read_imagine_metrics(path: &Path) -> Result<Vec<ImagineMetricsLine>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect())
 }

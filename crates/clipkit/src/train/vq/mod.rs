@@ -18,7 +18,4 @@ mod run;
 pub use curves::write_vq_curves;
 pub use evaluate::{evaluate, images_tensor, VqEvaluation};
 pub(crate) use init::name_seed;
-pub use run::{
-    read_vq_metrics, run_vq, shapes_vq_config, VqMetricsLine, VqProgress, VqRunSettings,
-    VqRunSummary,
-};
+pub use run::{run_vq, shapes_vq_config, VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary};

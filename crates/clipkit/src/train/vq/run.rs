@@ -3,8 +3,7 @@
 //!
 //! Shapes: B = batch, S = image side, D = code width, h × w = latent size, N = codebook size.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,9 +18,9 @@ use super::init::initialise;
 use crate::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use crate::error::{Error, Result};
 use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
-use crate::model_folder::atomic_dir::write_synced;
-use crate::model_folder::{OPTIMIZER_FILE, TRAINER_STATE_FILE};
-use crate::train::varmap::{load_tensors, restore_vars, trainable_vars, var_values};
+use crate::train::metrics_log::MetricsLog;
+use crate::train::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use crate::train::varmap::{restore_vars, trainable_vars, var_values};
 use crate::train::{AdamW, AdamWConfig, LrSchedule};
 
 /// The name of the codebook variable (diffusers' name).
@@ -153,12 +152,7 @@ pub fn run_vq(
             steps_trained: 0,
         });
     }
-    keep_metrics_until(&metrics_path, start)?;
-    let mut metrics = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| Error::io(&metrics_path, e))?;
+    let mut metrics = MetricsLog::resume_at(&metrics_path, start)?;
     let world = ShapesWorld::new(ShapesConfig {
         image_size: settings.image_size,
         seed: settings.seed,
@@ -215,13 +209,10 @@ pub fn run_vq(
             grad_norm: report.grad_norm,
             samples_per_s: settings.batch_size as f64 / started.elapsed().as_secs_f64(),
         };
-        let text = serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
-        writeln!(metrics, "{text}").map_err(|e| Error::io(&metrics_path, e))?;
+        metrics.append(&line)?;
         observe(VqProgress::Step(&line));
         if done % settings.checkpoint_every == 0 || done == settings.steps {
-            metrics
-                .sync_data()
-                .map_err(|e| Error::io(&metrics_path, e))?;
+            metrics.sync()?;
             let state = VqTrainerState {
                 step: done,
                 settings: settings.clone(),
@@ -322,16 +313,11 @@ fn save_checkpoint(
     varmap: &VarMap,
     optimizer: &AdamW,
 ) -> Result<()> {
-    let (moments, _) = optimizer.state()?;
-    let moments = safetensors::serialize(moments.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| Error::Training(format!("optimizer state: {e}")))?;
-    let state_json =
-        serde_json::to_vec_pretty(state).map_err(|e| Error::Training(e.to_string()))?;
     write_vq_folder(
         dir,
         &state.settings.config,
         &var_values(varmap),
-        &[(OPTIMIZER_FILE, moments), (TRAINER_STATE_FILE, state_json)],
+        &resume_files(optimizer, state)?,
     )
 }
 
@@ -342,16 +328,9 @@ fn resume(
     varmap: &VarMap,
     optimizer: &mut AdamW,
 ) -> Result<(usize, Vec<u64>)> {
-    let state_path = dir.join(TRAINER_STATE_FILE);
-    if !state_path.is_file() {
+    let Some(state) = read_trainer_state::<VqTrainerState>(dir)? else {
         return Ok((0, Vec::new()));
-    }
-    let text = fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: VqTrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: state_path.clone(),
-        field: "(top level)".into(),
-        message: format!("unreadable trainer state: {e}"),
-    })?;
+    };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
             "{} holds a VQ run with other settings ({:?}); resume it with the same options or \
@@ -361,32 +340,6 @@ fn resume(
         )));
     }
     restore_vars(varmap, &dir.join(VQ_WEIGHTS_FILE))?;
-    optimizer.restore(&load_tensors(&dir.join(OPTIMIZER_FILE))?, state.step as u64)?;
+    restore_optimizer(optimizer, dir, state.step)?;
     Ok((state.step, state.usage))
-}
-
-/// Keeps the metrics of steps up to `step` (a resumed run rewrites the ones after it).
-fn keep_metrics_until(path: &Path, step: usize) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let kept: Vec<VqMetricsLine> = read_vq_metrics(path)?
-        .into_iter()
-        .filter(|m| m.step <= step)
-        .collect();
-    let mut text = String::new();
-    for line in kept {
-        text += &serde_json::to_string(&line).map_err(|e| Error::Training(e.to_string()))?;
-        text.push('\n');
-    }
-    write_synced(path, text.as_bytes())
-}
-
-/// Reads a VQ run's `metrics.jsonl` (lines that do not parse are ignored).
-pub fn read_vq_metrics(path: &Path) -> Result<Vec<VqMetricsLine>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect())
 }
