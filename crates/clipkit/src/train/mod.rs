@@ -15,6 +15,7 @@ mod optimizer;
 mod parameters;
 mod presets;
 mod quickstart;
+mod quickstart_imagine;
 mod run;
 mod schedule;
 mod setup;
@@ -30,6 +31,9 @@ pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use presets::{preset, PRESET_NAMES};
 pub use quickstart::{
     check_targets, QuickstartRecipe, TargetCheck, QUICKSTART_PRESET, QUICKSTART_TARGETS,
+};
+pub use quickstart_imagine::{
+    check_imagine_targets, seen_pairs_row, ImagineQuickstartRecipe, IMAGINE_QUICKSTART_TARGETS,
 };
 pub use run::{
     read_metrics, run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary,

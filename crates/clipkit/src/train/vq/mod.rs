@@ -16,7 +16,7 @@ mod init;
 mod run;
 
 pub use curves::write_vq_curves;
-pub use evaluate::{evaluate, images_tensor, VqEvaluation};
+pub use evaluate::{evaluate, images_tensor, reconstruct, VqEvaluation};
 pub(crate) use init::name_seed;
 pub use run::{
     read_vq_metrics, run_vq, shapes_vq_config, VqMetricsLine, VqProgress, VqRunSettings,
