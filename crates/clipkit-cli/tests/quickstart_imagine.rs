@@ -82,7 +82,12 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
         assert!(run.join("eval").join(dir).join("050.png").is_file());
     }
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
-    for part in ["unseen_pair", "Best of 2", "truth scene", "data:image/png;base64,"] {
+    for part in [
+        "unseen_pair",
+        "Best of 2",
+        "truth scene",
+        "data:image/png;base64,",
+    ] {
         assert!(report.contains(part), "the report lacks {part:?}");
     }
 
@@ -96,7 +101,14 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
     std::fs::remove_dir_all(run.join("vq")).unwrap();
     let drawn = Command::new(env!("CARGO_BIN_EXE_clipkit"))
         .env("CLIPKIT_HOME", &home)
-        .args(["--threads", "2", "imagine", "a red circle", "--samples", "2"])
+        .args([
+            "--threads",
+            "2",
+            "imagine",
+            "a red circle",
+            "--samples",
+            "2",
+        ])
         .args(["--out"])
         .arg(&out)
         .arg("--rerank-model")
@@ -138,7 +150,11 @@ fn imagine_quickstart_resumes_a_finished_run_without_retraining() {
     assert_eq!((lines("vq"), lines("generator")), (2, 2));
     let again = quickstart(&home, &run, &["--no-install"]);
     assert!(again.status.success(), "{}", explain(&again));
-    assert_eq!((lines("vq"), lines("generator")), (2, 2), "nothing retrained");
+    assert_eq!(
+        (lines("vq"), lines("generator")),
+        (2, 2),
+        "nothing retrained"
+    );
     assert!(
         !home.join("generators").join("default").exists(),
         "--no-install leaves the default generator alone"
