@@ -140,7 +140,7 @@ pub fn train_with_progress(
         }
         ImagineProgress::Resumed(step) => {
             bar.set_position(step as u64);
-            bar.suspend(|| eprintln!("resuming the generator from its checkpoint at step {step}"));
+            bar.suspend(|| eprintln!("resuming from the checkpoint at step {step}"));
         }
         ImagineProgress::Step(m) => {
             bar.set_position(m.step as u64);

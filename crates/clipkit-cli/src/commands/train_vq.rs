@@ -103,7 +103,7 @@ pub fn train_with_progress(out: &Path, settings: &VqRunSettings) -> anyhow::Resu
     let summary = run_vq(out, settings, |event| match event {
         VqProgress::Resumed(step) => {
             bar.set_position(step as u64);
-            bar.suspend(|| eprintln!("resuming the VQ model from its checkpoint at step {step}"));
+            bar.suspend(|| eprintln!("resuming from the checkpoint at step {step}"));
         }
         VqProgress::Step(m) => {
             bar.set_position(m.step as u64);
