@@ -107,7 +107,7 @@ fn truth_images_score_in_full_and_shuffled_ones_do_not() {
     assert_eq!(truth["results"].as_array().unwrap().len(), n);
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     assert_eq!(html.matches("<figure>").count(), n);
-    assert!(html.contains("<h2>binding</h2>"));
+    assert!(html.contains("<h3>binding</h3>"));
 
     // The same images, each under the next prompt's index.
     let shuffled = dir.path().join("shuffled");

@@ -71,8 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(clipkit::paths::default_generator_dir);
     if !generator_dir.is_dir() {
         anyhow::bail!(
-            "no generator at {}; train one with `clipkit train imagine --vq DIR --out DIR` and \
-             pass --generator DIR/model",
+            "no generator at {}; run `clipkit quickstart --imagine` to train and install \
+             one, or train one with `clipkit train imagine --vq DIR --out DIR` and pass \
+             --generator DIR/model",
             generator_dir.display()
         );
     }

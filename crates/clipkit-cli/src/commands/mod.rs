@@ -12,6 +12,7 @@ pub mod merge;
 pub mod models;
 pub mod preprocess;
 pub mod quickstart;
+pub mod quickstart_imagine;
 pub mod score;
 pub mod search;
 pub mod serve;

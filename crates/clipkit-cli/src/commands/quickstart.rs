@@ -2,6 +2,7 @@
 //! minutes, evaluate it on held-out data, make it the default model, and write a report.
 //! The recipe (model, data, settings, targets) is the library's
 //! [`clipkit::train::QuickstartRecipe`]; this command parses flags, installs and prints.
+//! With `--imagine` it runs the text-to-image quickstart instead ([`super::quickstart_imagine`]).
 
 use std::path::PathBuf;
 
@@ -23,14 +24,22 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Optimiser steps (the default takes about ten minutes on two quiet cores).
-    #[arg(long, default_value_t = QuickstartRecipe::default().steps)]
+    #[arg(long, default_value_t = QuickstartRecipe::default().steps, conflicts_with = "imagine")]
     steps: usize,
-    /// Pairs per batch (a multiple of six keeps every family of variants in one batch).
-    #[arg(long, default_value_t = QuickstartRecipe::default().batch_size, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
-    batch_size: usize,
+    /// Pairs per batch (default 126, a multiple of six keeps every family of variants in one
+    /// batch; with --imagine default 32, for both trainers).
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
+    batch_size: Option<usize>,
     /// Held-out images per evaluation question.
-    #[arg(long, default_value_t = QuickstartRecipe::default().eval_count)]
+    #[arg(long, default_value_t = QuickstartRecipe::default().eval_count, conflicts_with = "imagine")]
     eval_count: usize,
+    /// Train the text-to-image generator instead: a VQ autoencoder and a transformer over
+    /// its codes, judged on the shapes-world prompt set and installed as the default
+    /// generator of `clipkit imagine` (needs the default model or --rerank-model).
+    #[arg(long)]
+    imagine: bool,
+    #[command(flatten)]
+    imagine_args: super::quickstart_imagine::Args,
     /// Leave the default model as it is (only write the run folder).
     #[arg(long)]
     no_install: bool,
@@ -48,12 +57,23 @@ struct Output<'a> {
 
 /// Runs `clipkit quickstart`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.imagine {
+        return super::quickstart_imagine::run(
+            args.imagine_args,
+            args.out,
+            args.batch_size,
+            args.no_install,
+            args.json,
+        );
+    }
     let out = args
         .out
         .unwrap_or_else(|| clipkit::paths::data_dir().join("quickstart"));
     let recipe = QuickstartRecipe {
         steps: args.steps,
-        batch_size: args.batch_size,
+        batch_size: args
+            .batch_size
+            .unwrap_or(QuickstartRecipe::default().batch_size),
         eval_count: args.eval_count,
     };
     let model = ModelChoice {

@@ -1,13 +1,15 @@
 //! `clipkit train imagine`: a DALL·E-style text-to-image transformer over a VQ model's codes
 //! of shapes-world images, resumable, written as a generator folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clipkit::model::imagine::{ImagineConfig, VqIdentity, IMAGINE_MODEL_TYPE};
+use clipkit::model::imagine::{ImagineConfig, ImagineSizes};
 use clipkit::model::vq::VqModel;
 use clipkit::model_folder::{read_tokenizer, TOKENIZER_FILE};
-use clipkit::train::imagine::{run_imagine, ImagineInputs, ImagineProgress, ImagineRunSettings};
+use clipkit::train::imagine::{
+    run_imagine, ImagineInputs, ImagineProgress, ImagineRunSettings, ImagineRunSummary,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `clipkit train imagine`.
@@ -82,27 +84,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     let tokenizer = read_tokenizer(&args.tokenizer, args.text_length)?;
-    let pad_token_id = *tokenizer
-        .encode("")?
-        .ids
-        .last()
-        .context("the tokenizer gives no end token")?;
-    let side = args.image_size as usize;
-    let (_, h, w) = vq.latent_shape(side, side)?;
-    let config = ImagineConfig {
-        model_type: IMAGINE_MODEL_TYPE.into(),
-        text_vocab: tokenizer.vocab_size(),
+    let sizes = ImagineSizes {
         text_length: args.text_length,
-        pad_token_id,
-        codebook_size: vq.config().num_vq_embeddings,
-        grid: [h, w],
         hidden_size: args.hidden,
         num_layers: args.layers,
         num_heads: args.heads,
-        intermediate_size: 4 * args.hidden,
-        layer_norm_eps: 1e-5,
-        vq: VqIdentity::of(&args.vq)?,
     };
+    let config = ImagineConfig::over(&sizes, &vq, &args.vq, &tokenizer, args.image_size)?;
     let settings = ImagineRunSettings {
         config,
         steps: args.steps,
@@ -122,14 +110,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tokenizer: &tokenizer,
         tokenizer_json: &tokenizer_json,
     };
-    let style = |template: &str| {
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
-    };
+    let summary = train_with_progress(&args.out, &settings, &inputs)?;
+    eprintln!(
+        "generator saved in {} ({} steps trained now); try `clipkit imagine \"a red circle\" \
+         --generator {} --out DIR`",
+        summary.model.display(),
+        summary.steps_trained,
+        summary.model.display()
+    );
+    Ok(())
+}
+
+/// Trains (or resumes) a generator in `out` with a progress bar showing the losses.
+pub fn train_with_progress(
+    out: &Path,
+    settings: &ImagineRunSettings,
+    inputs: &ImagineInputs,
+) -> anyhow::Result<ImagineRunSummary> {
     let bar = ProgressBar::new(settings.steps as u64);
-    bar.set_style(style(
-        "step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
-    ));
-    let summary = run_imagine(&args.out, &settings, &inputs, |event| match event {
+    bar.set_style(
+        ProgressStyle::with_template(
+            "generator step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = run_imagine(out, settings, inputs, |event| match event {
         ImagineProgress::Encoding(done, total) => {
             bar.set_message(format!("encoding the image pool: {done}/{total}"));
         }
@@ -147,12 +152,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ImagineProgress::Checkpoint(_) => {}
     })?;
     bar.finish_and_clear();
-    eprintln!(
-        "generator saved in {} ({} steps trained now); try `clipkit imagine \"a red circle\" \
-         --generator {} --out DIR`",
-        summary.model.display(),
-        summary.steps_trained,
-        summary.model.display()
-    );
-    Ok(())
+    Ok(summary)
 }

@@ -1,15 +1,15 @@
 //! `clipkit train vq`: a VQ autoencoder on the shapes world, resumable, written as a
 //! diffusers `VQModel` folder, then evaluated on held-out images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use clipkit::model::vq::{VqConfig, VqModel};
 use clipkit::train::read_metrics_file;
 use clipkit::train::vq::{
-    evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, VqMetricsLine, VqProgress,
-    VqRunSettings,
+    evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, VqEvaluation,
+    VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -74,14 +74,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_every,
         restart_every: args.restart_every,
     };
+    let summary = train_with_progress(&args.out, &settings)?;
+    let evaluation = finish_run(
+        &args.out,
+        &summary.model,
+        args.image_size,
+        args.seed,
+        args.eval_images,
+    )?;
+    eprintln!(
+        "model saved in {} ({} steps trained now); curves in {}",
+        summary.model.display(),
+        summary.steps_trained,
+        args.out.join("curves.png").display()
+    );
+    println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    Ok(())
+}
+
+/// Trains (or resumes) a VQ model in `out` with a progress bar showing the losses.
+pub fn train_with_progress(out: &Path, settings: &VqRunSettings) -> anyhow::Result<VqRunSummary> {
     let bar = ProgressBar::new(settings.steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
-            "step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
+            "VQ step {pos}/{len} {wide_bar} [{elapsed_precise}, eta {eta}] {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let summary = run_vq(&args.out, &settings, |event| match event {
+    let summary = run_vq(out, settings, |event| match event {
         VqProgress::Resumed(step) => {
             bar.set_position(step as u64);
             bar.suspend(|| eprintln!("resuming from the checkpoint at step {step}"));
@@ -96,42 +116,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         VqProgress::Checkpoint(_) => {}
     })?;
     bar.finish_and_clear();
-    let metrics: Vec<VqMetricsLine> = read_metrics_file(&args.out.join("metrics.jsonl"))?;
-    let curves = args.out.join("curves.png");
-    write_vq_curves(&metrics, &curves)?;
+    Ok(summary)
+}
 
-    let model = VqModel::load(&summary.model)
-        .with_context(|| format!("cannot reload {}", summary.model.display()))?;
+/// After a VQ run in `out`: writes `curves.png`, evaluates the model in `model_dir` on
+/// `eval_images` held-out `image_size`-pixel images of seed `seed` (written to `eval.json`)
+/// and writes `check.safetensors` (two latents and their decoding, for the diffusers check).
+pub fn finish_run(
+    out: &Path,
+    model_dir: &Path,
+    image_size: u32,
+    seed: u64,
+    eval_images: usize,
+) -> anyhow::Result<VqEvaluation> {
+    let metrics: Vec<VqMetricsLine> = read_metrics_file(&out.join("metrics.jsonl"))?;
+    write_vq_curves(&metrics, &out.join("curves.png"))?;
+    let model = VqModel::load(model_dir)
+        .with_context(|| format!("cannot reload {}", model_dir.display()))?;
     let world = ShapesWorld::new(ShapesConfig {
-        image_size: args.image_size,
-        seed: args.seed,
+        image_size,
+        seed,
         split: Split::Test,
         ..ShapesConfig::default()
     })?;
-    let held_out: Vec<_> = (0..args.eval_images as u64)
+    let held_out: Vec<_> = (0..eval_images as u64)
         .map(|i| world.sample(i).image)
         .collect();
     let images = images_tensor(&held_out)?;
     let evaluation = evaluate(&model, &images, 64)?;
     let report = serde_json::to_string_pretty(&evaluation)?;
-    std::fs::write(args.out.join("eval.json"), &report)
-        .with_context(|| format!("{}: cannot write eval.json", args.out.display()))?;
-    // Latents of two held-out images and their decoding, for the diffusers check.
-    let latent = model.encode(&images.narrow(0, 0, 2.min(args.eval_images))?)?;
+    std::fs::write(out.join("eval.json"), &report)
+        .with_context(|| format!("{}: cannot write eval.json", out.display()))?;
+    let latent = model.encode(&images.narrow(0, 0, 2.min(eval_images))?)?;
     let decoded = model.decode(&latent)?;
     candle_core::safetensors::save(
         &std::collections::HashMap::from([
             ("latent".to_string(), latent),
             ("decoded".to_string(), decoded),
         ]),
-        args.out.join("check.safetensors"),
+        out.join("check.safetensors"),
     )?;
-    eprintln!(
-        "model saved in {} ({} steps trained now); curves in {}",
-        summary.model.display(),
-        summary.steps_trained,
-        curves.display()
-    );
-    println!("{report}");
-    Ok(())
+    Ok(evaluation)
 }

@@ -2,6 +2,8 @@
 //! grids after the prompt's tokens ([`sample`]), the VQ decoder turns them into images, and a
 //! CLIP model ranks them by similarity to the prompt, as DALL·E reranked its samples.
 
+pub mod install;
+pub mod prompt_set;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use serde::Serialize;
 
+pub use install::{install_generator, INSTALLED_VQ_DIR};
+pub use prompt_set::{draw_prompt_set, write_numbered, DrawnSet};
 pub use sample::{sample_codes, SamplingOptions};
 
 use crate::clip::Clip;

@@ -16,6 +16,7 @@ mod optimizer;
 mod parameters;
 mod presets;
 mod quickstart;
+mod quickstart_imagine;
 mod resume_files;
 mod run;
 mod schedule;
@@ -33,6 +34,9 @@ pub use parameters::{decays, Parameters, LOGIT_SCALE, MAX_LOGIT_SCALE};
 pub use presets::{preset, PRESET_NAMES};
 pub use quickstart::{
     check_targets, QuickstartRecipe, TargetCheck, QUICKSTART_PRESET, QUICKSTART_TARGETS,
+};
+pub use quickstart_imagine::{
+    check_imagine_targets, seen_pairs_row, ImagineQuickstartRecipe, IMAGINE_QUICKSTART_TARGETS,
 };
 pub use run::{run, MetricsLine, ModelAssets, Progress, RunFolder, RunSettings, RunSummary};
 pub use schedule::LrSchedule;

@@ -13,43 +13,60 @@ use clipkit::eval::generated::{GeneratedReport, PromptResult};
 /// Longest side of a thumbnail in pixels.
 const THUMBNAIL: u32 = 128;
 
+/// The style sheet of the pages that show judged images (this report and the imagine
+/// quickstart's).
+pub const STYLE: &str = "<style>body{font-family:sans-serif;margin:2em}\
+    td,th{padding:4px 10px;text-align:right}th:first-child,td:first-child{text-align:left}\
+    .sheet{display:flex;flex-wrap:wrap}figure{margin:4px;width:140px;font-size:11px}\
+    figure img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}\
+    .ok{color:#070}.no{color:#b00}.met{color:#070}.miss{color:#b00}</style>";
+
 /// Writes `dir/report.html` (creating `dir`) through a temporary file renamed into place,
 /// so an interrupted run leaves no half-written report. Returns its path.
 pub fn write(dir: &Path, report: &GeneratedReport, judged: bool) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>clipkit eval generate</title>\
-         <style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:right}\
-         th:first-child,td:first-child{text-align:left}.sheet{display:flex;flex-wrap:wrap}\
-         figure{margin:4px;width:140px;font-size:11px}figure img{width:128px;height:128px;\
-         image-rendering:pixelated;border:1px solid #ccc}.ok{color:#070}.no{color:#b00}\
-         </style></head><body><h1>Generated images judged against their prompts</h1>",
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>clipkit eval generate\
+         </title>{STYLE}</head><body><h1>Generated images judged against their prompts</h1>"
     );
+    sections(&mut html, report, judged)?;
+    html.push_str("</body></html>\n");
+    write_page(dir, "report.html", &html)
+}
+
+/// Appends the table per category and a contact sheet of every category (`<h3>` each,
+/// every image under its prompt with the checks it passed and failed) to `html`.
+pub fn sections(html: &mut String, report: &GeneratedReport, judged: bool) -> anyhow::Result<()> {
     if !judged {
         html.push_str("<p>No judge model was given: shape and binding are not measured.</p>");
     }
-    table(&mut html, report);
+    table(html, report);
     for row in &report.categories {
         if row.category == "all" {
             continue;
         }
         let _ = write!(
             html,
-            "<h2>{}</h2><div class=\"sheet\">",
+            "<h3>{}</h3><div class=\"sheet\">",
             escape(&row.category)
         );
         for result in report.results.iter().filter(|r| r.category == row.category) {
-            figure(&mut html, result)?;
+            figure(html, result)?;
         }
         html.push_str("</div>");
     }
-    html.push_str("</body></html>\n");
-    let path = dir.join("report.html");
-    let partial = dir.join(".report.html.partial");
+    Ok(())
+}
+
+/// Writes `html` to `dir/name` (creating `dir`) through a temporary file renamed into
+/// place, so an interrupted run leaves no half-written page. Returns its path.
+pub fn write_page(dir: &Path, name: &str, html: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    let partial = dir.join(format!(".{name}.partial"));
     std::fs::write(&partial, html)
         .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, &path)
-        .with_context(|| format!("cannot move the report to {}", path.display()))?;
+        .with_context(|| format!("cannot move the page to {}", path.display()))?;
     Ok(path)
 }
 
@@ -125,7 +142,8 @@ pub fn cell(name: &str, value: Option<f64>) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+/// `text` with the HTML special characters escaped.
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

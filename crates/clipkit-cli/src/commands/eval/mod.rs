@@ -1,7 +1,7 @@
 //! `clipkit eval`: zero-shot accuracy, retrieval recall, linear probes and generated images.
 
 pub mod generate;
-mod generate_report;
+pub mod generate_report;
 pub mod linear_probe;
 pub mod retrieval;
 pub mod zeroshot;

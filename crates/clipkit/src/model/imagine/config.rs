@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::vq::VqModel;
+use crate::tokenizer::ClipTokenizer;
 
 /// The `model_type` of a generator folder's `config.json`.
 pub const IMAGINE_MODEL_TYPE: &str = "clipkit_imagine";
@@ -79,7 +81,52 @@ impl VqIdentity {
     }
 }
 
+/// The sizes of a generator's transformer; the rest of its config follows from the VQ model
+/// and the caption tokenizer ([`ImagineConfig::over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImagineSizes {
+    /// Caption tokens per stream (start and end included; longer captions are cut).
+    pub text_length: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Transformer blocks.
+    pub num_layers: usize,
+    /// Attention heads per block.
+    pub num_heads: usize,
+}
+
 impl ImagineConfig {
+    /// The config of a generator of `sizes` over the codes that the VQ model `vq` (loaded
+    /// from `vq_dir`) gives `image_size`-pixel images, reading captions with `tokenizer`
+    /// (padded with its end token). MLPs are four times as wide as the stream.
+    pub fn over(
+        sizes: &ImagineSizes,
+        vq: &VqModel,
+        vq_dir: &Path,
+        tokenizer: &ClipTokenizer,
+        image_size: u32,
+    ) -> Result<Self> {
+        let pad_token_id = *tokenizer.encode("")?.ids.last().ok_or_else(|| {
+            Error::InvalidArgument("the caption tokenizer gives no end token".into())
+        })?;
+        let side = image_size as usize;
+        let (_, h, w) = vq.latent_shape(side, side)?;
+        Ok(ImagineConfig {
+            model_type: IMAGINE_MODEL_TYPE.into(),
+            text_vocab: tokenizer.vocab_size(),
+            text_length: sizes.text_length,
+            pad_token_id,
+            codebook_size: vq.config().num_vq_embeddings,
+            grid: [h, w],
+            hidden_size: sizes.hidden_size,
+            num_layers: sizes.num_layers,
+            num_heads: sizes.num_heads,
+            intermediate_size: 4 * sizes.hidden_size,
+            layer_norm_eps: 1e-5,
+            vq: VqIdentity::of(vq_dir)?,
+        })
+    }
+
     /// Image codes per stream.
     pub fn image_tokens(&self) -> usize {
         self.grid[0] * self.grid[1]

@@ -22,7 +22,7 @@ use candle_core::{DType, Module, Result as CandleResult, Tensor};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
 
 pub use block::{Block, KvCache, Norm};
-pub use config::{ImagineConfig, VqIdentity, IMAGINE_MODEL_TYPE};
+pub use config::{ImagineConfig, ImagineSizes, VqIdentity, IMAGINE_MODEL_TYPE};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};

@@ -87,3 +87,21 @@ pub fn evaluate(model: &VqModel, images: &Tensor, batch: usize) -> Result<VqEval
         dead_codes: codes - used,
     })
 }
+
+/// `images` (8-bit RGB, one size) encoded, quantised and decoded by `model`: what the VQ
+/// model can give back of them, the ceiling of any generator over its codes.
+pub fn reconstruct(model: &VqModel, images: &[RgbImage]) -> Result<Vec<RgbImage>> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = images_tensor(images)?; // (B, 3, S, S) in [-1, 1]
+    let quantized = model.quantize(&model.encode(&batch)?)?;
+    let decoded = ((model
+        .decode_quantized(&quantized.latent)?
+        .to_dtype(DType::F32)?
+        + 1.0)?
+        / 2.0)?;
+    (0..images.len())
+        .map(|i| crate::generate::output::to_rgb_image(&decoded.narrow(0, i, 1)?))
+        .collect()
+}

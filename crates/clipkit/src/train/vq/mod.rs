@@ -16,6 +16,6 @@ mod init;
 mod run;
 
 pub use curves::write_vq_curves;
-pub use evaluate::{evaluate, images_tensor, VqEvaluation};
+pub use evaluate::{evaluate, images_tensor, reconstruct, VqEvaluation};
 pub(crate) use init::name_seed;
 pub use run::{run_vq, shapes_vq_config, VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary};

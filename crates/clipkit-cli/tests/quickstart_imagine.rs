@@ -1,0 +1,162 @@
+//! `clipkit quickstart --imagine` end to end with a tiny recipe: it trains both models,
+//! judges the prompt set, writes the report, installs the generator so that `clipkit
+//! imagine` works without --generator, and a second call resumes instead of retraining.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::model;
+
+fn quickstart(home: &Path, run: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", home)
+        .args(["--threads", "2", "quickstart", "--imagine", "--out"])
+        .arg(run)
+        .args([
+            "--vq-steps",
+            "2",
+            "--generator-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--images",
+            "4",
+            "--samples",
+            "2",
+            "--rerank-model",
+        ])
+        .arg(model("quickstart"))
+        .arg("--judge")
+        .arg(model("judge"))
+        .args(extra)
+        .output()
+        .expect("clipkit runs")
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn imagine_quickstart_trains_judges_installs_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, run) = (tmp.path().join("home"), tmp.path().join("run"));
+
+    // Without a generator installed, `imagine` says how to get one.
+    let out = tmp.path().join("drawn");
+    let missing = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", &home)
+        .args(["imagine", "a red circle", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success(), "{}", explain(&missing));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("quickstart --imagine"),
+        "{}",
+        explain(&missing)
+    );
+
+    let output = quickstart(&home, &run, &["--json"]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for set in ["vq_truth", "first", "best"] {
+        let categories = json[set]["categories"].as_array().unwrap();
+        let all = categories.iter().find(|r| r["category"] == "all").unwrap();
+        assert_eq!(all["prompts"], 51, "{set}: the whole prompt set is judged");
+        for measure in ["colour", "count", "shape"] {
+            let v = all[measure].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{set} {measure} = {v}");
+        }
+        assert!(categories.iter().any(|r| r["category"] == "unseen_pair"));
+    }
+    assert!(json["vq"]["psnr_db"].as_f64().unwrap().is_finite());
+    for dir in ["first", "best", "vq_truth"] {
+        assert!(run.join("eval").join(dir).join("050.png").is_file());
+    }
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for part in [
+        "unseen_pair",
+        "Best of 2",
+        "truth scene",
+        "data:image/png;base64,",
+    ] {
+        assert!(report.contains(part), "the report lacks {part:?}");
+    }
+
+    // Installed with its VQ model inside: the run folder can go.
+    let installed = home.join("generators").join("default");
+    assert!(installed.join("model.safetensors").is_file());
+    assert!(installed
+        .join("vq")
+        .join("diffusion_pytorch_model.safetensors")
+        .is_file());
+    std::fs::remove_dir_all(run.join("vq")).unwrap();
+    let drawn = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", &home)
+        .args([
+            "--threads",
+            "2",
+            "imagine",
+            "a red circle",
+            "--samples",
+            "2",
+        ])
+        .args(["--out"])
+        .arg(&out)
+        .arg("--rerank-model")
+        .arg(model("quickstart"))
+        .output()
+        .unwrap();
+    assert!(drawn.status.success(), "{}", explain(&drawn));
+    assert!(out.join("001.png").is_file() && out.join("scores.json").is_file());
+
+    // The judge must not be the reranker.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let same = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", tmp2.path())
+        .args(["quickstart", "--imagine", "--out"])
+        .arg(tmp2.path().join("run"))
+        .arg("--rerank-model")
+        .arg(model("quickstart"))
+        .arg("--judge")
+        .arg(model("quickstart"))
+        .output()
+        .unwrap();
+    assert!(!same.status.success(), "{}", explain(&same));
+    assert!(String::from_utf8_lossy(&same.stderr).contains("is the reranker"));
+    assert!(!tmp2.path().join("run").exists(), "nothing is written");
+}
+
+#[test]
+fn imagine_quickstart_resumes_a_finished_run_without_retraining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, run) = (tmp.path().join("home"), tmp.path().join("run"));
+    let first = quickstart(&home, &run, &["--no-install"]);
+    assert!(first.status.success(), "{}", explain(&first));
+    let lines = |dir: &str| {
+        std::fs::read_to_string(run.join(dir).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!((lines("vq"), lines("generator")), (2, 2));
+    let again = quickstart(&home, &run, &["--no-install"]);
+    assert!(again.status.success(), "{}", explain(&again));
+    assert_eq!(
+        (lines("vq"), lines("generator")),
+        (2, 2),
+        "nothing retrained"
+    );
+    assert!(
+        !home.join("generators").join("default").exists(),
+        "--no-install leaves the default generator alone"
+    );
+}
