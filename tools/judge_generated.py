@@ -13,7 +13,7 @@ other seeds (see its README); the guiding model defaults to the quickstart fixtu
 `colour,shape,unseen_pair`); `--jobs` runs that many `clipkit generate` at once (each with
 `--threads` threads; the images do not depend on it). `--sheet` writes a contact sheet
 (needs Pillow): blocks of 17 prompts, in each a row of truth renders (full prompt set only)
-and a row per drawer, 40 px tiles.
+and a row per drawer, 40 px tiles, 256 colours.
 
 Writes DIR/prompts.jsonl, DIR/truth/ (the perfect answers), DIR/DRAWER/NNN.png,
 DIR/DRAWER.json and DIR/DRAWER-report/report.html, and prints each drawer's table. Images
@@ -105,7 +105,7 @@ def write_sheet(folders, count, path):
         for r, folder in enumerate(folders):
             tile = Image.open(folder / f"{i:03d}.png").convert("RGB").resize((TILE, TILE), Image.LANCZOS)
             sheet.paste(tile, (column * TILE, (block * len(folders) + r) * TILE))
-    sheet.save(path, optimize=True)
+    sheet.quantize(colors=256).save(path, optimize=True)  # a small file for the README
     print(f"wrote {path}", file=sys.stderr)
 
 
