@@ -8,7 +8,8 @@
 //!   24-pixel patches, and with wide views only (the grid always in about the same place)
 //!   the drawing fits one coloured blob to each patch; zoomed crops move and scale the
 //!   grid, which breaks the blobs up and lets one larger object of the prompted colour
-//!   win (judged evaluation in the README: single-object judge shape 0.52 → see there);
+//!   win (README, judged evaluation: on the 23 single-object prompts judge shape
+//!   0.52 → 0.61 and pixel colour 0.74 → 0.83 against wide views only);
 //! - **affine**: the crop's height and width are each stretched by up to `stretch` (±10%),
 //!   independently, so the cut-out is scaled anisotropically as well as translated; the
 //!   position is uniform over the places the crop fits;
