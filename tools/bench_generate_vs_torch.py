@@ -20,7 +20,8 @@ backward to the logits → Adam (torch defaults, lr 0.05). Crops are drawn with 
 own generator from the same distribution; the work is the same, not the random numbers.
 
 - clipkit: ``clipkit --threads N generate PROMPT --model DIR --drawer pixel --size 224
-  --cutouts 8 --steps S --json`` in a fresh process per round; its ``seconds_per_step``
+  --cutouts 8 --steps S --json --zoomed 0.6 --flip 0 --tv 0`` (the PyTorch side's scheme,
+  whatever the defaults) in a fresh process per round; its ``seconds_per_step``
   times the optimisation loop only (not loading the model or embedding the prompt);
 - PyTorch: this script with ``--torch-side`` in a fresh process per round,
   ``torch.set_num_threads(N)``, eager (no ``torch.compile``), the model from
@@ -141,6 +142,8 @@ def main() -> None:
     clipkit_cmd = [str(args.clipkit), "--threads", str(args.threads), "generate", PROMPT,
                    "--model", str(args.model), "--drawer", "pixel", "--size", str(args.size),
                    "--cutouts", str(args.cutouts), "--steps", str(args.steps), "--json",
+                   # the scheme the PyTorch side implements, whatever clipkit's defaults
+                   "--zoomed", "0.6", "--flip", "0", "--tv", "0",
                    "--out", "/tmp/bench-generate.png"]
     torch_cmd = [sys.executable, __file__, "--torch-side", "--model", str(args.model),
                  "--threads", str(args.threads), "--steps", str(args.steps),

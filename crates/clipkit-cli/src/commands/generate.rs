@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_name = "N|WxH", value_parser = parse_size)]
     size: Option<(usize, usize)>,
     /// Optimisation steps.
-    #[arg(long, default_value_t = 300, allow_negative_numbers = true, value_parser = positive_count)]
+    #[arg(long, default_value_t = 150, allow_negative_numbers = true, value_parser = positive_count)]
     steps: usize,
     /// Cut-outs per step (K).
     #[arg(long, default_value_t = CutoutConfig::default().count, allow_negative_numbers = true, value_parser = positive_count)]
@@ -77,7 +77,8 @@ pub struct Args {
     /// Weight of the total-variation term (smoother images).
     #[arg(long, default_value_t = GenerateConfig::default().tv_weight, value_parser = non_negative)]
     tv: f64,
-    /// Share of zoomed cut-outs (the rest are wide views; Pixray uses 0.6).
+    /// Share of zoomed cut-outs (the rest are wide views; Pixray uses 0.6; 0.8 breaks up
+    /// the patch-grid textures the quickstart model rewards).
     #[arg(long, default_value_t = CutoutConfig::default().zoomed, value_parser = unit_interval)]
     zoomed: f64,
     /// Chance of a left–right flip per cut-out (0 by default: it swaps left and right).

@@ -4,8 +4,12 @@
 //! - **scale**: a share `zoomed` of the cut-outs are zoomed crops whose side is a uniform
 //!   fraction in [`min_zoom`, 0.9) of the image's shorter side; the others are wide views,
 //!   a fraction in [0.9, 1] of it. Pixray mixes 60% zoomed with 40% wide (`zoomed` 0.6);
-//!   the default is 0, wide views only: the quickstart model was trained on whole scenes,
-//!   and zoomed crops made it paint the object in every part of the image;
+//!   the default is 0.8: the quickstart model reads its 72-pixel input as a 3 × 3 grid of
+//!   24-pixel patches, and with wide views only (the grid always in about the same place)
+//!   the drawing fits one coloured blob to each patch; zoomed crops move and scale the
+//!   grid, which breaks the blobs up and lets one larger object of the prompted colour
+//!   win (README, judged evaluation: on the 23 single-object prompts judge shape
+//!   0.52 → 0.61 and pixel colour 0.74 → 0.83 against wide views only);
 //! - **affine**: the crop's height and width are each stretched by up to `stretch` (±10%),
 //!   independently, so the cut-out is scaled anisotropically as well as translated; the
 //!   position is uniform over the places the crop fits;
@@ -49,12 +53,12 @@ pub struct CutoutConfig {
 }
 
 impl Default for CutoutConfig {
-    /// 16 cut-outs, all wide (zoomed ones, when asked for, reach down to half the image),
-    /// stretch 0.1, no flips, jitter 0.05, noise up to 0.1.
+    /// 16 cut-outs, 80% zoomed down to half the image and 20% wide, stretch 0.1, no
+    /// flips, jitter 0.05, noise up to 0.1.
     fn default() -> Self {
         CutoutConfig {
             count: 16,
-            zoomed: 0.0,
+            zoomed: 0.8,
             min_zoom: 0.5,
             stretch: 0.1,
             flip: 0.0,
