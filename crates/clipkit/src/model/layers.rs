@@ -5,10 +5,14 @@ use candle_nn::VarBuilder;
 
 use std::sync::Arc;
 
+use super::kernel::Kernel;
+use super::kernel_bf16::to_bf16_and_back;
+use super::kernel_int8::{dequantize_rows, quantize_rows};
 use super::load_options::{LoadOptions, WeightFormat};
 use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
 use super::packed::PackedWeight;
 use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp};
+use super::precision::Precision;
 use crate::config::Activation;
 
 /// `y = x Wᵀ + b` over the last axis of an input of any rank.
@@ -18,11 +22,17 @@ use crate::config::Activation;
 /// weights are packed once for [`PackedWeight`]'s kernel (and the unpacked copy dropped) when
 /// the active [`super::Kernel`] has one (AVX-512 or AVX2); weights that train, and every
 /// weight under the portable kernel, stay tensors and go through candle's matmul.
+///
+/// With a lower [`Precision`], the AVX-512 kernels hold the weights as bf16 or int8; other
+/// kernels hold the same rounded or quantised values as an f32 tensor (and, for bf16, round
+/// each input to bf16 before the product), so every kernel computes the same function.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
     /// (out)
     bias: Option<Tensor>,
+    /// Whether a [`Weight::Tensor`] product first rounds its input to bf16.
+    bf16_inputs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +67,9 @@ impl Linear {
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
     pub fn from_parts(weight: Tensor, bias: Option<Tensor>, options: LoadOptions) -> Result<Self> {
+        if options.precision != Precision::Fp32 {
+            return Self::lower_precision(weight, bias, options);
+        }
         // Trained weights (tracked by autograd) stay tensors: the packed kernel has no
         // backward pass to its weights.
         let packable = options.weight_format == WeightFormat::Packed
@@ -80,7 +93,56 @@ impl Linear {
             }
             None => Weight::Tensor(weight),
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            bf16_inputs: false,
+        })
+    }
+
+    /// A map whose weights are held in `options.precision` (bf16 or int8), for inference.
+    fn lower_precision(weight: Tensor, bias: Option<Tensor>, options: LoadOptions) -> Result<Self> {
+        let precision = options.precision;
+        if options.input_gradients || weight.track_op() {
+            candle_core::bail!(
+                "precision {precision} is for inference: gradients (input_gradients, \
+                 training) need fp32 weights"
+            );
+        }
+        let (n, k) = weight.dims2()?;
+        let values = weight
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let packed = match options.weight_format {
+            WeightFormat::Packed => PackedWeight::pack_as(Kernel::active(), precision, &values, n, k),
+            WeightFormat::Plain => None,
+        };
+        let (weight, bf16_inputs) = match packed {
+            Some(forward) => (
+                Weight::Packed {
+                    forward: Arc::new(forward),
+                    transposed: None,
+                },
+                false,
+            ),
+            None => {
+                let stored = match precision {
+                    Precision::Int8 => {
+                        let (q, scales) = quantize_rows(&values, n, k);
+                        dequantize_rows(&q, &scales, k)
+                    }
+                    _ => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
+                };
+                let tensor = Tensor::from_vec(stored, (n, k), weight.device())?;
+                (Weight::Tensor(tensor), precision == Precision::Bf16)
+            }
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            bf16_inputs,
+        })
     }
 
     /// `x Wᵀ` without the bias: (…, in) → (…, out).
@@ -130,6 +192,12 @@ impl Linear {
                  when loaded with LoadOptions {{ input_gradients: true, .. }}"
             ),
             Weight::Tensor(w) => {
+                let x2 = if self.bf16_inputs {
+                    x2.to_dtype(candle_core::DType::BF16)?
+                        .to_dtype(candle_core::DType::F32)?
+                } else {
+                    x2
+                };
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
                     (Some(b), true) if fused_ok(&[&y, b]) => {
