@@ -24,15 +24,16 @@ use crate::config::Activation;
 /// weight under the portable kernel, stay tensors and go through candle's matmul.
 ///
 /// With a lower [`Precision`], the AVX-512 kernels hold the weights as bf16 or int8; other
-/// kernels hold the same rounded or quantised values as an f32 tensor (and, for bf16, round
-/// each input to bf16 before the product), so every kernel computes the same function.
+/// kernels hold the same rounded or quantised values as an f32 tensor (and round or quantise
+/// each input as the precision does before the product), so every kernel computes the same
+/// function.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
     /// (out)
     bias: Option<Tensor>,
-    /// Whether a [`Weight::Tensor`] product first rounds its input to bf16.
-    bf16_inputs: bool,
+    /// The precision a [`Weight::Tensor`] product's input is first rounded to (`Fp32`: none).
+    input_precision: Precision,
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +97,7 @@ impl Linear {
         Ok(Linear {
             weight,
             bias,
-            bf16_inputs: false,
+            input_precision: Precision::Fp32,
         })
     }
 
@@ -118,30 +119,20 @@ impl Linear {
             WeightFormat::Packed => PackedWeight::pack_as(Kernel::active(), precision, &values, n, k),
             WeightFormat::Plain => None,
         };
-        let (weight, bf16_inputs) = match packed {
-            Some(forward) => (
-                Weight::Packed {
-                    forward: Arc::new(forward),
-                    transposed: None,
-                },
-                false,
-            ),
+        let weight = match packed {
+            Some(forward) => Weight::Packed {
+                forward: Arc::new(forward),
+                transposed: None,
+            },
             None => {
-                let stored = match precision {
-                    Precision::Int8 => {
-                        let (q, scales) = quantize_rows(&values, n, k);
-                        dequantize_rows(&q, &scales, k)
-                    }
-                    _ => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
-                };
-                let tensor = Tensor::from_vec(stored, (n, k), weight.device())?;
-                (Weight::Tensor(tensor), precision == Precision::Bf16)
+                let stored = round_values(precision, &values, n, k);
+                Weight::Tensor(Tensor::from_vec(stored, (n, k), weight.device())?)
             }
         };
         Ok(Linear {
             weight,
             bias,
-            bf16_inputs,
+            input_precision: precision,
         })
     }
 
@@ -192,11 +183,13 @@ impl Linear {
                  when loaded with LoadOptions {{ input_gradients: true, .. }}"
             ),
             Weight::Tensor(w) => {
-                let x2 = if self.bf16_inputs {
-                    x2.to_dtype(candle_core::DType::BF16)?
-                        .to_dtype(candle_core::DType::F32)?
-                } else {
-                    x2
+                let x2 = match self.input_precision {
+                    Precision::Fp32 | Precision::Int8 => x2,
+                    Precision::Bf16 | Precision::W8a8 => {
+                        let values = x2.flatten_all()?.to_vec1::<f32>()?;
+                        let rounded = round_values(self.input_precision, &values, rows, in_dim);
+                        Tensor::from_vec(rounded, (rows, in_dim), x2.device())?
+                    }
                 };
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
@@ -218,6 +211,19 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, true)
+    }
+}
+
+/// A row-major (N, K) matrix as `precision` holds it, in f32: rounded to bf16, or quantised
+/// per row to int8 (`int8`, `w8a8`) and scaled back.
+fn round_values(precision: Precision, values: &[f32], n: usize, k: usize) -> Vec<f32> {
+    match precision {
+        Precision::Fp32 => values.to_vec(),
+        Precision::Bf16 => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
+        Precision::Int8 | Precision::W8a8 => {
+            let (q, scales) = quantize_rows(values, n, k);
+            dequantize_rows(&q, &scales, k)
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod imagine;
 mod kernel;
 mod kernel_bf16;
 mod kernel_int8;
+mod kernel_w8a8;
 mod layers;
 mod load_options;
 mod network;

@@ -9,8 +9,8 @@
 //! take blocks of rows times groups of panels, and write disjoint parts of the output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
 //!
 //! The AVX-512 kernel also takes weights of lower [`Precision`]: bf16 pairs
-//! ([`super::kernel_bf16`]) or int8 values with per-channel scales ([`super::kernel_int8`]),
-//! in panels of the same shape.
+//! ([`super::kernel_bf16`]), int8 values with per-channel scales ([`super::kernel_int8`]),
+//! or int8 quads for int8 inputs ([`super::kernel_w8a8`]), in panels of the same width.
 //!
 //! Shapes: X (M, K) row-major, W (N, K) as in the checkpoint, Y = X Wᵀ + b (M, N).
 
@@ -19,7 +19,8 @@ use rayon::prelude::*;
 use super::kernel::{has_feature, Kernel};
 use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR};
 use super::precision::Precision;
-use super::{kernel_bf16, kernel_int8};
+use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
+use super::{kernel_bf16, kernel_int8, kernel_w8a8};
 
 /// Depth of one pass over the panels: a 16 × KC panel slice (16 KiB) stays in L1, a 32 × KC
 /// one (32 KiB) in L1 or the nearest L2 lines.
@@ -46,6 +47,8 @@ enum Panels {
     Bf16(Vec<u32>),
     /// K × NR bytes per panel and NR scales per panel.
     Int8 { values: Vec<i8>, scales: Vec<f32> },
+    /// ⌈K/4⌉ × NR byte quads per panel, for inputs quantised per row.
+    W8a8(W8a8Panels),
 }
 
 impl PackedWeight {
@@ -63,7 +66,7 @@ impl PackedWeight {
 
     /// Packs a row-major (N, K) weight matrix for `kernel` in `precision`; `None` when the
     /// kernel has no packed product in that precision on this CPU (bf16 needs AVX-512 BF16,
-    /// int8 AVX-512; the AVX2 and portable kernels take f32 only).
+    /// int8 AVX-512, w8a8 AVX-512 VNNI; the AVX2 and portable kernels take f32 only).
     pub fn pack_as(
         kernel: Kernel,
         precision: Precision,
@@ -83,6 +86,7 @@ impl PackedWeight {
                 let (values, scales) = kernel_int8::pack_panels(w, n, k, nr);
                 Panels::Int8 { values, scales }
             }
+            Precision::W8a8 => Panels::W8a8(kernel_w8a8::pack_panels(w, n, k, nr, KC)),
         };
         Some(PackedWeight { data, n, k, kernel })
     }
@@ -96,6 +100,7 @@ impl PackedWeight {
             Precision::Fp32 => true,
             Precision::Bf16 => kernel == Kernel::Avx512 && has_feature("avx512bf16"),
             Precision::Int8 => kernel == Kernel::Avx512,
+            Precision::W8a8 => kernel == Kernel::Avx512 && has_feature("avx512vnni"),
         }
     }
 
@@ -170,28 +175,43 @@ impl PackedWeight {
         let Tiling { nr, mr } = tiling(self.kernel);
         let tiles = m.div_ceil(mr);
         // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
-        // the kernel's broadcasts read one contiguous stream.
-        // bf16 inputs are pairs (u32), half as many per depth block.
-        let mut packed_x = vec![0f32; tiles * KC * mr];
-        let mut packed_pairs = match self.data {
-            Panels::Bf16(_) => vec![0u32; tiles * KC.div_ceil(2) * mr],
-            _ => Vec::new(),
+        // the kernel's broadcasts read one contiguous stream; bf16 inputs as ⌈kc/2⌉ × MR
+        // pairs and w8a8 inputs (quantised per row first) as ⌈kc/4⌉ × MR quads, in `words`.
+        let mut packed_x = Vec::new();
+        let mut words = Vec::new();
+        let quantized_x = match self.data {
+            Panels::W8a8(_) => Some(kernel_int8::quantize_rows(&x[..m * k], m, k)),
+            _ => None,
         };
+        match self.data {
+            Panels::Bf16(_) | Panels::W8a8(_) => words = vec![0u32; tiles * KC.div_ceil(2) * mr],
+            Panels::F32(_) | Panels::Int8 { .. } => packed_x = vec![0f32; tiles * KC * mr],
+        }
+        let words_per_tile = KC.div_ceil(2) * mr;
         for kb in (0..k).step_by(KC) {
             let kc = KC.min(k - kb);
-            if let Panels::Bf16(_) = self.data {
-                let per_tile = KC.div_ceil(2) * mr;
-                for (t, tile_x) in packed_pairs.chunks_exact_mut(per_tile).enumerate() {
-                    let rows = mr.min(m - t * mr);
-                    let first = &x[t * mr * k + kb..];
-                    kernel_bf16::pack_input_pairs(first, k, rows, kc, mr, tile_x);
+            match (&self.data, &quantized_x) {
+                (Panels::Bf16(_), _) => {
+                    for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
+                        let first = &x[t * mr * k + kb..];
+                        let rows = mr.min(m - t * mr);
+                        kernel_bf16::pack_input_pairs(first, k, rows, kc, mr, tile_x);
+                    }
                 }
-            } else {
-                for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
-                    for r in 0..mr.min(m - t * mr) {
-                        let row = &x[(t * mr + r) * k + kb..(t * mr + r) * k + kb + kc];
-                        for (kk, &v) in row.iter().enumerate() {
-                            tile_x[kk * mr + r] = v;
+                (Panels::W8a8(_), Some((q, _))) => {
+                    for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
+                        let first = &q[t * mr * k + kb..];
+                        let rows = mr.min(m - t * mr);
+                        kernel_w8a8::pack_input_quads(first, k, rows, kc, mr, tile_x);
+                    }
+                }
+                _ => {
+                    for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
+                        for r in 0..mr.min(m - t * mr) {
+                            let row = &x[(t * mr + r) * k + kb..(t * mr + r) * k + kb + kc];
+                            for (kk, &v) in row.iter().enumerate() {
+                                tile_x[kk * mr + r] = v;
+                            }
                         }
                     }
                 }
@@ -207,31 +227,45 @@ impl PackedWeight {
                     let rows = mr.min(m - t * mr);
                     // SAFETY: the tile covers rows t·MR..t·MR+rows and columns
                     // p·NR..p·NR+cols of the (M, N) output, inside `out`, written by this
-                    // call alone; the input tile holds kc × MR values (⌈kc/2⌉ × MR pairs)
-                    // and the panel slice kc × NR values (⌈kc/2⌉ × NR pairs, with NR
-                    // scales); `pack_as` made this weight only for a kernel and precision
-                    // the CPU supports.
+                    // call alone; the input tile holds kc × MR values (⌈kc/2⌉ × MR pairs,
+                    // ⌈kc/4⌉ × MR quads) and the panel slice kc × NR values (⌈kc/2⌉ × NR
+                    // pairs, ⌈kc/4⌉ × NR quads, with NR scales and corrections); `pack_as`
+                    // made this weight only for a kernel and precision the CPU supports.
                     unsafe {
                         let c = out.0.add(t * mr * n + p * nr);
-                        let tile_x = packed_x[t * KC * mr..].as_ptr();
-                        match &self.data {
+                        let tile_words = words.get(t * words_per_tile..).unwrap_or(&[]).as_ptr();
+                        let tile_x = packed_x.get(t * KC * mr..).unwrap_or(&[]).as_ptr();
+                        let values = match &self.data {
                             Panels::F32(data) => {
                                 let panel = data[p * k * nr + kb * nr..].as_ptr();
                                 tile(self.kernel, rows, tile_x, panel, kc, c, n, cols, init);
+                                continue;
                             }
                             Panels::Bf16(data) => {
                                 let pairs = k.div_ceil(2);
-                                let panel = data[(p * pairs + kb / 2) * nr..].as_ptr();
-                                let tile_x = packed_pairs[t * KC.div_ceil(2) * mr..].as_ptr();
-                                quantized_tile(rows, Quantized::Bf16(tile_x, panel), kc, c, n, cols, init);
+                                Quantized::Bf16(tile_words, data[(p * pairs + kb / 2) * nr..].as_ptr())
                             }
-                            Panels::Int8 { values, scales } => {
-                                let panel = values[p * k * nr + kb * nr..].as_ptr();
-                                let scales = &scales[p * nr..(p + 1) * nr];
-                                let q = Quantized::Int8(tile_x, panel, scales);
-                                quantized_tile(rows, q, kc, c, n, cols, init);
+                            Panels::Int8 { values, scales } => Quantized::Int8(
+                                tile_x,
+                                values[p * k * nr + kb * nr..].as_ptr(),
+                                &scales[p * nr..(p + 1) * nr],
+                            ),
+                            Panels::W8a8(data) => {
+                                let (quads, blocks) = (k.div_ceil(4), k.div_ceil(KC));
+                                let correction = (p * blocks + kb / KC) * nr;
+                                let row_scales = quantized_x.as_ref().map_or(&[][..], |(_, s)| s);
+                                Quantized::W8a8(
+                                    tile_words,
+                                    W8a8Tile {
+                                        w: data.quads[(p * quads + kb / 4) * nr..].as_ptr(),
+                                        row_scales: &row_scales[t * mr..],
+                                        scales: &data.scales[p * nr..(p + 1) * nr],
+                                        corrections: &data.corrections[correction..correction + nr],
+                                    },
+                                )
                             }
-                        }
+                        };
+                        quantized_tile(rows, values, kc, c, n, cols, init);
                     }
                 }
             }
@@ -297,6 +331,8 @@ enum Quantized<'a> {
     Bf16(*const u32, *const u32),
     /// f32 input, weight bytes and the panel's scales.
     Int8(*const f32, *const i8, &'a [f32]),
+    /// Input quads and the weights' side.
+    W8a8(*const u32, W8a8Tile<'a>),
 }
 
 /// One tile of a lower precision, by the AVX-512 kernels (the only ones that pack them).
@@ -321,6 +357,7 @@ unsafe fn quantized_tile(
         Quantized::Int8(x, w, s) => {
             kernel_int8::avx512_int8_tile(rows, x, w, s, kc, c, ldc, cols, init)
         }
+        Quantized::W8a8(x, t) => kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, c, ldc, cols, init),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -436,40 +473,38 @@ mod tests {
     #[test]
     fn the_portable_kernel_packs_nothing() {
         assert!(PackedWeight::pack_for(Kernel::Portable, &[1.0], 1, 1).is_none());
-        for p in [Precision::Bf16, Precision::Int8] {
+        for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
             assert!(PackedWeight::pack_as(Kernel::Portable, p, &[1.0], 1, 1).is_none());
             assert!(PackedWeight::pack_as(Kernel::Avx2, p, &[1.0], 1, 1).is_none());
         }
     }
 
-    /// The weights a lower precision stands for, row-major (N, K), and its input rounding.
-    fn rounded(precision: Precision, w: &[f32], n: usize, k: usize) -> (Vec<f32>, fn(f32) -> f32) {
-        match precision {
-            Precision::Fp32 => (w.to_vec(), |v| v),
-            Precision::Bf16 => (
-                w.iter().map(|&v| to_bf16_and_back(v)).collect(),
-                to_bf16_and_back,
-            ),
-            Precision::Int8 => {
-                let (q, scales) = kernel_int8::quantize_rows(w, n, k);
-                (kernel_int8::dequantize_rows(&q, &scales, k), |v| v)
+    /// What a precision makes of a row-major (N, K) matrix (the weights, or the input).
+    fn rounded(precision: Precision, v: &[f32], rows: usize, k: usize, input: bool) -> Vec<f32> {
+        match (precision, input) {
+            (Precision::Fp32, _) | (Precision::Int8, true) => v.to_vec(),
+            (Precision::Bf16, _) => v.iter().map(|&v| to_bf16_and_back(v)).collect(),
+            (Precision::Int8 | Precision::W8a8, _) => {
+                let (q, scales) = kernel_int8::quantize_rows(v, rows, k);
+                kernel_int8::dequantize_rows(&q, &scales, k)
             }
         }
     }
 
-    /// The bf16 and int8 kernels match an f64 product of the same rounded (bf16) or
-    /// quantised (int8) values within 1e-3 (as the f32 kernels do), across awkward shapes
+    /// The bf16, int8 and w8a8 kernels match an f64 product of the same rounded (bf16) or
+    /// quantised (int8; w8a8 inputs per row too) values within 1e-3 (as the f32 kernels
+    /// do), across awkward shapes
     /// (odd depths included), and differ from the unrounded product by more than that:
     /// the comparison can tell the precisions apart.
     #[test]
     fn lower_precision_kernels_match_a_scalar_product_of_the_same_rounding() {
-        let precisions: Vec<Precision> = [Precision::Bf16, Precision::Int8]
+        let precisions: Vec<Precision> = [Precision::Bf16, Precision::Int8, Precision::W8a8]
             .into_iter()
             .filter(|&p| PackedWeight::supports(Kernel::Avx512, p))
             .collect();
         eprintln!("lower precisions with AVX-512 kernels on this CPU: {precisions:?}");
         for precision in precisions {
-            let mut worst_vs_fp32 = 0f32;
+            let (mut worst_same, mut worst_vs_fp32) = (0f32, 0f32);
             for (m, n, k) in [
                 (1, 1, 1),
                 (7, 17, 301),
@@ -489,14 +524,19 @@ mod tests {
                 let packed =
                     PackedWeight::pack_as(Kernel::Avx512, precision, &w, n, k).expect("supported");
                 let got = packed.matmul(&x, Some(&b));
-                let (w_rounded, round_input) = rounded(precision, &w, n, k);
-                let x_rounded: Vec<f32> = x.iter().map(|&v| round_input(v)).collect();
+                let w_rounded = rounded(precision, &w, n, k, false);
+                let x_rounded = rounded(precision, &x, m, k, true);
                 let want = reference(&x_rounded, &w_rounded, &b, m, n, k);
                 let worst = compare::max_abs_diff_slices(&got, &want);
                 assert!(worst < 1e-3, "{precision} {m}x{n}x{k}: {worst}");
+                worst_same = worst_same.max(worst);
                 let fp32 = reference(&x, &w, &b, m, n, k);
                 worst_vs_fp32 = worst_vs_fp32.max(compare::max_abs_diff_slices(&got, &fp32));
             }
+            eprintln!(
+                "{precision}: worst difference {worst_same:.1e} from the same rounding, \
+                 {worst_vs_fp32:.1e} from fp32"
+            );
             assert!(worst_vs_fp32 > 1e-2, "{precision}: {worst_vs_fp32}");
         }
     }
