@@ -126,7 +126,10 @@ unsafe fn int8<const R: usize>(
     for (r, a) in acc.iter().enumerate() {
         let row = c.add(r * ldc);
         let (base0, base1) = match init {
-            Init::Bias(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
+            Init::Bias(b) => (
+                _mm512_loadu_ps(b.as_ptr()),
+                _mm512_loadu_ps(b.as_ptr().add(16)),
+            ),
             Init::Accumulate => (
                 _mm512_maskz_loadu_ps(m0, row),
                 _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)),
@@ -144,20 +147,27 @@ mod tests {
     #[test]
     fn quantisation_keeps_each_weight_within_half_a_step() {
         let (n, k) = (5, 37);
-        let mut w: Vec<f32> = (0..n * k).map(|i| ((i * 29 % 83) as f32 - 41.0) / 7.0).collect();
+        let mut w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 29 % 83) as f32 - 41.0) / 7.0)
+            .collect();
         w[k..2 * k].fill(0.0); // an all-zero channel
         let (q, scales) = quantize_rows(&w, n, k);
         assert_eq!(scales[1], 0.0);
         let back = dequantize_rows(&q, &scales, k);
         for j in 0..n {
-            let max = w[j * k..(j + 1) * k].iter().fold(0f32, |m, v| m.max(v.abs()));
+            let max = w[j * k..(j + 1) * k]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
             assert!(q[j * k..(j + 1) * k].iter().all(|&v| v != i8::MIN));
             for t in 0..k {
                 let err = (back[j * k + t] - w[j * k + t]).abs();
                 assert!(err <= scales[j] * 0.5 + 1e-6, "channel {j}: {err}");
             }
             if max > 0.0 {
-                assert_eq!(q[j * k..(j + 1) * k].iter().map(|v| v.abs()).max(), Some(127));
+                assert_eq!(
+                    q[j * k..(j + 1) * k].iter().map(|v| v.abs()).max(),
+                    Some(127)
+                );
             }
         }
     }

@@ -165,7 +165,10 @@ unsafe fn vnni<const R: usize>(
     for (r, a) in acc.iter().enumerate() {
         let row = c.add(r * ldc);
         let (base0, base1) = match init {
-            Init::Bias(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
+            Init::Bias(b) => (
+                _mm512_loadu_ps(b.as_ptr()),
+                _mm512_loadu_ps(b.as_ptr().add(16)),
+            ),
             Init::Accumulate => (
                 _mm512_maskz_loadu_ps(m0, row),
                 _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)),

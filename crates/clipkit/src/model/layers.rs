@@ -116,7 +116,9 @@ impl Linear {
             .flatten_all()?
             .to_vec1::<f32>()?;
         let packed = match options.weight_format {
-            WeightFormat::Packed => PackedWeight::pack_as(Kernel::active(), precision, &values, n, k),
+            WeightFormat::Packed => {
+                PackedWeight::pack_as(Kernel::active(), precision, &values, n, k)
+            }
             WeightFormat::Plain => None,
         };
         let weight = match packed {

@@ -17,9 +17,9 @@
 use rayon::prelude::*;
 
 use super::kernel::{has_feature, Kernel};
+use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
 use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR};
 use super::precision::Precision;
-use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
 use super::{kernel_bf16, kernel_int8, kernel_w8a8};
 
 /// Depth of one pass over the panels: a 16 × KC panel slice (16 KiB) stays in L1, a 32 × KC
@@ -243,7 +243,10 @@ impl PackedWeight {
                             }
                             Panels::Bf16(data) => {
                                 let pairs = k.div_ceil(2);
-                                Quantized::Bf16(tile_words, data[(p * pairs + kb / 2) * nr..].as_ptr())
+                                Quantized::Bf16(
+                                    tile_words,
+                                    data[(p * pairs + kb / 2) * nr..].as_ptr(),
+                                )
                             }
                             Panels::Int8 { values, scales } => Quantized::Int8(
                                 tile_x,
@@ -406,8 +409,8 @@ mod compare_in_tests;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::kernel_bf16::to_bf16_and_back;
+    use super::*;
     use compare_in_tests as compare;
 
     fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {

@@ -5,12 +5,17 @@
 //! length, its first MiB (the safetensors header: every tensor's name, dtype and shape) and
 //! 64 KiB at 32 evenly spaced places. Any retraining changes every weight, so samples catch
 //! it; copying, renaming or touching the folder does not change the identity.
+//!
+//! Embeddings computed at another [`Precision`] are other vectors: [`embedding_identity`]
+//! appends the precision to the model's identity (fp32 adds nothing, so stores made before
+//! precisions existed keep theirs), and a store's model check then refuses the mix.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::error::{Result, SearchError};
+use crate::model::Precision;
 use crate::model_folder::{
     CONFIG_FILE, MERGES_FILE, PREPROCESSOR_FILE, SHARD_INDEX_FILE, TOKENIZER_FILE, VOCAB_FILE,
 };
@@ -49,6 +54,16 @@ pub fn model_identity(dir: &Path) -> Result<String> {
         hash_sampled(&mut hasher, path)?;
     }
     Ok(hasher.finalize().to_hex()[..16].to_string())
+}
+
+/// The identity of the embeddings `dir`'s model makes at `precision`: [`model_identity`] for
+/// fp32, followed by `@bf16`, `@int8` or `@w8a8` otherwise.
+pub fn embedding_identity(dir: &Path, precision: Precision) -> Result<String> {
+    let model = model_identity(dir)?;
+    Ok(match precision {
+        Precision::Fp32 => model,
+        other => format!("{model}@{other}"),
+    })
 }
 
 fn hash_sampled(hasher: &mut blake3::Hasher, path: &Path) -> Result<()> {
