@@ -96,3 +96,36 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<usiz
     }
     Ok(filled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::{open_or_create, SearchError, StoreLocation};
+
+    /// fp32 keeps the model's identity (older indexes stay valid); every other precision
+    /// has its own, and a store made at one precision refuses a query at another.
+    #[test]
+    fn each_precision_has_its_own_identity_and_stores_refuse_the_mix() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/clip-a");
+        let model = model_identity(&dir).unwrap();
+        let ids: Vec<String> = Precision::ALL
+            .iter()
+            .map(|&p| embedding_identity(&dir, p).unwrap())
+            .collect();
+        assert_eq!(ids[0], model);
+        for (i, a) in ids.iter().enumerate() {
+            assert!(ids[i + 1..].iter().all(|b| a != b), "{ids:?}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let location = StoreLocation::Folder(tmp.path().join("index"));
+        let int8 = embedding_identity(&dir, Precision::Int8).unwrap();
+        let store = open_or_create(&location, &int8, 4).unwrap();
+        store.check_model(&int8).unwrap();
+        let err = store.check_model(&model).unwrap_err();
+        assert!(matches!(err, SearchError::ModelMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("--precision"), "{err}");
+        drop(store);
+        let reopened = open_or_create(&location, &model, 4);
+        assert!(matches!(reopened, Err(SearchError::ModelMismatch { .. })));
+    }
+}
