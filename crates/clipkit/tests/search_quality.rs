@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use clipkit::data::shapes::{write_shapes_folder, ShapesConfig, ShapesWorld, Split};
 use clipkit::eval::search_quality::{colour_shape_queries, evaluate, read_captions};
-use clipkit::search::indexer::{self, Progress};
 use clipkit::model::{LoadOptions, Precision};
+use clipkit::search::indexer::{self, Progress};
 use clipkit::search::{embedding_identity, open_or_create, StoreLocation};
 use clipkit::Clip;
 
