@@ -23,8 +23,8 @@ use crate::config::Activation;
 /// the active [`super::Kernel`] has one (AVX-512 or AVX2); weights that train, and every
 /// weight under the portable kernel, stay tensors and go through candle's matmul.
 ///
-/// With a lower [`Precision`], the AVX-512 kernels hold the weights as bf16 or int8; other
-/// kernels hold the same rounded or quantised values as an f32 tensor (and round or quantise
+/// With a lower [`Precision`], the packed kernels that have it hold the weights as bf16 or
+/// int8; other kernels hold the same rounded or quantised values as an f32 tensor (and round or quantise
 /// each input as the precision does before the product), so every kernel computes the same
 /// function.
 #[derive(Debug, Clone)]

@@ -8,9 +8,10 @@
 //! they are few and reused by every panel). The bias is the tiles' starting value. Threads
 //! take blocks of rows times groups of panels, and write disjoint parts of the output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
 //!
-//! The AVX-512 kernel also takes weights of lower [`Precision`]: bf16 pairs
-//! ([`super::kernel_bf16`]), int8 values with per-channel scales ([`super::kernel_int8`]),
-//! or int8 quads for int8 inputs ([`super::kernel_w8a8`]), in panels of the same width.
+//! Weights of lower [`Precision`] are packed in panels of the same width: int8 values with
+//! per-channel scales ([`super::kernel_int8`], any packed kernel), and for the AVX-512
+//! kernel bf16 pairs ([`super::kernel_bf16`]) or int8 quads for int8 inputs
+//! ([`super::kernel_w8a8`]).
 //!
 //! Shapes: X (M, K) row-major, W (N, K) as in the checkpoint, Y = X Wᵀ + b (M, N).
 
@@ -66,7 +67,7 @@ impl PackedWeight {
 
     /// Packs a row-major (N, K) weight matrix for `kernel` in `precision`; `None` when the
     /// kernel has no packed product in that precision on this CPU (bf16 needs AVX-512 BF16,
-    /// int8 AVX-512, w8a8 AVX-512 VNNI; the AVX2 and portable kernels take f32 only).
+    /// w8a8 AVX-512 VNNI; int8 runs on AVX2 and AVX-512; portable packs nothing).
     pub fn pack_as(
         kernel: Kernel,
         precision: Precision,
@@ -99,7 +100,7 @@ impl PackedWeight {
         match precision {
             Precision::Fp32 => true,
             Precision::Bf16 => kernel == Kernel::Avx512 && has_feature("avx512bf16"),
-            Precision::Int8 => kernel == Kernel::Avx512,
+            Precision::Int8 => true,
             Precision::W8a8 => kernel == Kernel::Avx512 && has_feature("avx512vnni"),
         }
     }
@@ -188,6 +189,10 @@ impl PackedWeight {
             Panels::F32(_) | Panels::Int8 { .. } => packed_x = vec![0f32; tiles * KC * mr],
         }
         let words_per_tile = KC.div_ceil(2) * mr;
+        let mut widened = match self.data {
+            Panels::Int8 { .. } => vec![0f32; KC * nr],
+            _ => Vec::new(),
+        };
         for kb in (0..k).step_by(KC) {
             let kc = KC.min(k - kb);
             match (&self.data, &quantized_x) {
@@ -223,6 +228,13 @@ impl PackedWeight {
                 } else {
                     Init::Accumulate
                 };
+                // int8 weights are widened once per panel and depth block, then every tile
+                // runs the f32 micro-kernel on them.
+                if let Panels::Int8 { values, scales } = &self.data {
+                    let bytes = &values[p * k * nr + kb * nr..p * k * nr + (kb + kc) * nr];
+                    let scales = &scales[p * nr..(p + 1) * nr];
+                    kernel_int8::dequantize_panel(bytes, scales, &mut widened[..kc * nr]);
+                }
                 for t in 0..tiles {
                     let rows = mr.min(m - t * mr);
                     // SAFETY: the tile covers rows t·MR..t·MR+rows and columns
@@ -248,11 +260,11 @@ impl PackedWeight {
                                     data[(p * pairs + kb / 2) * nr..].as_ptr(),
                                 )
                             }
-                            Panels::Int8 { values, scales } => Quantized::Int8(
-                                tile_x,
-                                values[p * k * nr + kb * nr..].as_ptr(),
-                                &scales[p * nr..(p + 1) * nr],
-                            ),
+                            Panels::Int8 { .. } => {
+                                let panel = widened.as_ptr();
+                                tile(self.kernel, rows, tile_x, panel, kc, c, n, cols, init);
+                                continue;
+                            }
                             Panels::W8a8(data) => {
                                 let (quads, blocks) = (k.div_ceil(4), k.div_ceil(KC));
                                 let correction = (p * blocks + kb / KC) * nr;
@@ -328,12 +340,11 @@ unsafe fn tile(
     }
 }
 
-/// A tile's input and panel in a lower precision.
+/// A tile's input and panel in a lower precision (int8 weights run the f32 kernel once
+/// widened).
 enum Quantized<'a> {
     /// Input pairs and weight pairs.
     Bf16(*const u32, *const u32),
-    /// f32 input, weight bytes and the panel's scales.
-    Int8(*const f32, *const i8, &'a [f32]),
     /// Input quads and the weights' side.
     W8a8(*const u32, W8a8Tile<'a>),
 }
@@ -342,7 +353,7 @@ enum Quantized<'a> {
 ///
 /// # Safety
 /// This CPU runs the precision's kernel ([`PackedWeight::supports`]); the pointers satisfy
-/// its contract ([`super::kernel_bf16`], [`super::kernel_int8`]).
+/// its contract ([`super::kernel_bf16`], [`super::kernel_w8a8`]).
 #[allow(clippy::too_many_arguments)]
 unsafe fn quantized_tile(
     rows: usize,
@@ -357,9 +368,6 @@ unsafe fn quantized_tile(
     match values {
         // SAFETY: the caller's contract.
         Quantized::Bf16(x, w) => kernel_bf16::avx512_bf16_tile(rows, x, w, kc, c, ldc, cols, init),
-        Quantized::Int8(x, w, s) => {
-            kernel_int8::avx512_int8_tile(rows, x, w, s, kc, c, ldc, cols, init)
-        }
         Quantized::W8a8(x, t) => kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, c, ldc, cols, init),
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -478,7 +486,11 @@ mod tests {
         assert!(PackedWeight::pack_for(Kernel::Portable, &[1.0], 1, 1).is_none());
         for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
             assert!(PackedWeight::pack_as(Kernel::Portable, p, &[1.0], 1, 1).is_none());
-            assert!(PackedWeight::pack_as(Kernel::Avx2, p, &[1.0], 1, 1).is_none());
+            let avx2 = PackedWeight::pack_as(Kernel::Avx2, p, &[1.0], 1, 1);
+            assert_eq!(
+                avx2.is_some(),
+                p == Precision::Int8 && Kernel::Avx2.is_supported()
+            );
         }
     }
 
@@ -494,19 +506,23 @@ mod tests {
         }
     }
 
-    /// The bf16, int8 and w8a8 kernels match an f64 product of the same rounded (bf16) or
+    /// The bf16, int8 and w8a8 products of every packed kernel match an f64 product of the same rounded (bf16) or
     /// quantised (int8; w8a8 inputs per row too) values within 1e-3 (as the f32 kernels
     /// do), across awkward shapes
     /// (odd depths included), and differ from the unrounded product by more than that:
     /// the comparison can tell the precisions apart.
     #[test]
     fn lower_precision_kernels_match_a_scalar_product_of_the_same_rounding() {
-        let precisions: Vec<Precision> = [Precision::Bf16, Precision::Int8, Precision::W8a8]
-            .into_iter()
-            .filter(|&p| PackedWeight::supports(Kernel::Avx512, p))
-            .collect();
-        eprintln!("lower precisions with AVX-512 kernels on this CPU: {precisions:?}");
-        for precision in precisions {
+        let mut runs = Vec::new();
+        for kernel in [Kernel::Avx512, Kernel::Avx2] {
+            for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
+                if PackedWeight::supports(kernel, p) {
+                    runs.push((kernel, p));
+                }
+            }
+        }
+        eprintln!("lower precisions packed on this CPU: {runs:?}");
+        for (kernel, precision) in runs {
             let (mut worst_same, mut worst_vs_fp32) = (0f32, 0f32);
             for (m, n, k) in [
                 (1, 1, 1),
@@ -524,21 +540,20 @@ mod tests {
                     .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.7)
                     .collect();
                 let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
-                let packed =
-                    PackedWeight::pack_as(Kernel::Avx512, precision, &w, n, k).expect("supported");
+                let packed = PackedWeight::pack_as(kernel, precision, &w, n, k).expect("supported");
                 let got = packed.matmul(&x, Some(&b));
                 let w_rounded = rounded(precision, &w, n, k, false);
                 let x_rounded = rounded(precision, &x, m, k, true);
                 let want = reference(&x_rounded, &w_rounded, &b, m, n, k);
                 let worst = compare::max_abs_diff_slices(&got, &want);
-                assert!(worst < 1e-3, "{precision} {m}x{n}x{k}: {worst}");
+                assert!(worst < 1e-3, "{kernel} {precision} {m}x{n}x{k}: {worst}");
                 worst_same = worst_same.max(worst);
                 let fp32 = reference(&x, &w, &b, m, n, k);
                 worst_vs_fp32 = worst_vs_fp32.max(compare::max_abs_diff_slices(&got, &fp32));
             }
             eprintln!(
-                "{precision}: worst difference {worst_same:.1e} from the same rounding, \
-                 {worst_vs_fp32:.1e} from fp32"
+                "{kernel} {precision}: worst difference {worst_same:.1e} from the same \
+                 rounding, {worst_vs_fp32:.1e} from fp32"
             );
             assert!(worst_vs_fp32 > 1e-2, "{precision}: {worst_vs_fp32}");
         }
