@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""clipkit against itself: each CPU kernel (and optionally another build's worker), interleaved.
+"""clipkit against itself: each CPU kernel and precision (and optionally another build's worker), interleaved.
 
 For a busy or shared machine where a PyTorch comparison is too noisy to read, and to see what
 each kernel path is worth on a CPU: every contender is a long-lived ``bench_worker`` process
@@ -11,6 +11,9 @@ to read, not a test.
     cargo build --release --example bench_worker
     python3 tools/bench_kernels.py [--model target/bench-model] [--threads 2] [--rounds 7] \
         [--baseline OTHER/bench_worker]     # e.g. a copy of main's build, shown as "baseline"
+    python3 tools/bench_kernels.py --kernels avx512 --precisions fp32,bf16,int8
+
+Each contender is a kernel at a precision (``avx512/int8``); the first is the ratios' base.
 
 Standard library only (no torch needed).
 """
@@ -33,12 +36,16 @@ WORKLOADS = [("image", 1), ("image", 8), ("image", 32), ("text", 32)]
 class Worker:
     """One bench_worker: `image B N` / `text B N` on stdin, seconds on stdout."""
 
-    def __init__(self, binary: Path, model: Path, threads: int, kernel: str | None):
+    def __init__(self, binary: Path, model: Path, threads: int, kernel: str | None,
+                 precision: str | None = None):
         env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "CANDLE_NUM_THREADS": "1"}
         env.pop("CLIPKIT_KERNEL", None)
         if kernel:
             env["CLIPKIT_KERNEL"] = kernel
-        self.proc = subprocess.Popen([str(binary), "--model", str(model)], stdin=subprocess.PIPE,
+        command = [str(binary), "--model", str(model)]
+        if precision:
+            command += ["--precision", precision]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
         ready = self.proc.stdout.readline().strip()
         if not ready.startswith("ready"):
@@ -68,6 +75,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another build's bench_worker, measured first")
     parser.add_argument("--kernels", default="avx512,avx2,portable",
                         help="kernels of --worker to measure (comma-separated; unsupported ones fail)")
+    parser.add_argument("--precisions", default="fp32",
+                        help="precisions of --worker to measure with each kernel (comma-separated)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--passes", type=int, default=2, help="forward passes per timing")
@@ -76,8 +85,12 @@ def main() -> None:
     contenders: list[tuple[str, Worker]] = []
     if args.baseline:
         contenders.append(("baseline", Worker(args.baseline, args.model, args.threads, None)))
+    precisions = list(filter(None, args.precisions.split(",")))
     for kernel in filter(None, args.kernels.split(",")):
-        contenders.append((kernel, Worker(args.worker, args.model, args.threads, kernel)))
+        for precision in precisions:
+            name = kernel if precisions == ["fp32"] else f"{kernel}/{precision}"
+            contenders.append((name, Worker(args.worker, args.model, args.threads, kernel,
+                                            precision)))
     print(f"threads {args.threads}; rounds {args.rounds}; CPU flags: {contenders[-1][1].cpu}")
     for name, w in contenders:
         print(f"  {name}: kernel {w.kernel}")

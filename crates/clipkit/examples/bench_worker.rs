@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cargo build --release --example bench_worker
-//! RAYON_NUM_THREADS=2 target/release/examples/bench_worker --model target/bench-model
+//! RAYON_NUM_THREADS=2 target/release/examples/bench_worker --model target/bench-model \
+//!     [--precision fp32|bf16|int8]
 //! ```
 //!
 //! Thread count: candle's CPU kernels and rayon both read `RAYON_NUM_THREADS`, so set it in the
@@ -14,7 +15,7 @@
 //! Protocol (one command per line on stdin, one answer line on stdout, flushed):
 //!
 //! - at start-up, after loading: `ready load_s=<seconds> threads=<rayon threads> image_size=<S>
-//!   kernel=<avx512|avx2|portable> cpu=<features,comma-separated>`
+//!   kernel=<avx512|avx2|portable> precision=<fp32|bf16|int8> cpu=<features,comma-separated>`
 //! - `image B N` → one untimed warm-up pass, then N timed passes of `embed_pixels` on a fixed
 //!   (B, 3, S, S) batch of pseudo-random pixels; answers the elapsed seconds of the N passes.
 //! - `text B N` → the same for `embed_token_ids` on B rows of exactly 77 tokens
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use clipkit::model::{LoadOptions, Precision};
 use clipkit::Clip;
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
@@ -97,24 +99,26 @@ fn time_passes(n: usize, mut pass: impl FnMut() -> BoxResult<Tensor>) -> BoxResu
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn parse_args() -> BoxResult<PathBuf> {
+const USAGE: &str = "usage: bench_worker --model DIR [--precision fp32|bf16|int8]";
+
+fn parse_args() -> BoxResult<(PathBuf, Precision)> {
     let mut args = std::env::args().skip(1);
     let mut model = None;
+    let mut precision = Precision::default();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
+            "--precision" => {
+                precision = args.next().ok_or("--precision needs a value")?.parse()?;
+            }
             "-h" | "--help" => {
-                eprintln!("usage: bench_worker --model DIR   (commands on stdin: image B N | text B N | quit)");
+                eprintln!("{USAGE}   (commands on stdin: image B N | text B N | quit)");
                 std::process::exit(0);
             }
-            other => {
-                return Err(
-                    format!("unknown argument {other:?}; usage: bench_worker --model DIR").into(),
-                )
-            }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
         }
     }
-    model.ok_or_else(|| "missing --model DIR".into())
+    Ok((model.ok_or("missing --model DIR")?, precision))
 }
 
 /// Parses `B N` from the rest of a command line.
@@ -156,17 +160,21 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
 
 fn main() -> BoxResult<()> {
     clipkit::allocator::keep_freed_memory();
-    let model = parse_args()?;
+    let (model, precision) = parse_args()?;
     let start = Instant::now();
+    let options = LoadOptions {
+        precision,
+        ..LoadOptions::default()
+    };
     // A batch size far above any benchmarked B, so one command is one forward pass.
-    let clip = Clip::load(&model)?.with_batch_size(1 << 20);
+    let clip = Clip::load_with(&model, options)?.with_batch_size(1 << 20);
     let load_s = start.elapsed().as_secs_f64();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(
         out,
-        "ready load_s={load_s:.6} threads={} image_size={} kernel={} cpu={}",
+        "ready load_s={load_s:.6} threads={} image_size={} kernel={} precision={precision} cpu={}",
         rayon::current_num_threads(),
         clip.image_size(),
         clipkit::Kernel::active(),

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor, D};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{load_rgb, PreprocessConfig, DEFAULT_MAX_PIXELS};
 use crate::model::{Architecture, ClipNetwork, LoadOptions};
 use crate::model_folder::{self, ModelParts};
@@ -57,7 +57,16 @@ impl Clip {
     /// Loads a model folder as [`Clip::load`] does, its weights held as `options` say; with
     /// [`LoadOptions::input_gradients`], [`Clip::image_features`] and the `embed_pixels`
     /// path are differentiable with respect to their pixel input.
+    ///
+    /// A [`LoadOptions::precision`] other than fp32 with [`LoadOptions::input_gradients`] is
+    /// an [`Error::InvalidArgument`]: lower precisions are for inference.
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
+        if options.input_gradients && options.precision != crate::model::Precision::Fp32 {
+            return Err(Error::InvalidArgument(format!(
+                "precision {} is for inference: input_gradients needs fp32 weights",
+                options.precision
+            )));
+        }
         let ModelParts {
             architecture,
             preprocess,

@@ -37,6 +37,7 @@ fn gradient_options(weight_format: WeightFormat) -> LoadOptions {
     LoadOptions {
         weight_format,
         input_gradients: true,
+        ..LoadOptions::default()
     }
 }
 

@@ -7,7 +7,7 @@ use clipkit::zeroshot::ZeroShotClassifier;
 use serde::Serialize;
 
 use super::templates::TemplateArgs;
-use super::{check_image_paths, load_model, unknown_words, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, ModelArg, PrecisionArg};
 use crate::progress;
 
 /// Arguments of `clipkit classify`.
@@ -15,6 +15,8 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    precision: PrecisionArg,
     /// Image file to classify (repeatable).
     #[arg(long = "image", value_name = "PATH", required = true)]
     images: Vec<PathBuf>,
@@ -61,7 +63,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = collect_labels(&args)?;
     let templates = args.templates.templates();
     check_image_paths(&args.images)?;
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        args.precision.precision,
+    )?;
     let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
     let prompts: Vec<String> = templates
         .iter()

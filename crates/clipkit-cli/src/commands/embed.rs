@@ -6,7 +6,7 @@ use anyhow::Context;
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{check_image_paths, load_model, unknown_words, warn_truncated, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, warn_truncated, ModelArg, PrecisionArg};
 use crate::progress;
 
 /// Arguments of `clipkit embed`.
@@ -14,6 +14,8 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    precision: PrecisionArg,
     /// Image file to embed (repeatable).
     #[arg(long = "image", value_name = "PATH")]
     images: Vec<PathBuf>,
@@ -59,7 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("nothing to embed: give at least one --image or --text");
     }
     check_image_paths(&args.images)?;
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        args.precision.precision,
+    )?;
 
     let bar = progress::bar(args.images.len(), "embedding images");
     let image_embeds =

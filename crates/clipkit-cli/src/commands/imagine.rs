@@ -95,7 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(spec) => super::models::resolve(spec)?,
         None => super::ModelArg::default_dir()?,
     };
-    let clip = super::load_model(&rerank_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    let clip = super::load_model(
+        &rerank_dir,
+        clipkit::DEFAULT_BATCH_SIZE,
+        clipkit::model::Precision::Fp32,
+    )?;
     let started = Instant::now();
     let images = generator.generate(&args.prompt, &options)?;
     let sampled = started.elapsed().as_secs_f64();

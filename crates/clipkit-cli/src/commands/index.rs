@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clipkit::search::indexer::{self, Progress};
-use clipkit::search::{model_identity, open_or_create, open_writable};
+use clipkit::search::{embedding_identity, open_or_create, open_writable};
 use indicatif::ProgressBar;
 
 use super::store_arg::IndexArg;
-use super::{load_model, note_fitted_vocabulary, ModelArg};
+use super::{load_model, note_fitted_vocabulary, ModelArg, PrecisionArg};
 use crate::progress;
 
 /// Test hook: abort the process (as `kill -9` would, no clean-up) after this many batches.
@@ -25,6 +25,8 @@ pub struct Args {
     dirs: Vec<PathBuf>,
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    precision: PrecisionArg,
     #[command(flatten)]
     index: IndexArg,
     /// Images per forward pass and per commit.
@@ -48,9 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return prune(&args.index, &args.prune);
     }
     let model_dir = args.model.dir()?;
-    let clip = load_model(&model_dir, args.batch_size)?;
+    let clip = load_model(&model_dir, args.batch_size, args.precision.precision)?;
     note_fitted_vocabulary(&clip);
-    let identity = model_identity(&model_dir)?;
+    let identity = embedding_identity(&model_dir, args.precision.precision)?;
     let location = args.index.location();
     let mut store = open_or_create(&location, &identity, clip.embedding_dim())
         .with_context(|| format!("cannot open index {location}"))?;

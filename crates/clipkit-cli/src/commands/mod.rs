@@ -26,13 +26,19 @@ pub mod train_vq;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clipkit::model::{LoadOptions, Precision};
 use clipkit::tokenizer::Vocabulary;
 use clipkit::Clip;
 
-/// Loads a model folder with the given batch size, naming the folder on failure.
-pub fn load_model(dir: &Path, batch_size: usize) -> anyhow::Result<Clip> {
-    let clip =
-        Clip::load(dir).with_context(|| format!("cannot load model from {}", dir.display()))?;
+/// Loads a model folder with the given batch size and weight precision, naming the folder
+/// on failure.
+pub fn load_model(dir: &Path, batch_size: usize, precision: Precision) -> anyhow::Result<Clip> {
+    let options = LoadOptions {
+        precision,
+        ..LoadOptions::default()
+    };
+    let clip = Clip::load_with(dir, options)
+        .with_context(|| format!("cannot load model from {}", dir.display()))?;
     Ok(clip.with_batch_size(batch_size))
 }
 
@@ -125,6 +131,17 @@ pub fn check_image_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `--precision` option of the commands that embed for inference.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct PrecisionArg {
+    /// Number format of the model's matrix weights: fp32 (the checkpoint's), bf16, int8
+    /// (weights only) or w8a8 (int8 weights and inputs). Lower precisions are faster with
+    /// AVX-512 (BF16, VNNI) and cost some accuracy (README "Precision"); an index records
+    /// the precision and refuses queries of another.
+    #[arg(long, default_value_t = Precision::Fp32, value_name = "fp32|bf16|int8|w8a8")]
+    pub precision: Precision,
 }
 
 /// The `--model` option shared by every command that runs a model.

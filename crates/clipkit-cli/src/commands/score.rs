@@ -79,7 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(file) => Some(references_for(file, &args.images)?),
         None => None,
     };
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        clipkit::model::Precision::Fp32,
+    )?;
     let report =
         clip_score(&clip, &args.images, &args.texts, references.as_deref()).context("scoring")?;
     let pairs: Vec<Pair> = args

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clipkit::search::{model_identity, nearest, query_vector};
+use clipkit::search::{embedding_identity, nearest, query_vector};
 use serde::Serialize;
 
 use super::store_arg::IndexArg;
-use super::{check_image_paths, load_model, unknown_words, ModelArg};
+use super::{check_image_paths, load_model, unknown_words, ModelArg, PrecisionArg};
 
 /// Arguments of `clipkit search`.
 #[derive(clap::Args)]
@@ -31,6 +31,8 @@ pub struct Args {
     min_score: Option<f32>,
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    precision: PrecisionArg,
     #[command(flatten)]
     index: IndexArg,
     /// Print JSON: {"query": [{"text", "weight"}], "results": [{"path", "score"}],
@@ -71,8 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = args.index.open()?;
     let named = args.index.named_roots()?;
     let model_dir = args.model.dir()?;
-    store.check_model(&model_identity(&model_dir)?)?;
-    let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    store.check_model(&embedding_identity(&model_dir, args.precision.precision)?)?;
+    let clip = load_model(
+        &model_dir,
+        clipkit::DEFAULT_BATCH_SIZE,
+        args.precision.precision,
+    )?;
     let terms = match &text {
         Some(text) => clipkit::search::query::parse(text)?,
         None => Vec::new(),

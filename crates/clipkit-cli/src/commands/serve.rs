@@ -4,11 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
-use clipkit::search::model_identity;
+use clipkit::search::embedding_identity;
 use clipkit_server::{AppState, HostPolicy, Limits};
 
 use super::store_arg::IndexArg;
-use super::{load_model, ModelArg};
+use super::{load_model, ModelArg, PrecisionArg};
 
 /// Arguments of `clipkit serve`.
 #[derive(clap::Args)]
@@ -42,6 +42,8 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArg,
     #[command(flatten)]
+    precision: PrecisionArg,
+    #[command(flatten)]
     index: IndexArg,
 }
 
@@ -57,9 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("--allow-host")?;
     let store = args.index.open()?;
     let model_dir = args.model.dir()?;
-    let model = model_identity(&model_dir)?;
+    let model = embedding_identity(&model_dir, args.precision.precision)?;
     store.check_model(&model)?;
-    let clip = load_model(&model_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    let clip = load_model(
+        &model_dir,
+        clipkit::DEFAULT_BATCH_SIZE,
+        args.precision.precision,
+    )?;
     let limits = Limits {
         max_body_bytes: args.max_body_mib.saturating_mul(1 << 20),
         max_image_pixels: args.max_image_megapixels.saturating_mul(1_000_000),

@@ -386,6 +386,7 @@ mod tests {
             LoadOptions {
                 weight_format: WeightFormat::Packed,
                 input_gradients: true,
+                ..LoadOptions::default()
             },
         );
         let plain = build(DType::F64, LoadOptions::TRAINING);

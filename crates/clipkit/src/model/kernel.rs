@@ -149,7 +149,7 @@ pub fn cpu_features() -> Vec<&'static str> {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_feature(feature: &str) -> bool {
+pub(super) fn has_feature(feature: &str) -> bool {
     match feature {
         "avx2" => is_x86_feature_detected!("avx2"),
         "fma" => is_x86_feature_detected!("fma"),
@@ -163,7 +163,7 @@ fn has_feature(feature: &str) -> bool {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn has_feature(_: &str) -> bool {
+pub(super) fn has_feature(_: &str) -> bool {
     false
 }
 

@@ -5,10 +5,14 @@ use candle_nn::VarBuilder;
 
 use std::sync::Arc;
 
+use super::kernel::Kernel;
+use super::kernel_bf16::to_bf16_and_back;
+use super::kernel_int8::{dequantize_rows, quantize_rows};
 use super::load_options::{LoadOptions, WeightFormat};
 use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
 use super::packed::PackedWeight;
 use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp};
+use super::precision::Precision;
 use crate::config::Activation;
 
 /// `y = x Wᵀ + b` over the last axis of an input of any rank.
@@ -18,11 +22,18 @@ use crate::config::Activation;
 /// weights are packed once for [`PackedWeight`]'s kernel (and the unpacked copy dropped) when
 /// the active [`super::Kernel`] has one (AVX-512 or AVX2); weights that train, and every
 /// weight under the portable kernel, stay tensors and go through candle's matmul.
+///
+/// With a lower [`Precision`], the packed kernels that have it hold the weights as bf16 or
+/// int8; other kernels hold the same rounded or quantised values as an f32 tensor (and round or quantise
+/// each input as the precision does before the product), so every kernel computes the same
+/// function.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
     /// (out)
     bias: Option<Tensor>,
+    /// The precision a [`Weight::Tensor`] product's input is first rounded to (`Fp32`: none).
+    input_precision: Precision,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +68,9 @@ impl Linear {
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
     pub fn from_parts(weight: Tensor, bias: Option<Tensor>, options: LoadOptions) -> Result<Self> {
+        if options.precision != Precision::Fp32 {
+            return Self::lower_precision(weight, bias, options);
+        }
         // Trained weights (tracked by autograd) stay tensors: the packed kernel has no
         // backward pass to its weights.
         let packable = options.weight_format == WeightFormat::Packed
@@ -80,7 +94,48 @@ impl Linear {
             }
             None => Weight::Tensor(weight),
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            input_precision: Precision::Fp32,
+        })
+    }
+
+    /// A map whose weights are held in `options.precision` (bf16 or int8), for inference.
+    fn lower_precision(weight: Tensor, bias: Option<Tensor>, options: LoadOptions) -> Result<Self> {
+        let precision = options.precision;
+        if options.input_gradients || weight.track_op() {
+            candle_core::bail!(
+                "precision {precision} is for inference: gradients (input_gradients, \
+                 training) need fp32 weights"
+            );
+        }
+        let (n, k) = weight.dims2()?;
+        let values = weight
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let packed = match options.weight_format {
+            WeightFormat::Packed => {
+                PackedWeight::pack_as(Kernel::active(), precision, &values, n, k)
+            }
+            WeightFormat::Plain => None,
+        };
+        let weight = match packed {
+            Some(forward) => Weight::Packed {
+                forward: Arc::new(forward),
+                transposed: None,
+            },
+            None => {
+                let stored = round_values(precision, &values, n, k);
+                Weight::Tensor(Tensor::from_vec(stored, (n, k), weight.device())?)
+            }
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            input_precision: precision,
+        })
     }
 
     /// `x Wᵀ` without the bias: (…, in) → (…, out).
@@ -130,6 +185,14 @@ impl Linear {
                  when loaded with LoadOptions {{ input_gradients: true, .. }}"
             ),
             Weight::Tensor(w) => {
+                let x2 = match self.input_precision {
+                    Precision::Fp32 | Precision::Int8 => x2,
+                    Precision::Bf16 | Precision::W8a8 => {
+                        let values = x2.flatten_all()?.to_vec1::<f32>()?;
+                        let rounded = round_values(self.input_precision, &values, rows, in_dim);
+                        Tensor::from_vec(rounded, (rows, in_dim), x2.device())?
+                    }
+                };
                 let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
                     (Some(b), true) if fused_ok(&[&y, b]) => {
@@ -150,6 +213,19 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, true)
+    }
+}
+
+/// A row-major (N, K) matrix as `precision` holds it, in f32: rounded to bf16, or quantised
+/// per row to int8 (`int8`, `w8a8`) and scaled back.
+fn round_values(precision: Precision, values: &[f32], n: usize, k: usize) -> Vec<f32> {
+    match precision {
+        Precision::Fp32 => values.to_vec(),
+        Precision::Bf16 => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
+        Precision::Int8 | Precision::W8a8 => {
+            let (q, scales) = quantize_rows(values, n, k);
+            dequantize_rows(&q, &scales, k)
+        }
     }
 }
 

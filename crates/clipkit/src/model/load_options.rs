@@ -1,6 +1,8 @@
 //! How a network holds its weights: [`LoadOptions`], taken by
 //! [`Clip::load_with`](crate::Clip::load_with) and [`ClipNetwork::new`](super::ClipNetwork::new).
 
+use super::precision::Precision;
+
 /// How the weights of the linear maps (every matrix product of both towers) sit in memory.
 ///
 /// Weights are f32 in memory whatever the checkpoint stores (f32, f16 or bf16).
@@ -28,6 +30,13 @@ pub struct LoadOptions {
     /// memory); without it, packed weights refuse inputs that track gradients with an error
     /// that names this option. Plain weights are differentiable either way.
     pub input_gradients: bool,
+    /// The number format of the linear maps' weights (default [`Precision::Fp32`]: the
+    /// checkpoint's values). bf16 and int8 are for inference: they refuse
+    /// `input_gradients` and weights that train. Where the CPU lacks the precision's
+    /// kernel (bf16 needs AVX-512 BF16, w8a8 AVX-512 VNNI, int8 AVX2), the weights are
+    /// rounded or quantised
+    /// the same way and held as f32, so results match, more slowly.
+    pub precision: Precision,
 }
 
 impl LoadOptions {
@@ -36,5 +45,6 @@ impl LoadOptions {
     pub const TRAINING: LoadOptions = LoadOptions {
         weight_format: WeightFormat::Plain,
         input_gradients: true,
+        precision: Precision::Fp32,
     };
 }

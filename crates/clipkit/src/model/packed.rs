@@ -8,12 +8,20 @@
 //! they are few and reused by every panel). The bias is the tiles' starting value. Threads
 //! take blocks of rows times groups of panels, and write disjoint parts of the output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
 //!
+//! Weights of lower [`Precision`] are packed in panels of the same width: int8 values with
+//! per-channel scales ([`super::kernel_int8`], any packed kernel), and for the AVX-512
+//! kernel bf16 pairs ([`super::kernel_bf16`]) or int8 quads for int8 inputs
+//! ([`super::kernel_w8a8`]).
+//!
 //! Shapes: X (M, K) row-major, W (N, K) as in the checkpoint, Y = X Wᵀ + b (M, N).
 
 use rayon::prelude::*;
 
-use super::kernel::Kernel;
+use super::kernel::{has_feature, Kernel};
+use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
 use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR};
+use super::precision::Precision;
+use super::{kernel_bf16, kernel_int8, kernel_w8a8};
 
 /// Depth of one pass over the panels: a 16 × KC panel slice (16 KiB) stays in L1, a 32 × KC
 /// one (32 KiB) in L1 or the nearest L2 lines.
@@ -25,10 +33,23 @@ const ROWS_PER_TASK: usize = 96;
 /// Weights (N, K) re-laid as ⌈N/NR⌉ panels of K × NR values, zero-padded, for one kernel.
 #[derive(Debug, Clone)]
 pub struct PackedWeight {
-    data: Vec<f32>,
+    data: Panels,
     n: usize,
     k: usize,
     kernel: Kernel,
+}
+
+/// The panels' values in one precision.
+#[derive(Debug, Clone)]
+enum Panels {
+    /// K × NR f32 values per panel.
+    F32(Vec<f32>),
+    /// ⌈K/2⌉ × NR bf16 pairs per panel.
+    Bf16(Vec<u32>),
+    /// K × NR bytes per panel and NR scales per panel.
+    Int8 { values: Vec<i8>, scales: Vec<f32> },
+    /// ⌈K/4⌉ × NR byte quads per panel, for inputs quantised per row.
+    W8a8(W8a8Panels),
 }
 
 impl PackedWeight {
@@ -41,24 +62,47 @@ impl PackedWeight {
     /// Packs a row-major (N, K) weight matrix for `kernel`; `None` when the kernel has no
     /// packed product or this CPU cannot run it.
     pub fn pack_for(kernel: Kernel, w: &[f32], n: usize, k: usize) -> Option<Self> {
+        Self::pack_as(kernel, Precision::Fp32, w, n, k)
+    }
+
+    /// Packs a row-major (N, K) weight matrix for `kernel` in `precision`; `None` when the
+    /// kernel has no packed product in that precision on this CPU (bf16 needs AVX-512 BF16,
+    /// w8a8 AVX-512 VNNI; int8 runs on AVX2 and AVX-512; portable packs nothing).
+    pub fn pack_as(
+        kernel: Kernel,
+        precision: Precision,
+        w: &[f32],
+        n: usize,
+        k: usize,
+    ) -> Option<Self> {
         assert_eq!(w.len(), n * k, "weight buffer does not match its shape");
-        if kernel == Kernel::Portable || !kernel.is_supported() {
+        if !Self::supports(kernel, precision) {
             return None;
         }
         let nr = tiling(kernel).nr;
-        let panels = n.div_ceil(nr);
-        let mut data = vec![0f32; panels * k * nr];
-        data.par_chunks_exact_mut((k * nr).max(1))
-            .enumerate()
-            .for_each(|(p, panel)| {
-                for j in 0..nr.min(n - p * nr) {
-                    let row = &w[(p * nr + j) * k..(p * nr + j + 1) * k];
-                    for (kk, &v) in row.iter().enumerate() {
-                        panel[kk * nr + j] = v;
-                    }
-                }
-            });
+        let data = match precision {
+            Precision::Fp32 => Panels::F32(pack_f32(w, n, k, nr)),
+            Precision::Bf16 => Panels::Bf16(kernel_bf16::pack_panels(w, n, k, nr)),
+            Precision::Int8 => {
+                let (values, scales) = kernel_int8::pack_panels(w, n, k, nr);
+                Panels::Int8 { values, scales }
+            }
+            Precision::W8a8 => Panels::W8a8(kernel_w8a8::pack_panels(w, n, k, nr, KC)),
+        };
         Some(PackedWeight { data, n, k, kernel })
+    }
+
+    /// Whether `kernel` has a packed product in `precision` on this CPU.
+    pub fn supports(kernel: Kernel, precision: Precision) -> bool {
+        if kernel == Kernel::Portable || !kernel.is_supported() {
+            return false;
+        }
+        match precision {
+            Precision::Fp32 => true,
+            Precision::Bf16 => kernel == Kernel::Avx512 && has_feature("avx512bf16"),
+            Precision::Int8 => true,
+            Precision::W8a8 => kernel == Kernel::Avx512 && has_feature("avx512vnni"),
+        }
     }
 
     /// Output width N.
@@ -132,46 +176,111 @@ impl PackedWeight {
         let Tiling { nr, mr } = tiling(self.kernel);
         let tiles = m.div_ceil(mr);
         // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
-        // the kernel's broadcasts read one contiguous stream.
-        let mut packed_x = vec![0f32; tiles * KC * mr];
+        // the kernel's broadcasts read one contiguous stream; bf16 inputs as ⌈kc/2⌉ × MR
+        // pairs and w8a8 inputs (quantised per row first) as ⌈kc/4⌉ × MR quads, in `words`.
+        let mut packed_x = Vec::new();
+        let mut words = Vec::new();
+        let quantized_x = match self.data {
+            Panels::W8a8(_) => Some(kernel_int8::quantize_rows(&x[..m * k], m, k)),
+            _ => None,
+        };
+        match self.data {
+            Panels::Bf16(_) | Panels::W8a8(_) => words = vec![0u32; tiles * KC.div_ceil(2) * mr],
+            Panels::F32(_) | Panels::Int8 { .. } => packed_x = vec![0f32; tiles * KC * mr],
+        }
+        let words_per_tile = KC.div_ceil(2) * mr;
+        let mut widened = match self.data {
+            Panels::Int8 { .. } => vec![0f32; KC * nr],
+            _ => Vec::new(),
+        };
         for kb in (0..k).step_by(KC) {
             let kc = KC.min(k - kb);
-            for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
-                for r in 0..mr.min(m - t * mr) {
-                    let row = &x[(t * mr + r) * k + kb..(t * mr + r) * k + kb + kc];
-                    for (kk, &v) in row.iter().enumerate() {
-                        tile_x[kk * mr + r] = v;
+            match (&self.data, &quantized_x) {
+                (Panels::Bf16(_), _) => {
+                    for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
+                        let first = &x[t * mr * k + kb..];
+                        let rows = mr.min(m - t * mr);
+                        kernel_bf16::pack_input_pairs(first, k, rows, kc, mr, tile_x);
+                    }
+                }
+                (Panels::W8a8(_), Some((q, _))) => {
+                    for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
+                        let first = &q[t * mr * k + kb..];
+                        let rows = mr.min(m - t * mr);
+                        kernel_w8a8::pack_input_quads(first, k, rows, kc, mr, tile_x);
+                    }
+                }
+                _ => {
+                    for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
+                        for r in 0..mr.min(m - t * mr) {
+                            let row = &x[(t * mr + r) * k + kb..(t * mr + r) * k + kb + kc];
+                            for (kk, &v) in row.iter().enumerate() {
+                                tile_x[kk * mr + r] = v;
+                            }
+                        }
                     }
                 }
             }
             for p in panels.clone() {
-                let panel = &self.data[p * k * nr + kb * nr..p * k * nr + (kb + kc) * nr];
                 let cols = nr.min(n - p * nr);
                 let init = if kb == 0 {
                     Init::Bias(&bias[p * nr..p * nr + nr])
                 } else {
                     Init::Accumulate
                 };
+                // int8 weights are widened once per panel and depth block, then every tile
+                // runs the f32 micro-kernel on them.
+                if let Panels::Int8 { values, scales } = &self.data {
+                    let bytes = &values[p * k * nr + kb * nr..p * k * nr + (kb + kc) * nr];
+                    let scales = &scales[p * nr..(p + 1) * nr];
+                    kernel_int8::dequantize_panel(bytes, scales, &mut widened[..kc * nr]);
+                }
                 for t in 0..tiles {
                     let rows = mr.min(m - t * mr);
-                    let tile_x = &packed_x[t * KC * mr..];
                     // SAFETY: the tile covers rows t·MR..t·MR+rows and columns
                     // p·NR..p·NR+cols of the (M, N) output, inside `out`, written by this
-                    // call alone; tile_x holds kc × MR values and the panel slice kc × NR;
-                    // `pack_for` made this weight only for a kernel the CPU supports.
+                    // call alone; the input tile holds kc × MR values (⌈kc/2⌉ × MR pairs,
+                    // ⌈kc/4⌉ × MR quads) and the panel slice kc × NR values (⌈kc/2⌉ × NR
+                    // pairs, ⌈kc/4⌉ × NR quads, with NR scales and corrections); `pack_as`
+                    // made this weight only for a kernel and precision the CPU supports.
                     unsafe {
                         let c = out.0.add(t * mr * n + p * nr);
-                        tile(
-                            self.kernel,
-                            rows,
-                            tile_x.as_ptr(),
-                            panel.as_ptr(),
-                            kc,
-                            c,
-                            n,
-                            cols,
-                            init,
-                        );
+                        let tile_words = words.get(t * words_per_tile..).unwrap_or(&[]).as_ptr();
+                        let tile_x = packed_x.get(t * KC * mr..).unwrap_or(&[]).as_ptr();
+                        let values = match &self.data {
+                            Panels::F32(data) => {
+                                let panel = data[p * k * nr + kb * nr..].as_ptr();
+                                tile(self.kernel, rows, tile_x, panel, kc, c, n, cols, init);
+                                continue;
+                            }
+                            Panels::Bf16(data) => {
+                                let pairs = k.div_ceil(2);
+                                Quantized::Bf16(
+                                    tile_words,
+                                    data[(p * pairs + kb / 2) * nr..].as_ptr(),
+                                )
+                            }
+                            Panels::Int8 { .. } => {
+                                let panel = widened.as_ptr();
+                                tile(self.kernel, rows, tile_x, panel, kc, c, n, cols, init);
+                                continue;
+                            }
+                            Panels::W8a8(data) => {
+                                let (quads, blocks) = (k.div_ceil(4), k.div_ceil(KC));
+                                let correction = (p * blocks + kb / KC) * nr;
+                                let row_scales = quantized_x.as_ref().map_or(&[][..], |(_, s)| s);
+                                Quantized::W8a8(
+                                    tile_words,
+                                    W8a8Tile {
+                                        w: data.quads[(p * quads + kb / 4) * nr..].as_ptr(),
+                                        row_scales: &row_scales[t * mr..],
+                                        scales: &data.scales[p * nr..(p + 1) * nr],
+                                        corrections: &data.corrections[correction..correction + nr],
+                                    },
+                                )
+                            }
+                        };
+                        quantized_tile(rows, values, kc, c, n, cols, init);
                     }
                 }
             }
@@ -231,6 +340,59 @@ unsafe fn tile(
     }
 }
 
+/// A tile's input and panel in a lower precision (int8 weights run the f32 kernel once
+/// widened).
+enum Quantized<'a> {
+    /// Input pairs and weight pairs.
+    Bf16(*const u32, *const u32),
+    /// Input quads and the weights' side.
+    W8a8(*const u32, W8a8Tile<'a>),
+}
+
+/// One tile of a lower precision, by the AVX-512 kernels (the only ones that pack them).
+///
+/// # Safety
+/// This CPU runs the precision's kernel ([`PackedWeight::supports`]); the pointers satisfy
+/// its contract ([`super::kernel_bf16`], [`super::kernel_w8a8`]).
+#[allow(clippy::too_many_arguments)]
+unsafe fn quantized_tile(
+    rows: usize,
+    values: Quantized,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    init: Init,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match values {
+        // SAFETY: the caller's contract.
+        Quantized::Bf16(x, w) => kernel_bf16::avx512_bf16_tile(rows, x, w, kc, c, ldc, cols, init),
+        Quantized::W8a8(x, t) => kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, c, ldc, cols, init),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (rows, values, kc, c, ldc, cols, init);
+        unreachable!("PackedWeight::pack_as packs nothing off x86-64")
+    }
+}
+
+/// Packs a row-major (N, K) f32 matrix into ⌈N/NR⌉ zero-padded panels of K × NR values.
+fn pack_f32(w: &[f32], n: usize, k: usize, nr: usize) -> Vec<f32> {
+    let mut data = vec![0f32; n.div_ceil(nr) * k * nr];
+    data.par_chunks_exact_mut((k * nr).max(1))
+        .enumerate()
+        .for_each(|(p, panel)| {
+            for j in 0..nr.min(n - p * nr) {
+                let row = &w[(p * nr + j) * k..(p * nr + j + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * nr + j] = v;
+                }
+            }
+        });
+    data
+}
+
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: each parallel task writes a disjoint block of the output.
@@ -248,9 +410,16 @@ impl SendPtr {
     }
 }
 
+/// The integration tests' comparison (non-finite values never pass).
+#[cfg(test)]
+#[path = "../../tests/common/compare.rs"]
+mod compare_in_tests;
+
 #[cfg(test)]
 mod tests {
+    use super::super::kernel_bf16::to_bf16_and_back;
     use super::*;
+    use compare_in_tests as compare;
 
     fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         let mut y = vec![0f32; m * n];
@@ -315,5 +484,78 @@ mod tests {
     #[test]
     fn the_portable_kernel_packs_nothing() {
         assert!(PackedWeight::pack_for(Kernel::Portable, &[1.0], 1, 1).is_none());
+        for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
+            assert!(PackedWeight::pack_as(Kernel::Portable, p, &[1.0], 1, 1).is_none());
+            let avx2 = PackedWeight::pack_as(Kernel::Avx2, p, &[1.0], 1, 1);
+            assert_eq!(
+                avx2.is_some(),
+                p == Precision::Int8 && Kernel::Avx2.is_supported()
+            );
+        }
+    }
+
+    /// What a precision makes of a row-major (N, K) matrix (the weights, or the input).
+    fn rounded(precision: Precision, v: &[f32], rows: usize, k: usize, input: bool) -> Vec<f32> {
+        match (precision, input) {
+            (Precision::Fp32, _) | (Precision::Int8, true) => v.to_vec(),
+            (Precision::Bf16, _) => v.iter().map(|&v| to_bf16_and_back(v)).collect(),
+            (Precision::Int8 | Precision::W8a8, _) => {
+                let (q, scales) = kernel_int8::quantize_rows(v, rows, k);
+                kernel_int8::dequantize_rows(&q, &scales, k)
+            }
+        }
+    }
+
+    /// The bf16, int8 and w8a8 products of every packed kernel match an f64 product of the same rounded (bf16) or
+    /// quantised (int8; w8a8 inputs per row too) values within 1e-3 (as the f32 kernels
+    /// do), across awkward shapes
+    /// (odd depths included), and differ from the unrounded product by more than that:
+    /// the comparison can tell the precisions apart.
+    #[test]
+    fn lower_precision_kernels_match_a_scalar_product_of_the_same_rounding() {
+        let mut runs = Vec::new();
+        for kernel in [Kernel::Avx512, Kernel::Avx2] {
+            for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
+                if PackedWeight::supports(kernel, p) {
+                    runs.push((kernel, p));
+                }
+            }
+        }
+        eprintln!("lower precisions packed on this CPU: {runs:?}");
+        for (kernel, precision) in runs {
+            let (mut worst_same, mut worst_vs_fp32) = (0f32, 0f32);
+            for (m, n, k) in [
+                (1, 1, 1),
+                (7, 17, 301),
+                (50, 48, 513),
+                (13, 33, 256),
+                (2, 100, 31),
+                (61, 16, 1000),
+                (200, 70, 300),
+            ] {
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.3)
+                    .collect();
+                let w: Vec<f32> = (0..n * k)
+                    .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.7)
+                    .collect();
+                let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
+                let packed = PackedWeight::pack_as(kernel, precision, &w, n, k).expect("supported");
+                let got = packed.matmul(&x, Some(&b));
+                let w_rounded = rounded(precision, &w, n, k, false);
+                let x_rounded = rounded(precision, &x, m, k, true);
+                let want = reference(&x_rounded, &w_rounded, &b, m, n, k);
+                let worst = compare::max_abs_diff_slices(&got, &want);
+                assert!(worst < 1e-3, "{kernel} {precision} {m}x{n}x{k}: {worst}");
+                worst_same = worst_same.max(worst);
+                let fp32 = reference(&x, &w, &b, m, n, k);
+                worst_vs_fp32 = worst_vs_fp32.max(compare::max_abs_diff_slices(&got, &fp32));
+            }
+            eprintln!(
+                "{kernel} {precision}: worst difference {worst_same:.1e} from the same \
+                 rounding, {worst_vs_fp32:.1e} from fp32"
+            );
+            assert!(worst_vs_fp32 > 1e-2, "{precision}: {worst_vs_fp32}");
+        }
     }
 }

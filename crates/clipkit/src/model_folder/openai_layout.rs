@@ -79,6 +79,7 @@ pub fn read_openai_checkpoint(path: &Path) -> Result<ModelFolder> {
     let options = LoadOptions {
         weight_format: WeightFormat::Plain,
         input_gradients: false,
+        ..LoadOptions::default()
     };
     let built = ClipNetwork::new(check.var_builder(), &config, options);
     check.finish()?;

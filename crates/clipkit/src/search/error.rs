@@ -57,7 +57,7 @@ pub enum SearchError {
         message: String,
     },
     /// The store was made by another model; embeddings of two models never mix.
-    #[error("{location}: this index was made with model {stored}, not with {given}; pass the same --model, or a new --index folder")]
+    #[error("{location}: this index was made with model {stored}, not with {given} (an identity ends in @bf16, @int8 or @w8a8 for embeddings of that --precision); pass the same --model and --precision, or a new --index folder")]
     ModelMismatch {
         /// The store.
         location: StoreLocation,

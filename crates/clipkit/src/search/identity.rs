@@ -5,12 +5,17 @@
 //! length, its first MiB (the safetensors header: every tensor's name, dtype and shape) and
 //! 64 KiB at 32 evenly spaced places. Any retraining changes every weight, so samples catch
 //! it; copying, renaming or touching the folder does not change the identity.
+//!
+//! Embeddings computed at another [`Precision`] are other vectors: [`embedding_identity`]
+//! appends the precision to the model's identity (fp32 adds nothing, so stores made before
+//! precisions existed keep theirs), and a store's model check then refuses the mix.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::error::{Result, SearchError};
+use crate::model::Precision;
 use crate::model_folder::{
     CONFIG_FILE, MERGES_FILE, PREPROCESSOR_FILE, SHARD_INDEX_FILE, TOKENIZER_FILE, VOCAB_FILE,
 };
@@ -51,6 +56,16 @@ pub fn model_identity(dir: &Path) -> Result<String> {
     Ok(hasher.finalize().to_hex()[..16].to_string())
 }
 
+/// The identity of the embeddings `dir`'s model makes at `precision`: [`model_identity`] for
+/// fp32, followed by `@bf16`, `@int8` or `@w8a8` otherwise.
+pub fn embedding_identity(dir: &Path, precision: Precision) -> Result<String> {
+    let model = model_identity(dir)?;
+    Ok(match precision {
+        Precision::Fp32 => model,
+        other => format!("{model}@{other}"),
+    })
+}
+
 fn hash_sampled(hasher: &mut blake3::Hasher, path: &Path) -> Result<()> {
     let io = |e| SearchError::io(path, e);
     let mut file = File::open(path).map_err(io)?;
@@ -80,4 +95,37 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<usiz
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::{open_or_create, SearchError, StoreLocation};
+
+    /// fp32 keeps the model's identity (older indexes stay valid); every other precision
+    /// has its own, and a store made at one precision refuses a query at another.
+    #[test]
+    fn each_precision_has_its_own_identity_and_stores_refuse_the_mix() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/clip-a");
+        let model = model_identity(&dir).unwrap();
+        let ids: Vec<String> = Precision::ALL
+            .iter()
+            .map(|&p| embedding_identity(&dir, p).unwrap())
+            .collect();
+        assert_eq!(ids[0], model);
+        for (i, a) in ids.iter().enumerate() {
+            assert!(ids[i + 1..].iter().all(|b| a != b), "{ids:?}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let location = StoreLocation::Folder(tmp.path().join("index"));
+        let int8 = embedding_identity(&dir, Precision::Int8).unwrap();
+        let store = open_or_create(&location, &int8, 4).unwrap();
+        store.check_model(&int8).unwrap();
+        let err = store.check_model(&model).unwrap_err();
+        assert!(matches!(err, SearchError::ModelMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("--precision"), "{err}");
+        drop(store);
+        let reopened = open_or_create(&location, &model, 4);
+        assert!(matches!(reopened, Err(SearchError::ModelMismatch { .. })));
+    }
 }

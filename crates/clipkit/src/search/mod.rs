@@ -49,7 +49,7 @@ pub mod synthetic;
 
 pub use ask::{nearest, query_vector};
 pub use error::{Result, SearchError};
-pub use identity::model_identity;
+pub use identity::{embedding_identity, model_identity};
 pub use location::{open, open_or_create, open_writable, StoreLocation};
 pub use named_roots::{NamedRoot, NamedRoots};
 pub use store::{Batch, Failure, FileRecord, Hit, Item, ItemId, VectorStore};

@@ -57,9 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    let scorer = load_model(&model_dir, args.batch_size)?;
+    let scorer = load_model(&model_dir, args.batch_size, clipkit::model::Precision::Fp32)?;
     let judge = match &args.judge {
-        Some(dir) => Some(load_model(dir, args.batch_size)?),
+        Some(dir) => Some(load_model(
+            dir,
+            args.batch_size,
+            clipkit::model::Precision::Fp32,
+        )?),
         None => None,
     };
     let bar = progress::bar(prompts.len(), "judging");

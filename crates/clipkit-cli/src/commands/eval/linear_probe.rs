@@ -49,7 +49,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         l2: args.l2,
         iterations: args.iterations,
     };
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        clipkit::model::Precision::Fp32,
+    )?;
     if args.shapes {
         let config = args.shapes_args.config(&clip);
         let bar = progress::bar(4 * config.count, "embedding");

@@ -38,7 +38,11 @@ pub struct Args {
 
 /// Runs `clipkit eval retrieval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        clipkit::model::Precision::Fp32,
+    )?;
     let source: Box<dyn PairSource> = if let Some(file) = &args.captions {
         Box::new(CaptionsFile::open(file)?)
     } else if !args.shards.is_empty() {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{percent, ShapesArgs};
 use crate::commands::templates::TemplateArgs;
-use crate::commands::{load_model, ModelArg};
+use crate::commands::{load_model, ModelArg, PrecisionArg};
 use crate::progress;
 
 /// Arguments of `clipkit eval zeroshot`.
@@ -17,6 +17,8 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    precision: PrecisionArg,
     /// ImageFolder: one sub-folder of images per class, named after the class.
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
@@ -49,7 +51,11 @@ struct FolderOutput<'a> {
 
 /// Runs `clipkit eval zeroshot`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let clip = load_model(&args.model.dir()?, args.batch_size)?;
+    let clip = load_model(
+        &args.model.dir()?,
+        args.batch_size,
+        args.precision.precision,
+    )?;
     if args.shapes {
         let config = args.shapes_args.config(&clip);
         let bar = progress::bar(4 * config.count, "evaluating");
