@@ -15,6 +15,7 @@ use clipkit::eval::generated::{self, CategoryRow, GeneratedReport};
 use clipkit::imagine::{draw_prompt_set, install_generator, write_numbered, Generator};
 use clipkit::model::imagine::ImagineConfig;
 use clipkit::model::vq::VqModel;
+use clipkit::model::Precision;
 use clipkit::model_folder::{read_tokenizer, TOKENIZER_FILE};
 use clipkit::train::imagine::ImagineInputs;
 use clipkit::train::vq::{reconstruct, VqEvaluation};
@@ -118,9 +119,13 @@ pub fn run(
             );
         }
     }
-    let reranker = load_model(&rerank_dir, clipkit::DEFAULT_BATCH_SIZE)?;
+    let reranker = load_model(&rerank_dir, clipkit::DEFAULT_BATCH_SIZE, Precision::Fp32)?;
     let judge = match &args.judge {
-        Some(dir) => Some(load_model(dir, clipkit::DEFAULT_BATCH_SIZE)?),
+        Some(dir) => Some(load_model(
+            dir,
+            clipkit::DEFAULT_BATCH_SIZE,
+            Precision::Fp32,
+        )?),
         None => None,
     };
 
