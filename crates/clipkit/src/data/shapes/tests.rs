@@ -476,7 +476,8 @@ fn attribute_captions_name_one_attribute_and_count_every_object_with_it() {
         let ws = words(&sample.caption);
         let colours: Vec<Colour> = ws.iter().filter_map(|w| Colour::from_name(w)).collect();
         let shapes: Vec<Shape> = ws.iter().filter_map(|w| shape_word(w)).collect();
-        let count = ws.iter().map(|w| count_of(w)).find(|&c| c > 0);
+        // The last count word: "a photo of two stars" counts two.
+        let count = ws.iter().rev().map(|w| count_of(w)).find(|&c| c > 0);
         let (expected, named) = match (&colours[..], &shapes[..]) {
             ([colour], []) => {
                 assert!(ws.contains(&"shape") || ws.contains(&"shapes"), "{ws:?}");
