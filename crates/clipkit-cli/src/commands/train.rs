@@ -291,15 +291,15 @@ fn corpus(data: &Data) -> Vec<String> {
         Data::Shapes(world) => (0..4000)
             .flat_map(|i| {
                 let scene = world.scene(i);
-                let attributes = (world.config().attribute > 0.0)
-                    .then(|| {
-                        scene
-                            .groups()
-                            .iter()
-                            .flat_map(|g| attribute_captions(&scene, g))
-                            .collect()
-                    })
-                    .unwrap_or_else(Vec::new);
+                let attributes: Vec<String> = if world.config().attribute > 0.0 {
+                    scene
+                        .groups()
+                        .iter()
+                        .flat_map(|g| attribute_captions(&scene, g))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 captions(&scene).into_iter().chain(attributes)
             })
             .collect(),
