@@ -2,15 +2,19 @@
 //! `clipkit::eval::search_quality` for the `captions.jsonl` it needs).
 //!
 //! ```text
-//! cargo run --release --example search_quality -- MODEL_DIR IMAGE_DIR [QUERIES] [MIN_PRECISION]
+//! cargo run --release --example search_quality -- MODEL_DIR IMAGE_DIR[:IMAGE_DIR…] [QUERIES] [MIN_PRECISION]
 //! # QUERIES defaults to 40 (at least 30 are asked for), MIN_PRECISION to none
 //! ```
 //!
-//! Indexes IMAGE_DIR into a fresh temporary store, timing the whole pipeline (decode →
+//! IMAGE_DIR may list several captioned folders, joined as `PATH` joins them (`:` on Unix):
+//! a collection of the shapes world's test split beside its unseen split measures whether
+//! held-out colour–shape pairs disturb the search (means printed per group of queries).
+//! Indexes the folders into a fresh temporary store, timing the whole pipeline (decode →
 //! preprocess → embed → commit) and, separately, the bare embedding of the same images
 //! already preprocessed, so the pipeline's overhead shows. Then runs one query
 //! "a {colour} {shape}" per colour–shape pair seen in the captions and prints each query's
-//! precision@10 and their mean. With MIN_PRECISION, exits with status 1 when the mean is
+//! precision@10, their mean, and the means over pairs seen in training and over held-out
+//! pairs. With MIN_PRECISION, exits with status 1 when the mean is
 //! lower. `tests/search_quality.rs` holds the committed quickstart model to 0.9 this way.
 
 use std::error::Error;
@@ -18,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use clipkit::eval::search_quality::{colour_shape_queries, evaluate, read_captions};
+use clipkit::eval::search_quality::{colour_shape_queries, evaluate, mean_by_group, read_captions};
 use clipkit::search::indexer::{self, Progress};
 use clipkit::search::{model_identity, open_or_create, StoreLocation};
 use clipkit::Clip;
@@ -36,14 +40,21 @@ impl Progress for Quiet {
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(model_dir), Some(images)) = (args.first(), args.get(1)) else {
-        return Err("usage: search_quality MODEL_DIR IMAGE_DIR [QUERIES] [MIN_PRECISION]".into());
+        return Err(
+            "usage: search_quality MODEL_DIR IMAGE_DIR[:IMAGE_DIR…] [QUERIES] [MIN_PRECISION]"
+                .into(),
+        );
     };
     let max_queries: usize = args.get(2).map_or(Ok(40), |s| s.parse())?;
     let min_precision: Option<f64> = args.get(3).map(|s| s.parse()).transpose()?;
-    let (model_dir, images) = (PathBuf::from(model_dir), PathBuf::from(images));
+    let model_dir = PathBuf::from(model_dir);
+    let folders: Vec<PathBuf> = std::env::split_paths(images).collect();
 
     let clip = Clip::load(&model_dir)?;
-    let captions = read_captions(&images)?;
+    let collection = folders
+        .iter()
+        .map(|f| read_captions(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let store_dir = tempfile::tempdir()?;
     let mut store = open_or_create(
         &StoreLocation::Folder(store_dir.path().to_path_buf()),
@@ -53,7 +64,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let report = indexer::index_folders(
         &clip,
         &mut *store,
-        std::slice::from_ref(&images),
+        &folders,
         &clipkit::search::NamedRoots::default(),
         clipkit::DEFAULT_BATCH_SIZE,
         &mut Quiet,
@@ -61,9 +72,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let pipeline_rate = report.embedded as f64 / report.embed_seconds;
     let bare_rate = bare_embedding_rate(
         &clip,
-        &captions
-            .objects_by_image()
-            .map(|(p, _)| p.to_path_buf())
+        &collection
+            .iter()
+            .flat_map(|c| c.objects_by_image().map(|(p, _)| p.to_path_buf()))
             .collect::<Vec<_>>(),
     )?;
     println!("threads {}", rayon::current_num_threads());
@@ -78,7 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("{} images failed to index", report.failed.len());
     }
 
-    let queries = colour_shape_queries(&captions, K, max_queries);
+    let queries = colour_shape_queries(&collection, K, max_queries);
     if queries.len() < MIN_QUERIES {
         println!(
             "warning: only {} colour–shape pairs have at least {K} images; {MIN_QUERIES} queries are asked for",
@@ -88,9 +99,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let precisions = evaluate(&clip, &*store, &queries, K)?;
     for (q, p) in queries.iter().zip(&precisions) {
         println!(
-            "  p@{K} {p:.2}  {:?} ({} relevant)",
+            "  p@{K} {p:.2}  {:?} ({} relevant){}",
             q.text,
-            q.relevant.len()
+            q.relevant.len(),
+            if q.held_out { ", held out" } else { "" }
         );
     }
     let total: f64 = precisions.iter().sum();
@@ -99,6 +111,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         "mean precision@{K} over {} queries: {mean:.3}",
         queries.len()
     );
+    let groups = mean_by_group(&queries, &precisions);
+    for (name, value, held_out) in [
+        ("pairs seen in training", groups.seen, false),
+        ("held-out pairs", groups.held_out, true),
+    ] {
+        let count = queries.iter().filter(|q| q.held_out == held_out).count();
+        if let Some(value) = value {
+            println!("  {name}: {value:.3} over {count} queries");
+        }
+    }
     if let Some(min) = min_precision.filter(|m| mean < *m) {
         println!("FAIL: below {min}");
         std::process::exit(1);

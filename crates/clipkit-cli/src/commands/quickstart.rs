@@ -88,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shapes_seed: shapes.seed,
         shapes_family: u8::try_from(shapes.family).context("shapes family out of range")?,
         shapes_one_group: shapes.one_group,
+        shapes_attribute: shapes.attribute,
+        shapes_swap: shapes.swap,
     };
     let summary = train(&out, &model, &data, &recipe.settings())?;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clipkit::config::ClipConfig;
-use clipkit::data::shapes::{captions, ShapesConfig, ShapesWorld, Split};
+use clipkit::data::shapes::{attribute_captions, captions, ShapesConfig, ShapesWorld, Split};
 use clipkit::data::{CaptionsFile, PairSource, ShapesSource, WebDataset};
 use clipkit::train::{
     preset, read_metrics_file, write_training_curves, MetricsLine, Progress, RunFolder,
@@ -78,6 +78,16 @@ pub struct DataArgs {
     /// subject: what lets "a red heart" find every image holding one (0 to 1).
     #[arg(long, default_value_t = 0.8, value_parser = super::unit_interval)]
     pub shapes_one_group: f64,
+    /// Chance that a shapes-world caption names one attribute of its main group only, the
+    /// colour ("a red shape") or the shape ("two stars"): colours and shapes learned as
+    /// separate words, for pairs never seen together (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = super::unit_interval)]
+    pub shapes_attribute: f64,
+    /// Chance that a shapes-world family is one of binding swaps: every second member
+    /// trades the shapes of two groups ("a red star and a blue circle" beside "a red
+    /// circle and a blue star"), so only binding tells them apart (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = super::unit_interval)]
+    pub shapes_swap: f64,
 }
 
 /// The run's optimisation settings.
@@ -243,6 +253,8 @@ fn shapes_config(data: &DataArgs) -> ShapesConfig {
         seed: data.shapes_seed,
         family: usize::from(data.shapes_family),
         one_group: data.shapes_one_group,
+        attribute: data.shapes_attribute,
+        swap: data.shapes_swap,
         split: Split::Train,
         ..ShapesConfig::default()
     }
@@ -274,8 +286,23 @@ fn starting_point(model: &ModelChoice, data: &Data, seed: u64) -> anyhow::Result
 /// captions of up to [`TOKENIZER_CORPUS`] samples of the user's data.
 fn corpus(data: &Data) -> Vec<String> {
     match data {
-        // Scenes only: their captions need no rendering.
-        Data::Shapes(world) => (0..4000).flat_map(|i| captions(&world.scene(i))).collect(),
+        // Scenes only: their captions need no rendering. The attribute phrasings are
+        // fitted only when the run trains on them, so other runs keep their vocabulary.
+        Data::Shapes(world) => (0..4000)
+            .flat_map(|i| {
+                let scene = world.scene(i);
+                let attributes: Vec<String> = if world.config().attribute > 0.0 {
+                    scene
+                        .groups()
+                        .iter()
+                        .flat_map(|g| attribute_captions(&scene, g))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                captions(&scene).into_iter().chain(attributes)
+            })
+            .collect(),
         Data::Pairs(source) => (0..source.len().min(TOKENIZER_CORPUS))
             .filter_map(|i| source.get(i).ok().map(|pair| pair.caption))
             .collect(),

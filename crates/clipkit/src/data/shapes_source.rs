@@ -50,8 +50,17 @@ impl PairSource for ShapesSource {
         } else {
             String::new()
         };
+        let mut levers = String::new();
+        if c.attribute > 0.0 {
+            let percent = 100.0 * c.attribute;
+            levers.push_str(&format!(", {percent:.0}% of captions naming one attribute"));
+        }
+        if c.swap > 0.0 {
+            let percent = 100.0 * c.swap;
+            levers.push_str(&format!(", {percent:.0}% of families binding swaps"));
+        }
         format!(
-            "shapes world: {} samples, {} split, {} scenes{families}{one_group}, {}x{} px, seed {}",
+            "shapes world: {} samples, {} split, {} scenes{families}{one_group}{levers}, {}x{} px, seed {}",
             self.count,
             c.split.name(),
             c.layout.name(),

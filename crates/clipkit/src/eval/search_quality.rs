@@ -3,13 +3,16 @@
 //!
 //! The folder holds images and a `captions.jsonl` listing each image's objects (see
 //! [`crate::data::Captioned`]); [`crate::data::shapes::write_shapes_folder`] writes the
-//! shapes world in this format.
+//! shapes world in this format. A collection may span several such folders (a folder of
+//! the shapes world's test split beside one of its unseen split): queries and relevance
+//! are read over all of them, and [`mean_by_group`] reports the queries of pairs seen in
+//! training apart from those of the held-out pairs.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::clip::Clip;
-use crate::data::shapes::with_article;
+use crate::data::shapes::{is_held_out, with_article, Colour, Shape};
 use crate::data::CaptionsFile;
 use crate::error::{Error, Result};
 use crate::search::{query_vector, VectorStore};
@@ -21,6 +24,36 @@ pub struct LabelledQuery {
     pub text: String,
     /// Paths of the relevant images.
     pub relevant: HashSet<String>,
+    /// Whether the query names a shapes-world (colour, shape) pair held out of training
+    /// ([`is_held_out`]); false for words outside the shapes world.
+    pub held_out: bool,
+}
+
+/// Mean precision of a collection's queries in two groups: pairs seen in training and
+/// pairs held out of it (`None` for a group without queries).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupMeans {
+    /// Mean over the queries of pairs seen in training.
+    pub seen: Option<f64>,
+    /// Mean over the queries of held-out pairs.
+    pub held_out: Option<f64>,
+}
+
+/// Each group's mean of `precisions` (one per query, in the order of `queries`).
+pub fn mean_by_group(queries: &[LabelledQuery], precisions: &[f64]) -> GroupMeans {
+    let mean = |held_out: bool| {
+        let values: Vec<f64> = queries
+            .iter()
+            .zip(precisions)
+            .filter(|(q, _)| q.held_out == held_out)
+            .map(|(_, p)| *p)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    GroupMeans {
+        seen: mean(false),
+        held_out: mean(true),
+    }
 }
 
 /// Reads `captions.jsonl` in `folder`; image paths become absolute (the folder is
@@ -38,15 +71,18 @@ pub fn read_captions(folder: &Path) -> Result<CaptionsFile> {
     Ok(captions)
 }
 
-/// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen, with at
-/// least `min_relevant` images showing such an object, most frequent first, at most
-/// `max_queries`.
+/// One query "a {colour} {shape}" ("an" before a vowel) per colour–shape pair seen in any
+/// of `collection`'s captions files, with at least `min_relevant` images showing such an
+/// object, most frequent first, at most `max_queries`.
 pub fn colour_shape_queries(
-    captions: &CaptionsFile,
+    collection: &[CaptionsFile],
     min_relevant: usize,
     max_queries: usize,
 ) -> Vec<LabelledQuery> {
-    let images: Vec<_> = captions.objects_by_image().collect();
+    let images: Vec<_> = collection
+        .iter()
+        .flat_map(CaptionsFile::objects_by_image)
+        .collect();
     let pairs: BTreeSet<(String, String)> = images
         .iter()
         .flat_map(|(_, objects)| objects.iter().map(|o| (o.colour.clone(), o.shape.clone())))
@@ -64,6 +100,10 @@ pub fn colour_shape_queries(
                 })
                 .map(|(p, _)| p.to_string_lossy().into_owned())
                 .collect(),
+            held_out: match (Colour::from_name(&colour), Shape::from_name(&shape)) {
+                (Some(c), Some(s)) => is_held_out(c, s),
+                _ => false,
+            },
         })
         .filter(|q| q.relevant.len() >= min_relevant)
         .collect();
@@ -138,7 +178,7 @@ mod tests {
         ];
         std::fs::write(dir.path().join("captions.jsonl"), lines.join("\n")).unwrap();
         let captions = read_captions(dir.path()).unwrap();
-        let qs = colour_shape_queries(&captions, 2, 10);
+        let qs = colour_shape_queries(&[captions], 2, 10);
         let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
         assert_eq!(texts, vec!["a blue square", "a red circle"]);
         let root = dir.path().canonicalize().unwrap();
@@ -146,6 +186,41 @@ mod tests {
         assert!(qs[1].relevant.contains(&relevant("a.png")));
         assert!(qs[1].relevant.contains(&relevant("b.png")));
         assert_eq!(qs[1].relevant.len(), 2);
+        assert!(!qs[0].held_out && !qs[1].held_out);
+    }
+
+    #[test]
+    fn queries_span_folders_and_group_means_split_held_out_pairs() {
+        let write = |lines: &[(&str, &str, &str)]| {
+            let dir = tempfile::tempdir().unwrap();
+            let text: Vec<String> = lines
+                .iter()
+                .map(|(path, c, s)| {
+                    format!(
+                        r#"{{"path": "{path}", "caption": "x", "objects": [{{"colour": "{c}", "shape": "{s}"}}]}}"#
+                    )
+                })
+                .collect();
+            std::fs::write(dir.path().join("captions.jsonl"), text.join("\n")).unwrap();
+            dir
+        };
+        // Red star is held out of training; red circle is not.
+        let seen = write(&[("a.png", "red", "circle"), ("b.png", "red", "star")]);
+        let unseen = write(&[("c.png", "red", "star")]);
+        let collection = [
+            read_captions(seen.path()).unwrap(),
+            read_captions(unseen.path()).unwrap(),
+        ];
+        let qs = colour_shape_queries(&collection, 1, 10);
+        let texts: Vec<(&str, usize, bool)> = qs
+            .iter()
+            .map(|q| (q.text.as_str(), q.relevant.len(), q.held_out))
+            .collect();
+        assert_eq!(texts, [("a red star", 2, true), ("a red circle", 1, false)]);
+        let means = mean_by_group(&qs, &[0.25, 0.75]);
+        assert_eq!(means.held_out, Some(0.25));
+        assert_eq!(means.seen, Some(0.75));
+        assert_eq!(mean_by_group(&qs[1..], &[0.5]).held_out, None);
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! phrase carries its size or none does, and likewise its position (which only one-object
 //! phrases can carry, since the members of a group sit in different places). "there is"
 //! or "there are" agrees with the first phrase; "one" appears only in a caption of a
-//! single one-object phrase that is the whole scene.
+//! single one-object phrase that is the whole scene. An *attribute* caption
+//! ([`attribute_captions`]) names one attribute of a group, its colour ("a red shape") or
+//! its shape ("two stars"), counting every object of the scene that has it.
 
 use super::scene::{Group, Scene};
 use super::vocab::COUNT_WORDS;
@@ -75,6 +77,55 @@ pub fn captions(scene: &Scene) -> Vec<String> {
 /// circles"): true of a scene holding the group, whatever else it shows.
 pub fn one_group_captions(group: &Group) -> Vec<String> {
     phrasings(&[vec![*group]])
+}
+
+/// Every phrasing that names one attribute of `group` alone, the colour ("a red shape",
+/// "there are two red shapes") or the shape ("a star", "a photo of two stars"), counted
+/// over every object of `scene` that has it: true of the scene, and what teaches a model
+/// colours and shapes as separate words it can put together.
+pub fn attribute_captions(scene: &Scene, group: &Group) -> Vec<String> {
+    let colours = scene
+        .objects
+        .iter()
+        .filter(|o| o.colour == group.colour)
+        .count();
+    let shapes = scene
+        .objects
+        .iter()
+        .filter(|o| o.shape == group.shape)
+        .count();
+    let colour = if colours == 1 {
+        format!("{} shape", group.colour.name())
+    } else {
+        format!("{} shapes", group.colour.name())
+    };
+    let shape = if shapes == 1 {
+        group.shape.name()
+    } else {
+        group.shape.plural()
+    };
+    let mut out = Vec::new();
+    for (count, rest) in [(colours, colour.as_str()), (shapes, shape)] {
+        let body = counted(count, rest);
+        for prefix in PREFIXES {
+            push_new(&mut out, format!("{prefix}{body}"));
+        }
+        let verb = if count == 1 { "is" } else { "are" };
+        push_new(&mut out, format!("there {verb} {body}"));
+    }
+    out
+}
+
+/// "a red shape", "an ...", "two stars": a noun after its count word or article.
+fn counted(count: usize, rest: &str) -> String {
+    if count <= 1 {
+        with_article(rest)
+    } else {
+        format!(
+            "{} {rest}",
+            COUNT_WORDS[(count - 1).min(COUNT_WORDS.len() - 1)]
+        )
+    }
 }
 
 /// Each order of groups as one body, under every detail and prefix, without duplicates.

@@ -28,8 +28,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use caption::{
-    canonical_caption, captions, group_phrase, join_phrases, one_group_captions, with_article,
-    PREFIXES,
+    attribute_captions, canonical_caption, captions, group_phrase, join_phrases,
+    one_group_captions, with_article, PREFIXES,
 };
 pub use folder::write_shapes_folder;
 pub use render::render;
@@ -96,6 +96,19 @@ pub struct ShapesConfig {
     /// that the phrase is true of any scene holding one. The group named is the scene's
     /// focus: the one a family varies, so the caption still tells members apart. 0 to 1.
     pub one_group: f64,
+    /// Chance that a caption names one attribute of the scene's focus group only, its
+    /// colour ("a red shape") or its shape ("two stars") (default 0). Whole-object captions
+    /// alone let a model learn each seen (colour, shape) pair as a unit; naming the
+    /// attributes apart teaches them as parts it can put together for pairs never seen.
+    /// 0 to 1.
+    pub attribute: f64,
+    /// Chance that a family of variants is a family of binding swaps (default 0): each odd
+    /// member is the member before it with the shapes of its focus group and another group
+    /// traded ("a red circle and a blue star" beside "a red star and a blue circle"), so
+    /// only binding colour to shape tells the two apart. Needs a family of two or more;
+    /// a scene of one group, or a swap leaving the split, keeps the member's own scene.
+    /// 0 to 1.
+    pub swap: f64,
 }
 
 /// The largest [`ShapesConfig::family`]: two colours × three shapes.
@@ -110,6 +123,8 @@ impl Default for ShapesConfig {
             layout: Layout::Mixed,
             family: 1,
             one_group: 0.0,
+            attribute: 0.0,
+            swap: 0.0,
         }
     }
 }
@@ -154,11 +169,16 @@ impl ShapesWorld {
                 config.family
             )));
         }
-        if !(0.0..=1.0).contains(&config.one_group) {
-            return Err(Error::InvalidArgument(format!(
-                "a chance of one-group captions of {} is outside 0..=1",
-                config.one_group
-            )));
+        for (chance, what) in [
+            (config.one_group, "one-group captions"),
+            (config.attribute, "attribute captions"),
+            (config.swap, "binding swaps"),
+        ] {
+            if !(0.0..=1.0).contains(&chance) {
+                return Err(Error::InvalidArgument(format!(
+                    "a chance of {what} of {chance} is outside 0..=1"
+                )));
+            }
         }
         Ok(ShapesWorld { config })
     }
@@ -192,7 +212,18 @@ impl ShapesWorld {
             }
             _ => None,
         };
-        let pool = one_group.as_ref().unwrap_or(&captions);
+        // Likewise no draw with attribute captions off.
+        let attribute = match focus {
+            Some(group) if self.config.attribute > 0.0 => {
+                let pick = rng.random_bool(self.config.attribute);
+                pick.then(|| attribute_captions(&scene, group))
+            }
+            _ => None,
+        };
+        let pool = attribute
+            .as_ref()
+            .or(one_group.as_ref())
+            .unwrap_or(&captions);
         let caption = pool[rng.random_range(0..pool.len())].clone();
         Sample {
             image: render(&scene, self.config.image_size),
@@ -215,9 +246,26 @@ impl ShapesWorld {
             scene::sample_scene(&mut own, split, layout)
         } else {
             let size = family as u64;
-            let mut shared = self.rng(index / size, Stream::Family);
             let member = (index % size) as usize;
-            scene::sample_family_member(&mut shared, &mut own, member, family, split, layout)
+            let member_scene = |index: u64, member: usize, own: &mut ChaCha8Rng| {
+                let mut shared = self.rng(index / size, Stream::Family);
+                scene::sample_family_member(&mut shared, own, member, family, split, layout)
+            };
+            // The swap is decided on a stream of its own, so with swaps off every draw
+            // stays what it was before they existed.
+            let swapped = (self.config.swap > 0.0 && member % 2 == 1)
+                .then(|| self.rng(index / size, Stream::Swap))
+                .and_then(|mut pick| {
+                    pick.random_bool(self.config.swap).then(|| {
+                        let mut partner_own = self.rng(index - 1, Stream::Sample);
+                        member_scene(index - 1, member - 1, &mut partner_own)
+                    })
+                })
+                .and_then(|partner| scene::swap_shapes(partner, split));
+            match swapped {
+                Some(drawn) => drawn,
+                None => member_scene(index, member, &mut own),
+            }
         };
         (drawn, own)
     }
@@ -244,6 +292,8 @@ enum Stream {
     Sample = 0,
     /// What a family of variants shares.
     Family = 1,
+    /// Whether a family is a family of binding swaps.
+    Swap = 2,
 }
 
 #[cfg(test)]

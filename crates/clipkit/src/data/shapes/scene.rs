@@ -291,3 +291,38 @@ fn place(
 fn jitter(rng: &mut impl Rng, rgb: [u8; 3], amount: i16) -> [u8; 3] {
     rgb.map(|c| (i16::from(c) + rng.random_range(-amount..=amount)).clamp(0, 255) as u8)
 }
+
+/// The binding swap of `drawn`: its focus group (c₀, s₀) and the next group (c₁, s₁) trade
+/// shapes, becoming (c₀, s₁) and (c₁, s₀), everything else kept. The two scenes hold the
+/// same colours and shapes at the same places and differ only in which colour goes with
+/// which shape: the hard negative that teaches binding. `None` when the swap would not
+/// change the pairs or would leave `split`'s combinations or collide with a third group.
+pub(crate) fn swap_shapes(drawn: Drawn, split: Split) -> Option<Drawn> {
+    let (c0, s0) = drawn.focus?;
+    let groups = drawn.scene.groups();
+    let other = groups.iter().find(|g| (g.colour, g.shape) != (c0, s0))?;
+    let (c1, s1) = (other.colour, other.shape);
+    let combos = combinations(split);
+    let allowed = |pair: (Colour, Shape)| {
+        combos.contains(&pair) && !groups.iter().any(|g| (g.colour, g.shape) == pair)
+    };
+    if c0 == c1 || s0 == s1 || !allowed((c0, s1)) || !allowed((c1, s0)) {
+        return None;
+    }
+    let mut scene = drawn.scene;
+    for o in &mut scene.objects {
+        let new_shape = match (o.colour, o.shape) {
+            pair if pair == (c0, s0) => s1,
+            pair if pair == (c1, s1) => s0,
+            _ => continue,
+        };
+        o.shape = new_shape;
+        if new_shape == Shape::Circle {
+            o.angle = 0.0;
+        }
+    }
+    Some(Drawn {
+        scene,
+        focus: Some((c0, s1)),
+    })
+}

@@ -442,3 +442,117 @@ fn one_group_captions_name_the_varied_group_so_family_members_stay_apart() {
     })
     .is_err());
 }
+
+/// The shape a caption word names, singular or plural.
+fn shape_word(word: &str) -> Option<Shape> {
+    Shape::ALL
+        .iter()
+        .copied()
+        .find(|s| s.name() == word || s.plural() == word)
+}
+
+#[test]
+fn attribute_captions_name_one_attribute_and_count_every_object_with_it() {
+    let world = ShapesWorld::new(ShapesConfig {
+        attribute: 1.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let count_of = |word: &str| match word {
+        "a" | "an" => 1,
+        w => COUNT_WORDS
+            .iter()
+            .position(|c| *c == w)
+            .map_or(0, |i| i + 1),
+    };
+    for index in 0..300 {
+        let sample = world.sample(index);
+        let scene = &sample.scene;
+        assert!(
+            !sample.captions.contains(&sample.caption),
+            "{}",
+            sample.caption
+        );
+        let ws = words(&sample.caption);
+        let colours: Vec<Colour> = ws.iter().filter_map(|w| Colour::from_name(w)).collect();
+        let shapes: Vec<Shape> = ws.iter().filter_map(|w| shape_word(w)).collect();
+        // The last count word: "a photo of two stars" counts two.
+        let count = ws.iter().rev().map(|w| count_of(w)).find(|&c| c > 0);
+        let (expected, named) = match (&colours[..], &shapes[..]) {
+            ([colour], []) => {
+                assert!(ws.contains(&"shape") || ws.contains(&"shapes"), "{ws:?}");
+                let n = scene.objects.iter().filter(|o| o.colour == *colour).count();
+                (n, format!("{colour}"))
+            }
+            ([], [shape]) => {
+                let n = scene.objects.iter().filter(|o| o.shape == *shape).count();
+                (n, format!("{shape}"))
+            }
+            _ => panic!("{:?} names {colours:?} and {shapes:?}", sample.caption),
+        };
+        assert!(expected >= 1, "{:?} names {named}, absent", sample.caption);
+        assert_eq!(count, Some(expected), "{:?} of {scene:?}", sample.caption);
+        let focus = scene.groups();
+        assert!(focus
+            .iter()
+            .any(|g| attribute_captions(scene, g).contains(&sample.caption)));
+    }
+    assert!(ShapesWorld::new(ShapesConfig {
+        attribute: -0.1,
+        ..Default::default()
+    })
+    .is_err());
+}
+
+#[test]
+fn binding_swaps_trade_two_groups_shapes_and_leave_other_members_alone() {
+    let plain = ShapesWorld::new(ShapesConfig {
+        family: 6,
+        ..Default::default()
+    })
+    .unwrap();
+    let swapping = ShapesWorld::new(ShapesConfig {
+        family: 6,
+        swap: 1.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut swaps = 0;
+    for index in 0..600u64 {
+        let (before, after) = (plain.scene(index), swapping.scene(index));
+        if index % 2 == 0 {
+            assert_eq!(before, after, "even member {index} untouched");
+            continue;
+        }
+        if after == before {
+            continue; // No swap possible: the member keeps its own scene.
+        }
+        swaps += 1;
+        let partner = plain.scene(index - 1);
+        assert_eq!(after.background, partner.background);
+        assert_eq!(after.objects.len(), partner.objects.len());
+        let mut changed = BTreeSet::new();
+        for (a, p) in after.objects.iter().zip(&partner.objects) {
+            assert_eq!(
+                (a.colour, a.position, a.size),
+                (p.colour, p.position, p.size)
+            );
+            assert!(!is_held_out(a.colour, a.shape), "{a:?} is held out");
+            if a.shape != p.shape {
+                changed.insert((p.colour, p.shape, a.shape));
+            }
+        }
+        // Exactly two groups traded shapes: (c0, s0, s1) and (c1, s1, s0).
+        let changed: Vec<_> = changed.into_iter().collect();
+        let [(c0, s0, s1), (c1, t0, t1)] = changed[..] else {
+            panic!("member {index}: {changed:?}");
+        };
+        assert!(c0 != c1 && s0 == t1 && s1 == t0, "{changed:?}");
+        let mut pairs: Vec<_> = after.groups().iter().map(|g| (g.colour, g.shape)).collect();
+        let n = pairs.len();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), n, "groups stay distinct pairs");
+    }
+    assert!(swaps > 50, "{swaps} swaps");
+}
