@@ -102,9 +102,9 @@ fn quickstart_model_finds_colour_shape_pairs_at_precision_0_9() {
     const QUERIES: usize = 40;
     const MIN_PRECISION: f64 = 0.9;
     let tmp = tempfile::tempdir().unwrap();
-    let folder = shapes_folder(tmp.path(), "shapes", Split::Test, 3, 1000);
+    let folders = [shapes_folder(tmp.path(), "shapes", Split::Test, 3, 1000)];
     for precision in Precision::ALL {
-        let (queries, precisions) = search(tmp.path(), &[folder.clone()], QUERIES, precision);
+        let (queries, precisions) = search(tmp.path(), &folders, QUERIES, precision);
         assert_eq!(queries.len(), QUERIES);
         let mean = precisions.iter().sum::<f64>() / precisions.len() as f64;
         let worst = below(&queries, &precisions, MIN_PRECISION);
