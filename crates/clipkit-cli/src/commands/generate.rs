@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_name = "N|WxH", value_parser = parse_size)]
     size: Option<(usize, usize)>,
     /// Optimisation steps.
-    #[arg(long, default_value_t = 150, allow_negative_numbers = true, value_parser = positive_count)]
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true, value_parser = positive_count)]
     steps: usize,
     /// Cut-outs per step (K).
     #[arg(long, default_value_t = CutoutConfig::default().count, allow_negative_numbers = true, value_parser = positive_count)]
