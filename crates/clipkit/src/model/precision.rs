@@ -3,9 +3,9 @@
 //! `fp32` keeps the checkpoint's values; `bf16` rounds weights and each product's input to
 //! bfloat16 (8 bits of mantissa) and accumulates in f32; `int8` stores each weight as an
 //! 8-bit integer times a scale per output channel (symmetric, `scale = max |w| / 127`) and
-//! multiplies f32 inputs by it (weight-only quantisation); `w8a8` quantises the weights so
-//! and each product's input per row (token) too, and multiplies integers (AVX-512 VNNI
-//! `vpdpbusd`). Only the matrix products change:
+//! multiplies f32 inputs by it (weight-only quantisation); `w8a8` quantises the weights the
+//! same way and each product's input per row (token) too, and multiplies integers (AVX-512
+//! VNNI `vpdpbusd`). Only the matrix products change:
 //! layer norms, attention scores, softmax and activations stay f32.
 
 use std::fmt;
