@@ -6,8 +6,6 @@ use candle_nn::VarBuilder;
 use std::sync::Arc;
 
 use super::kernel::Kernel;
-use super::kernel_bf16::to_bf16_and_back;
-use super::kernel_int8::{dequantize_rows, quantize_rows};
 use super::load_options::{LoadOptions, WeightFormat};
 use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
 use super::packed::PackedWeight;
@@ -24,9 +22,9 @@ use crate::config::Activation;
 /// weight under the portable kernel, stay tensors and go through candle's matmul.
 ///
 /// With a lower [`Precision`], the packed kernels that have it hold the weights as bf16 or
-/// int8; other kernels hold the same rounded or quantised values as an f32 tensor (and round or quantise
-/// each input as the precision does before the product), so every kernel computes the same
-/// function.
+/// int8; other kernels hold the same rounded or quantised values as an f32 tensor (and round
+/// or quantise each input as the precision does before the product), so every kernel
+/// computes the same function.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
@@ -127,7 +125,7 @@ impl Linear {
                 transposed: None,
             },
             None => {
-                let stored = round_values(precision, &values, n, k);
+                let stored = precision.round_rows(&values, n, k);
                 Weight::Tensor(Tensor::from_vec(stored, (n, k), weight.device())?)
             }
         };
@@ -189,7 +187,7 @@ impl Linear {
                     Precision::Fp32 | Precision::Int8 => x2,
                     Precision::Bf16 | Precision::W8a8 => {
                         let values = x2.flatten_all()?.to_vec1::<f32>()?;
-                        let rounded = round_values(self.input_precision, &values, rows, in_dim);
+                        let rounded = self.input_precision.round_rows(&values, rows, in_dim);
                         Tensor::from_vec(rounded, (rows, in_dim), x2.device())?
                     }
                 };
@@ -213,19 +211,6 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, true)
-    }
-}
-
-/// A row-major (N, K) matrix as `precision` holds it, in f32: rounded to bf16, or quantised
-/// per row to int8 (`int8`, `w8a8`) and scaled back.
-fn round_values(precision: Precision, values: &[f32], n: usize, k: usize) -> Vec<f32> {
-    match precision {
-        Precision::Fp32 => values.to_vec(),
-        Precision::Bf16 => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
-        Precision::Int8 | Precision::W8a8 => {
-            let (q, scales) = quantize_rows(values, n, k);
-            dequantize_rows(&q, &scales, k)
-        }
     }
 }
 

@@ -34,8 +34,7 @@ pub struct LoadOptions {
     /// checkpoint's values). bf16 and int8 are for inference: they refuse
     /// `input_gradients` and weights that train. Where the CPU lacks the precision's
     /// kernel (bf16 needs AVX-512 BF16, w8a8 AVX-512 VNNI, int8 AVX2), the weights are
-    /// rounded or quantised
-    /// the same way and held as f32, so results match, more slowly.
+    /// rounded or quantised the same way and held as f32, so results match, more slowly.
     pub precision: Precision,
 }
 

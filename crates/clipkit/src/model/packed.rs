@@ -417,7 +417,6 @@ mod compare_in_tests;
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernel_bf16::to_bf16_and_back;
     use super::*;
     use compare_in_tests as compare;
 
@@ -494,23 +493,20 @@ mod tests {
         }
     }
 
-    /// What a precision makes of a row-major (N, K) matrix (the weights, or the input).
+    /// What a precision makes of a row-major (N, K) matrix (the weights, or the input:
+    /// weight-only int8 leaves its inputs as they are).
     fn rounded(precision: Precision, v: &[f32], rows: usize, k: usize, input: bool) -> Vec<f32> {
-        match (precision, input) {
-            (Precision::Fp32, _) | (Precision::Int8, true) => v.to_vec(),
-            (Precision::Bf16, _) => v.iter().map(|&v| to_bf16_and_back(v)).collect(),
-            (Precision::Int8 | Precision::W8a8, _) => {
-                let (q, scales) = kernel_int8::quantize_rows(v, rows, k);
-                kernel_int8::dequantize_rows(&q, &scales, k)
-            }
+        if input && precision == Precision::Int8 {
+            v.to_vec()
+        } else {
+            precision.round_rows(v, rows, k)
         }
     }
 
-    /// The bf16, int8 and w8a8 products of every packed kernel match an f64 product of the same rounded (bf16) or
-    /// quantised (int8; w8a8 inputs per row too) values within 1e-3 (as the f32 kernels
-    /// do), across awkward shapes
-    /// (odd depths included), and differ from the unrounded product by more than that:
-    /// the comparison can tell the precisions apart.
+    /// The bf16, int8 and w8a8 products of every packed kernel match an f64 product of the
+    /// same rounded (bf16) or quantised (int8; w8a8 inputs per row too) values within 1e-3
+    /// (as the f32 kernels do), across awkward shapes (odd depths included), and differ from
+    /// the unrounded product by more than that: the comparison can tell the precisions apart.
     #[test]
     fn lower_precision_kernels_match_a_scalar_product_of_the_same_rounding() {
         let mut runs = Vec::new();

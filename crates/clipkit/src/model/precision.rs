@@ -11,6 +11,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::kernel_bf16::to_bf16_and_back;
+use super::kernel_int8::{dequantize_rows, quantize_rows};
+
 /// How the weights of the linear maps are held for inference (default [`Precision::Fp32`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
@@ -47,6 +50,19 @@ impl Precision {
             Precision::Bf16 => "bf16",
             Precision::Int8 => "int8",
             Precision::W8a8 => "w8a8",
+        }
+    }
+
+    /// A row-major (rows, k) matrix as this precision holds it, in f32: unchanged, rounded
+    /// to bf16, or quantised per row to int8 (`int8`, `w8a8`) and scaled back.
+    pub(crate) fn round_rows(self, values: &[f32], rows: usize, k: usize) -> Vec<f32> {
+        match self {
+            Precision::Fp32 => values.to_vec(),
+            Precision::Bf16 => values.iter().map(|&v| to_bf16_and_back(v)).collect(),
+            Precision::Int8 | Precision::W8a8 => {
+                let (q, scales) = quantize_rows(values, rows, k);
+                dequantize_rows(&q, &scales, k)
+            }
         }
     }
 }

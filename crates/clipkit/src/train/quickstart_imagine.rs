@@ -12,7 +12,7 @@ use crate::model::imagine::{ImagineConfig, ImagineSizes};
 use crate::model::vq::VqConfig;
 use crate::train::imagine::ImagineRunSettings;
 use crate::train::quickstart::TargetCheck;
-use crate::train::vq::VqRunSettings;
+use crate::train::vq::{three_level_vq_config, VqRunSettings};
 
 /// Accuracy (0..1) of the first sample each measure of [`CategoryRow::measures`] should
 /// reach over the prompts of seen colour–shape pairs (issue 14, point 5).
@@ -54,16 +54,7 @@ impl ImagineQuickstartRecipe {
     /// The VQ architecture: the diffusers `VQModel` layout at three levels of 16, 32 and 32
     /// channels (f = 4), one residual block per level, 16-wide codes, a codebook of 128.
     pub fn vq_config(&self) -> VqConfig {
-        VqConfig::from_json(
-            r#"{"_class_name": "VQModel",
-                "block_out_channels": [16, 32, 32],
-                "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-                "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-                "layers_per_block": 1, "latent_channels": 16, "vq_embed_dim": 16,
-                "num_vq_embeddings": 128, "norm_num_groups": 8, "sample_size": 32}"#,
-            std::path::Path::new("(the imagine quickstart's VQ config)"),
-        )
-        .unwrap_or_else(|e| unreachable!("the recipe's VQ config is valid: {e}"))
+        three_level_vq_config([16, 32, 32], 8)
     }
 
     /// The VQ model's training: AdamW at 2e-3 after 20 warm-up steps, seed 0, dead codes

@@ -18,4 +18,7 @@ mod run;
 pub use curves::write_vq_curves;
 pub use evaluate::{evaluate, images_tensor, reconstruct, VqEvaluation};
 pub(crate) use init::name_seed;
-pub use run::{run_vq, shapes_vq_config, VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary};
+pub use run::{
+    run_vq, shapes_vq_config, three_level_vq_config, VqMetricsLine, VqProgress, VqRunSettings,
+    VqRunSummary,
+};

@@ -55,13 +55,22 @@ pub struct VqRunSettings {
 /// image is an 8 × 8 latent), one residual block per level, attention in the middle blocks,
 /// 16-wide codes and a codebook of 128, group norms of 16 groups.
 pub fn shapes_vq_config() -> VqConfig {
+    three_level_vq_config([32, 64, 64], 16)
+}
+
+/// The diffusers `VQModel` layout at three levels of `channels` (f = 4, 32 px images), one
+/// residual block per level, 16-wide codes, a codebook of 128, group norms of `groups`.
+pub fn three_level_vq_config(channels: [usize; 3], groups: usize) -> VqConfig {
+    let [a, b, c] = channels;
     VqConfig::from_json(
-        r#"{"_class_name": "VQModel",
-            "block_out_channels": [32, 64, 64],
-            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-            "layers_per_block": 1, "latent_channels": 16, "vq_embed_dim": 16,
-            "num_vq_embeddings": 128, "norm_num_groups": 16, "sample_size": 32}"#,
+        &format!(
+            r#"{{"_class_name": "VQModel",
+                "block_out_channels": [{a}, {b}, {c}],
+                "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+                "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+                "layers_per_block": 1, "latent_channels": 16, "vq_embed_dim": 16,
+                "num_vq_embeddings": 128, "norm_num_groups": {groups}, "sample_size": 32}}"#
+        ),
         Path::new("(built-in shapes VQ config)"),
     )
     .unwrap_or_else(|e| unreachable!("the built-in VQ config is valid: {e}"))
