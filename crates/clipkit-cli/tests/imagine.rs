@@ -6,9 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::training::{assert_same_weights, kill_after_first_checkpoint, metric_steps, resume};
 use common::{clipkit, fixtures, model};
 
 fn vq() -> PathBuf {
@@ -54,23 +53,6 @@ fn train_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
-fn weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
-    candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
-        .expect("weights load")
-}
-
-fn metric_steps(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .expect("metrics")
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).expect("json")["step"]
-                .as_u64()
-                .expect("step")
-        })
-        .collect()
-}
-
 fn imagine_args(generator: &Path, out: &Path, prompt: &str, samples: &str) -> Vec<String> {
     let rerank = model("quickstart");
     [
@@ -110,37 +92,13 @@ fn a_killed_imagine_run_resumes_and_then_draws_reproducibly() {
     }
 
     let killed = tmp.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .args(train_args(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoint").join("trainer_state.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !state.is_file() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(state.is_file(), "no checkpoint was written before the kill");
-    assert!(
-        !killed.join("model").exists(),
-        "the run finished before it could be killed; the test needs a longer run"
-    );
-    let resumed = clipkit(&train_args(&killed));
-    resumed.ok();
-    assert!(resumed
-        .stderr()
-        .contains("resuming from the checkpoint at step"));
+    kill_after_first_checkpoint(&train_args(&killed), &killed);
+    resume(&train_args(&killed));
     assert_eq!(metric_steps(&killed), (1..=10).collect::<Vec<_>>());
-    let (a, b) = (weights(&generator), weights(&killed.join("model")));
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let diff = (t - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
-        let diff = diff.to_scalar::<f32>().unwrap();
-        assert_eq!(diff, 0.0, "{name} differs by {diff} after resuming");
-    }
+    assert_same_weights(
+        &generator.join("model.safetensors"),
+        &killed.join("model/model.safetensors"),
+    );
     let mut other = train_args(&killed);
     other[17] = "11".into(); // --steps
     clipkit(&other).assert_fails_naming("other settings");

@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::clipkit;
+use common::training::{assert_same_weights, kill_after_first_checkpoint, metric_steps, resume};
 
 const STEPS: &str = "8";
 
@@ -34,23 +34,6 @@ fn train_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
-fn weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
-    candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
-        .expect("weights load")
-}
-
-fn metric_steps(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .expect("metrics")
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).expect("json line")["step"]
-                .as_u64()
-                .expect("step")
-        })
-        .collect()
-}
-
 #[test]
 fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -71,47 +54,13 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     assert_eq!(embed["texts"][0]["embedding"].as_array().unwrap().len(), 96);
 
     let killed = tmp.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .args(train_args(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoint").join("trainer_state.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !state.is_file() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(state.is_file(), "no checkpoint was written before the kill");
-    assert!(
-        !killed.join("model").exists(),
-        "the run finished before it could be killed; the test needs a longer run"
-    );
-    let resumed = clipkit(&train_args(&killed));
-    resumed.ok();
-    assert!(resumed
-        .stderr()
-        .contains("resuming from the checkpoint at step"));
+    kill_after_first_checkpoint(&train_args(&killed), &killed);
+    resume(&train_args(&killed));
     assert_eq!(metric_steps(&killed), (1..=8).collect::<Vec<_>>());
-    let (a, b) = (
-        weights(&clean.join("model")),
-        weights(&killed.join("model")),
+    assert_same_weights(
+        &clean.join("model/model.safetensors"),
+        &killed.join("model/model.safetensors"),
     );
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let diff = (t - &b[name])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        // Training is bit-reproducible on a given number of threads.
-        assert_eq!(diff, 0.0, "{name} differs by {diff} after resuming");
-    }
 
     // A finished run is not trained again; other settings or other data are refused.
     let again = clipkit(&train_args(&killed));

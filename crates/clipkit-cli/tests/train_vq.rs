@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::clipkit;
+use common::training::{assert_same_weights, kill_after_first_checkpoint, metric_steps, resume};
 
 fn args(out: &Path) -> Vec<String> {
     [
@@ -39,26 +38,6 @@ fn args(out: &Path) -> Vec<String> {
     .collect()
 }
 
-fn weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
-    candle_core::safetensors::load(
-        dir.join("diffusion_pytorch_model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .expect("weights load")
-}
-
-fn metric_steps(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .expect("metrics")
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).expect("json")["step"]
-                .as_u64()
-                .expect("step")
-        })
-        .collect()
-}
-
 #[test]
 fn a_killed_vq_run_resumes_and_matches_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -82,40 +61,11 @@ fn a_killed_vq_run_resumes_and_matches_an_uninterrupted_one() {
     clipkit::model::vq::VqModel::load(&clean.join("model")).expect("the model folder loads");
 
     let killed = tmp.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .args(args(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoint").join("trainer_state.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !state.is_file() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(state.is_file(), "no checkpoint was written before the kill");
-    assert!(
-        !killed.join("model").exists(),
-        "the run finished before it could be killed; the test needs a longer run"
-    );
-    let resumed = clipkit(&args(&killed));
-    resumed.ok();
-    assert!(resumed
-        .stderr()
-        .contains("resuming from the checkpoint at step"));
+    kill_after_first_checkpoint(&args(&killed), &killed);
+    resume(&args(&killed));
     assert_eq!(metric_steps(&killed), (1..=12).collect::<Vec<_>>());
-    let (a, b) = (
-        weights(&clean.join("model")),
-        weights(&killed.join("model")),
-    );
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let diff = (t - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
-        let diff = diff.to_scalar::<f32>().unwrap();
-        assert_eq!(diff, 0.0, "{name} differs by {diff} after resuming");
-    }
+    let weights = "model/diffusion_pytorch_model.safetensors";
+    assert_same_weights(&clean.join(weights), &killed.join(weights));
 
     let mut other = args(&killed);
     other[5] = "13".into();
