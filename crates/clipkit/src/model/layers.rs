@@ -146,6 +146,16 @@ impl Linear {
         self.bias.as_ref()
     }
 
+    /// The weights in the inference kernel's layout, when they were packed (the kernel has
+    /// a packed product and the weights are constants); the product then takes any
+    /// [`super::packed::InputRows`].
+    pub(super) fn packed_weight(&self) -> Option<&PackedWeight> {
+        match &self.weight {
+            Weight::Packed { forward, .. } => Some(forward),
+            Weight::Tensor(_) => None,
+        }
+    }
+
     /// The bias as values for the packed kernel, when the product adds it.
     fn bias_values(&self, with_bias: bool) -> Result<Option<Vec<f32>>> {
         match (&self.bias, with_bias) {

@@ -117,12 +117,36 @@ impl PackedWeight {
 
     /// Y = X Wᵀ (+ bias): x (M, K) row-major → (M, N) row-major.
     pub fn matmul(&self, x: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        assert_eq!(
+            x.len() % self.k.max(1),
+            0,
+            "input does not match the weight's width"
+        );
+        self.product(&Matrix::new(x, self.k), bias, Epilogue::default())
+    }
+
+    /// Y = epilogue(X Wᵀ + bias) for any [`InputRows`] of width K → (M, N) row-major.
+    /// Inputs that are not a matrix in memory are read tile by tile as the f32 and int8
+    /// panels need them, and laid out whole first for the bf16 and w8a8 panels (which
+    /// round or quantise whole rows).
+    pub(super) fn product<S: InputRows>(
+        &self,
+        x: &S,
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+    ) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
+        if matches!(self.data, Panels::Bf16(_) | Panels::W8a8(_)) && x.matrix().is_none() {
+            let rows = x.materialise(k);
+            return self.product(&Matrix::new(&rows, k), bias, epilogue);
+        }
         let nr = tiling(self.kernel).nr;
-        let m = x.len() / k.max(1);
-        assert_eq!(x.len(), m * k, "input does not match the weight's width");
+        let m = x.len();
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias does not match the weight's height");
+        }
+        if let Some(r) = epilogue.residual {
+            assert_eq!(r.len(), m * n, "residual does not match the output");
         }
         let mut y = vec![0f32; m * n];
         if m == 0 || n == 0 {
@@ -152,27 +176,39 @@ impl PackedWeight {
             let rows = ROWS_PER_TASK.min(m - r0);
             // SAFETY: row r0 is inside the (M, N) output, so the offset stays in `y`.
             let block_out = unsafe { out.add(r0 * n) };
+            let block_epilogue = Epilogue {
+                residual: epilogue.residual.map(|r| &r[r0 * n..(r0 + rows) * n]),
+                relu: epilogue.relu,
+            };
             self.rows(
-                &x[r0 * k..(r0 + rows) * k],
-                rows,
+                x,
+                r0..r0 + rows,
                 p0..(p0 + per_group).min(panels),
                 &padded_bias,
+                block_epilogue,
                 block_out,
             );
         });
         y
     }
 
-    /// Computes `panels` of the output for `m` rows of x into `out` (row stride N).
-    fn rows(
+    /// Computes `panels` of the output for `rows` of x into `out` (the first row's output,
+    /// row stride N), the epilogue's residual starting at that row too.
+    fn rows<S: InputRows>(
         &self,
-        x: &[f32],
-        m: usize,
+        source: &S,
+        rows: std::ops::Range<usize>,
         panels: std::ops::Range<usize>,
         bias: &[f32],
+        epilogue: Epilogue,
         out: SendPtr,
     ) {
         let (n, k) = (self.n, self.k);
+        let (r0, m) = (rows.start, rows.len());
+        // The quantised panels read a matrix in memory (`product` made one).
+        let x = source
+            .matrix()
+            .map_or(&[][..], |x| &x[r0 * k..(r0 + m) * k]);
         let Tiling { nr, mr } = tiling(self.kernel);
         let tiles = m.div_ceil(mr);
         // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
@@ -212,12 +248,8 @@ impl PackedWeight {
                 }
                 _ => {
                     for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
-                        for r in 0..mr.min(m - t * mr) {
-                            let row = &x[(t * mr + r) * k + kb..(t * mr + r) * k + kb + kc];
-                            for (kk, &v) in row.iter().enumerate() {
-                                tile_x[kk * mr + r] = v;
-                            }
-                        }
+                        let first = r0 + t * mr;
+                        source.pack_tile(first, mr.min(m - t * mr), kb, kc, mr, tile_x);
                     }
                 }
             }
@@ -282,6 +314,139 @@ impl PackedWeight {
                         };
                         quantized_tile(rows, values, kc, c, n, cols, init);
                     }
+                }
+                if kb + kc == k {
+                    // SAFETY: rows 0..m, columns p·NR..p·NR+cols of the block's output, which
+                    // this call alone writes, and every tile of them is complete.
+                    unsafe { epilogue.apply(out.add(p * nr), m, n, p * nr, cols) };
+                }
+            }
+        }
+    }
+}
+
+/// The input of a [`PackedWeight`] product: M rows of K values, read a depth block of
+/// some rows at a time, so an input such as a convolution's patches need never be laid out
+/// whole.
+pub(super) trait InputRows: Sync {
+    /// Rows M.
+    fn len(&self) -> usize;
+
+    /// Writes values kb..kb + dst.len() of row `row` into `dst`.
+    fn read_row(&self, row: usize, kb: usize, dst: &mut [f32]);
+
+    /// The rows as one row-major (M, K) matrix in memory, when they are one.
+    fn matrix(&self) -> Option<&[f32]> {
+        None
+    }
+
+    /// Re-lays values kb..kb + kc of `rows` rows from `first` k-major into `tile`: value kk
+    /// of row r at `kk·mr + r` (kc ≤ [`KC`]).
+    fn pack_tile(
+        &self,
+        first: usize,
+        rows: usize,
+        kb: usize,
+        kc: usize,
+        mr: usize,
+        tile: &mut [f32],
+    ) {
+        let mut row = [0f32; KC];
+        for r in 0..rows {
+            self.read_row(first + r, kb, &mut row[..kc]);
+            for (kk, &v) in row[..kc].iter().enumerate() {
+                tile[kk * mr + r] = v;
+            }
+        }
+    }
+
+    /// The rows laid out as one row-major (M, K) matrix.
+    fn materialise(&self, k: usize) -> Vec<f32> {
+        let mut rows = vec![0f32; self.len() * k];
+        for (i, row) in rows.chunks_exact_mut(k.max(1)).enumerate() {
+            self.read_row(i, 0, row);
+        }
+        rows
+    }
+}
+
+/// A row-major (M, K) matrix as [`InputRows`].
+pub(super) struct Matrix<'a> {
+    values: &'a [f32],
+    k: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// `values` holds whole rows of `k` values.
+    pub(super) fn new(values: &'a [f32], k: usize) -> Self {
+        Matrix { values, k }
+    }
+}
+
+impl InputRows for Matrix<'_> {
+    fn len(&self) -> usize {
+        self.values.len() / self.k.max(1)
+    }
+
+    fn read_row(&self, row: usize, kb: usize, dst: &mut [f32]) {
+        let start = row * self.k + kb;
+        dst.copy_from_slice(&self.values[start..start + dst.len()]);
+    }
+
+    fn matrix(&self) -> Option<&[f32]> {
+        Some(self.values)
+    }
+
+    fn pack_tile(
+        &self,
+        first: usize,
+        rows: usize,
+        kb: usize,
+        kc: usize,
+        mr: usize,
+        tile: &mut [f32],
+    ) {
+        for r in 0..rows {
+            let start = (first + r) * self.k + kb;
+            for (kk, &v) in self.values[start..start + kc].iter().enumerate() {
+                tile[kk * mr + r] = v;
+            }
+        }
+    }
+}
+
+/// What is done to the product's output once it is complete, while it is still in cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Epilogue<'a> {
+    /// (M, N) values added to the product and bias (a residual connection).
+    pub residual: Option<&'a [f32]>,
+    /// max(0, ·) last.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Applies the epilogue to `rows` × `cols` outputs at `out` (row stride `ldc`), whose
+    /// residual starts at column `col` of the epilogue's first row.
+    ///
+    /// # Safety
+    /// The `rows` × `cols` block at `out` is inside the output and written by no one else
+    /// meanwhile.
+    unsafe fn apply(&self, out: SendPtr, rows: usize, ldc: usize, col: usize, cols: usize) {
+        if self.residual.is_none() && !self.relu {
+            return;
+        }
+        for r in 0..rows {
+            // SAFETY: the caller's contract.
+            let y = unsafe { std::slice::from_raw_parts_mut(out.0.add(r * ldc), cols) };
+            if let Some(residual) = self.residual {
+                let add = &residual[r * ldc + col..r * ldc + col + cols];
+                for (v, a) in y.iter_mut().zip(add) {
+                    *v += a;
+                }
+            }
+            if self.relu {
+                for v in y.iter_mut() {
+                    *v = v.max(0.0);
                 }
             }
         }

@@ -14,7 +14,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::conv::{avg_pool, ConvBatchNorm};
+use super::conv::{avg_pool, ConvBatchNorm, Then};
 use super::layers::Linear;
 use super::load_options::LoadOptions;
 
@@ -96,14 +96,17 @@ impl Bottleneck {
 
     /// (B, H, W, C_in) → (B, H/s, W/s, 4·planes)
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = self.conv1.forward(x)?.relu()?;
-        let out = self.conv2.forward(&out)?.relu()?;
-        let out = self.conv3.forward(&avg_pool(&out, self.stride)?)?;
+        let out = self.conv1.forward(x, Then::RELU)?;
+        let out = self.conv2.forward(&out, Then::RELU)?;
         let identity = match &self.downsample {
-            Some(project) => project.forward(&avg_pool(x, self.stride)?)?,
+            Some(project) => project.forward(&avg_pool(x, self.stride)?, Then::default())?,
             None => x.clone(),
         };
-        (out + identity)?.relu()
+        let then = Then {
+            residual: Some(&identity),
+            relu: true,
+        };
+        self.conv3.forward(&avg_pool(&out, self.stride)?, then)
     }
 }
 
@@ -228,7 +231,7 @@ impl ResNetTower {
         }
         let mut x = pixels.permute((0, 2, 3, 1))?.contiguous()?; // (B, S, S, 3)
         for conv in &self.stem {
-            x = conv.forward(&x)?.relu()?;
+            x = conv.forward(&x, Then::RELU)?;
         }
         x = avg_pool(&x, 2)?; // (B, S/4, S/4, width)
         for block in &self.stages {
