@@ -4,9 +4,12 @@
 //! input (one image is 50 tokens) that packing costs as much as the arithmetic, so here the
 //! weights (out, in) are laid out once in panels of NR output channels, k-major, for the
 //! [`Kernel`] in use: NR = 32 and tiles of 12 × 32 with AVX-512, NR = 16 and tiles of 6 × 16
-//! with AVX2 ([`super::packed_tiles`]). The input rows are re-laid per depth block (cheap:
-//! they are few and reused by every panel). The bias is the tiles' starting value. Threads
-//! take blocks of rows times groups of panels, and write disjoint parts of the output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
+//! with AVX2 ([`super::packed_tiles`]). The input rows are copied per depth block (cheap:
+//! they are few and reused by every panel), from any [`InputRows`]: a matrix, or rows made
+//! on the fly such as a convolution's patches. The bias is the tiles' starting value; an
+//! [`Epilogue`] (residual sum, ReLU) runs on each finished block while it is in cache.
+//! Threads take blocks of rows times groups of panels, and write disjoint parts of the
+//! output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
 //!
 //! Weights of lower [`Precision`] are packed in panels of the same width: int8 values with
 //! per-channel scales ([`super::kernel_int8`], any packed kernel), and for the AVX-512
@@ -19,13 +22,10 @@ use rayon::prelude::*;
 
 use super::kernel::{has_feature, Kernel};
 use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
-use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR};
+use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR, KC};
 use super::precision::Precision;
 use super::{kernel_bf16, kernel_int8, kernel_w8a8};
 
-/// Depth of one pass over the panels: a 16 × KC panel slice (16 KiB) stays in L1, a 32 × KC
-/// one (32 KiB) in L1 or the nearest L2 lines.
-const KC: usize = 256;
 /// Rows handed to one parallel task (a multiple of both kernels' tile heights): a 96 × KC
 /// block of input (96 KiB) stays in L2.
 const ROWS_PER_TASK: usize = 96;
@@ -211,9 +211,9 @@ impl PackedWeight {
             .map_or(&[][..], |x| &x[r0 * k..(r0 + m) * k]);
         let Tiling { nr, mr } = tiling(self.kernel);
         let tiles = m.div_ceil(mr);
-        // The rows' current depth block, re-laid tile by tile as kc × MR values (k-major), so
-        // the kernel's broadcasts read one contiguous stream; bf16 inputs as ⌈kc/2⌉ × MR
-        // pairs and w8a8 inputs (quantised per row first) as ⌈kc/4⌉ × MR quads, in `words`.
+        // The rows' current depth block, copied tile by tile as MR rows of stride KC (the f32
+        // kernels' layout); bf16 inputs as ⌈kc/2⌉ × MR pairs and w8a8 inputs (quantised per
+        // row first) as ⌈kc/4⌉ × MR quads, k-major, in `words`.
         let mut packed_x = Vec::new();
         let mut words = Vec::new();
         let quantized_x = match self.data {
@@ -249,7 +249,7 @@ impl PackedWeight {
                 _ => {
                     for (t, tile_x) in packed_x.chunks_exact_mut(KC * mr).enumerate() {
                         let first = r0 + t * mr;
-                        source.pack_tile(first, mr.min(m - t * mr), kb, kc, mr, tile_x);
+                        source.pack_tile(first, mr.min(m - t * mr), kb, kc, tile_x);
                     }
                 }
             }
@@ -340,23 +340,11 @@ pub(super) trait InputRows: Sync {
         None
     }
 
-    /// Re-lays values kb..kb + kc of `rows` rows from `first` k-major into `tile`: value kk
-    /// of row r at `kk·mr + r` (kc ≤ [`KC`]).
-    fn pack_tile(
-        &self,
-        first: usize,
-        rows: usize,
-        kb: usize,
-        kc: usize,
-        mr: usize,
-        tile: &mut [f32],
-    ) {
-        let mut row = [0f32; KC];
-        for r in 0..rows {
-            self.read_row(first + r, kb, &mut row[..kc]);
-            for (kk, &v) in row[..kc].iter().enumerate() {
-                tile[kk * mr + r] = v;
-            }
+    /// Copies values kb..kb + kc of `rows` rows from `first` into `tile`, row r at `r·KC`
+    /// (kc ≤ [`KC`]): the f32 micro-kernels' input layout.
+    fn pack_tile(&self, first: usize, rows: usize, kb: usize, kc: usize, tile: &mut [f32]) {
+        for (r, dst) in tile.chunks_exact_mut(KC).take(rows).enumerate() {
+            self.read_row(first + r, kb, &mut dst[..kc]);
         }
     }
 
@@ -395,23 +383,6 @@ impl InputRows for Matrix<'_> {
 
     fn matrix(&self) -> Option<&[f32]> {
         Some(self.values)
-    }
-
-    fn pack_tile(
-        &self,
-        first: usize,
-        rows: usize,
-        kb: usize,
-        kc: usize,
-        mr: usize,
-        tile: &mut [f32],
-    ) {
-        for r in 0..rows {
-            let start = (first + r) * self.k + kb;
-            for (kk, &v) in self.values[start..start + kc].iter().enumerate() {
-                tile[kk * mr + r] = v;
-            }
-        }
     }
 }
 

@@ -1,12 +1,18 @@
 //! The micro-kernels of [`super::packed::PackedWeight`]'s product: each computes one tile of
 //! R ≤ MR rows × NR output channels, Y = X W over a depth block of kc, from
 //!
-//! - x: the tile's rows re-laid k-major, kc × MR values (row r of step kk at `kk·MR + r`);
+//! - x: the tile's rows, each copied to a stride of [`KC`] values (row r of step kk at
+//!   `r·KC + kk`), so each row's broadcasts read one contiguous stream at a fixed offset
+//!   and laying them out is a copy, not a transposition;
 //! - w: the panel's slice, kc × NR values (channel j of step kk at `kk·NR + j`);
 //! - c: the output tile's first value, rows `ldc` apart, of which `cols` ≤ NR are written.
 //!
 //! One kernel per instruction set, each compiled for its features with `#[target_feature]`;
 //! callers check [`super::kernel::Kernel::active`] before calling.
+
+/// Depth of one pass over the panels, and the stride of a tile's rows: a 16 × KC panel
+/// slice (16 KiB) stays in L1, a 32 × KC one (32 KiB) in L1 or the nearest L2 lines.
+pub(super) const KC: usize = 256;
 
 /// Output channels per panel and rows per tile of the AVX2 kernel: 6 × 2 accumulators +
 /// 2 weight registers + 1 broadcast fit in 16 ymm registers.
@@ -32,7 +38,7 @@ pub(super) enum Init<'a> {
 /// The AVX2 tile, dispatched on its row count so the kernel's loops are fully unrolled.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `x` holds kc × 6 values, `w` kc × 16, and the `rows` × `cols`
+/// The CPU has AVX2 and FMA; `x` holds 6 rows of KC values (kc ≤ KC of them read), `w` kc × 16, and the `rows` × `cols`
 /// tile at `c` (row stride `ldc`) is writable and written by no one else meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
@@ -95,7 +101,7 @@ unsafe fn avx2<const R: usize>(
         let w0 = _mm256_loadu_ps(w.add(kk * NR));
         let w1 = _mm256_loadu_ps(w.add(kk * NR + 8));
         for (r, a) in acc.iter_mut().enumerate() {
-            let xv = _mm256_broadcast_ss(&*x.add(kk * AVX2_MR + r));
+            let xv = _mm256_broadcast_ss(&*x.add(r * KC + kk));
             a[0] = _mm256_fmadd_ps(xv, w0, a[0]);
             a[1] = _mm256_fmadd_ps(xv, w1, a[1]);
         }
@@ -117,7 +123,7 @@ unsafe fn avx2<const R: usize>(
 /// The AVX-512 tile, dispatched on its row count so the kernel's loops are fully unrolled.
 ///
 /// # Safety
-/// The CPU has AVX-512 F; `x` holds kc × 12 values, `w` kc × 32, and the `rows` × `cols`
+/// The CPU has AVX-512 F; `x` holds 12 rows of KC values (kc ≤ KC of them read), `w` kc × 32, and the `rows` × `cols`
 /// tile at `c` (row stride `ldc`) is writable and written by no one else meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
@@ -189,7 +195,7 @@ unsafe fn avx512<const R: usize>(
         let w0 = _mm512_loadu_ps(w.add(kk * NR));
         let w1 = _mm512_loadu_ps(w.add(kk * NR + 16));
         for (r, a) in acc.iter_mut().enumerate() {
-            let xv = _mm512_set1_ps(*x.add(kk * AVX512_MR + r));
+            let xv = _mm512_set1_ps(*x.add(r * KC + kk));
             a[0] = _mm512_fmadd_ps(xv, w0, a[0]);
             a[1] = _mm512_fmadd_ps(xv, w1, a[1]);
         }
