@@ -8,7 +8,7 @@
 //! exact in f32, so the result differs from an f32 product of the rounded values only by the
 //! order of the f32 sums (and by denormals, which `vdpbf16ps` flushes to zero).
 
-use super::packed_tiles::{Init, AVX512_MR, AVX512_NR};
+use super::packed_tiles::{Init, AVX512_NR, KC};
 
 /// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits; NaN stays NaN.
 pub fn round_bf16(x: f32) -> u16 {
@@ -55,27 +55,24 @@ pub(super) fn pack_panels(w: &[f32], n: usize, k: usize, nr: usize) -> Vec<u32> 
 }
 
 /// Re-lays `rows` rows of one depth block (each `kc` values, `stride` apart from `x`) as
-/// ⌈kc/2⌉ × `mr` pairs into `tile` (the rows past `rows` are left as they are).
-pub(super) fn pack_input_pairs(
-    x: &[f32],
-    stride: usize,
-    rows: usize,
-    kc: usize,
-    mr: usize,
-    tile: &mut [u32],
-) {
-    for r in 0..rows {
+/// pairs into `tile`, row r's ⌈kc/2⌉ pairs from `r·PAIRS_PER_ROW` (the rows past `rows` are
+/// left as they are).
+pub(super) fn pack_input_pairs(x: &[f32], stride: usize, rows: usize, kc: usize, tile: &mut [u32]) {
+    for (r, dst) in tile.chunks_exact_mut(PAIRS_PER_ROW).take(rows).enumerate() {
         let row = &x[r * stride..r * stride + kc];
-        for kp in 0..kc.div_ceil(2) {
-            tile[kp * mr + r] = pair(row, kp);
+        for (kp, d) in dst[..kc.div_ceil(2)].iter_mut().enumerate() {
+            *d = pair(row, kp);
         }
     }
 }
 
+/// The stride of a tile's rows of input pairs: a whole depth block.
+pub(super) const PAIRS_PER_ROW: usize = KC / 2;
+
 /// The AVX-512 BF16 tile, dispatched on its row count so the kernel's loops are unrolled.
 ///
 /// # Safety
-/// The CPU has AVX-512 F and BF16; `x` holds ⌈kc/2⌉ × 12 pairs, `w` ⌈kc/2⌉ × 32, and the
+/// The CPU has AVX-512 F and BF16; `x` holds 12 rows of `PAIRS_PER_ROW` pairs (⌈kc/2⌉ of each read), `w` ⌈kc/2⌉ × 32, and the
 /// `rows` × `cols` tile at `c` (row stride `ldc`) is writable and written by no one else.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
@@ -147,7 +144,7 @@ unsafe fn bf16<const R: usize>(
         let w0 = as_bh(_mm512_loadu_si512(w.add(kp * NR).cast()));
         let w1 = as_bh(_mm512_loadu_si512(w.add(kp * NR + 16).cast()));
         for (r, a) in acc.iter_mut().enumerate() {
-            let xv = as_bh(_mm512_set1_epi32(*x.add(kp * AVX512_MR + r) as i32));
+            let xv = as_bh(_mm512_set1_epi32(*x.add(r * PAIRS_PER_ROW + kp) as i32));
             a[0] = _mm512_dpbf16_ps(a[0], xv, w0);
             a[1] = _mm512_dpbf16_ps(a[1], xv, w1);
         }

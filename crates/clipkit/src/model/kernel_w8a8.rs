@@ -14,7 +14,7 @@
 //! scales and, per depth block, NR corrections; a tile's input is ⌈kc/4⌉ × MR quads.
 
 use super::kernel_int8::quantize_rows;
-use super::packed_tiles::{Init, AVX512_MR, AVX512_NR};
+use super::packed_tiles::{Init, AVX512_NR, KC};
 
 /// The unsigned offset `vpdpbusd` needs on the input side.
 const OFFSET: i32 = 128;
@@ -66,22 +66,18 @@ pub(super) fn pack_panels(w: &[f32], n: usize, k: usize, nr: usize, kc: usize) -
 }
 
 /// Re-lays `rows` quantised rows of one depth block (each `kc` values, `stride` apart from
-/// `q`) as ⌈kc/4⌉ × `mr` quads of `p + 128` into `tile`.
-pub(super) fn pack_input_quads(
-    q: &[i8],
-    stride: usize,
-    rows: usize,
-    kc: usize,
-    mr: usize,
-    tile: &mut [u32],
-) {
-    for r in 0..rows {
+/// `q`) as quads of `p + 128` into `tile`, row r's ⌈kc/4⌉ quads from `r·QUADS_PER_ROW`.
+pub(super) fn pack_input_quads(q: &[i8], stride: usize, rows: usize, kc: usize, tile: &mut [u32]) {
+    for (r, dst) in tile.chunks_exact_mut(QUADS_PER_ROW).take(rows).enumerate() {
         let row = &q[r * stride..r * stride + kc];
-        for kq in 0..kc.div_ceil(4) {
-            tile[kq * mr + r] = quad(|t| (i32::from(row[t]) + OFFSET) as u8, kc, kq);
+        for (kq, d) in dst[..kc.div_ceil(4)].iter_mut().enumerate() {
+            *d = quad(|t| (i32::from(row[t]) + OFFSET) as u8, kc, kq);
         }
     }
 }
+
+/// The stride of a tile's rows of input quads: a whole depth block.
+pub(super) const QUADS_PER_ROW: usize = KC / 4;
 
 /// A tile's quantised operands besides the input quads.
 #[derive(Clone, Copy)]
@@ -99,8 +95,8 @@ pub(super) struct W8a8Tile<'a> {
 /// The AVX-512 VNNI tile, dispatched on its row count so the kernel's loops are unrolled.
 ///
 /// # Safety
-/// The CPU has AVX-512 F and VNNI; `x` holds ⌈kc/4⌉ × 12 quads, `t.w` ⌈kc/4⌉ × 32, the
-/// slices of `t` their stated lengths, and the `rows` × `cols` tile at `c` (row stride
+/// The CPU has AVX-512 F and VNNI; `x` holds 12 rows of `QUADS_PER_ROW` quads (⌈kc/4⌉ of
+/// each read), `t.w` ⌈kc/4⌉ × 32, the slices of `t` their stated lengths, and the `rows` × `cols` tile at `c` (row stride
 /// `ldc`) is writable and written by no one else meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
@@ -153,7 +149,7 @@ unsafe fn vnni<const R: usize>(
         let w0 = _mm512_loadu_si512(t.w.add(kq * NR).cast());
         let w1 = _mm512_loadu_si512(t.w.add(kq * NR + 16).cast());
         for (r, a) in acc.iter_mut().enumerate() {
-            let xv = _mm512_set1_epi32(*x.add(kq * AVX512_MR + r) as i32);
+            let xv = _mm512_set1_epi32(*x.add(r * QUADS_PER_ROW + kq) as i32);
             a[0] = _mm512_dpbusd_epi32(a[0], xv, w0);
             a[1] = _mm512_dpbusd_epi32(a[1], xv, w1);
         }

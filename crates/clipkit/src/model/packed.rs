@@ -212,8 +212,8 @@ impl PackedWeight {
         let Tiling { nr, mr } = tiling(self.kernel);
         let tiles = m.div_ceil(mr);
         // The rows' current depth block, copied tile by tile as MR rows of stride KC (the f32
-        // kernels' layout); bf16 inputs as ⌈kc/2⌉ × MR pairs and w8a8 inputs (quantised per
-        // row first) as ⌈kc/4⌉ × MR quads, k-major, in `words`.
+        // kernels' layout); bf16 inputs as rows of pairs and w8a8 inputs (quantised per row
+        // first) as rows of quads, in `words`.
         let mut packed_x = Vec::new();
         let mut words = Vec::new();
         let quantized_x = match self.data {
@@ -236,14 +236,14 @@ impl PackedWeight {
                     for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
                         let first = &x[t * mr * k + kb..];
                         let rows = mr.min(m - t * mr);
-                        kernel_bf16::pack_input_pairs(first, k, rows, kc, mr, tile_x);
+                        kernel_bf16::pack_input_pairs(first, k, rows, kc, tile_x);
                     }
                 }
                 (Panels::W8a8(_), Some((q, _))) => {
                     for (t, tile_x) in words.chunks_exact_mut(words_per_tile).enumerate() {
                         let first = &q[t * mr * k + kb..];
                         let rows = mr.min(m - t * mr);
-                        kernel_w8a8::pack_input_quads(first, k, rows, kc, mr, tile_x);
+                        kernel_w8a8::pack_input_quads(first, k, rows, kc, tile_x);
                     }
                 }
                 _ => {
