@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn patch_rows_convolve_as_a_direct_convolution_on_every_kernel() {
         let mut runs = Vec::new();
-        for kernel in [Kernel::Avx512, Kernel::Avx2] {
+        for kernel in [Kernel::Amx, Kernel::Avx512, Kernel::Avx2] {
             for precision in [
                 Precision::Fp32,
                 Precision::Bf16,

@@ -227,7 +227,9 @@ fn quick_gelu_gradient_row(dx: &mut [f32], x: &[f32], bias: &[f32], dy: &[f32], 
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Avx512 => unsafe { quick_gelu_gradient_row_avx512(dx, x, bias, dy, dbias) },
+        Kernel::Amx | Kernel::Avx512 => unsafe {
+            quick_gelu_gradient_row_avx512(dx, x, bias, dy, dbias)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
         Kernel::Avx2 => unsafe { quick_gelu_gradient_row_avx2(dx, x, bias, dy, dbias) },

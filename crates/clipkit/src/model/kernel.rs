@@ -1,5 +1,5 @@
 //! Which CPU kernels run: chosen once per process from the CPU's features, or forced with the
-//! `CLIPKIT_KERNEL` environment variable (`avx512`, `avx2` or `portable`).
+//! `CLIPKIT_KERNEL` environment variable (`amx`, `avx512`, `avx2` or `portable`).
 //!
 //! One binary serves every x86-64 CPU (and other architectures): the hand-written kernels are
 //! compiled with `#[target_feature]` and called only when [`Kernel::active`] says the CPU has
@@ -11,12 +11,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-/// The environment variable that forces a kernel: `avx512`, `avx2` or `portable`.
+/// The environment variable that forces a kernel: `amx`, `avx512`, `avx2` or `portable`.
 pub const KERNEL_ENV: &str = "CLIPKIT_KERNEL";
 
 /// A family of CPU kernels for the inference GEMM and the fused element-wise operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
+    /// [`Kernel::Avx512`], with the bf16 matrix products on AMX tiles (Sapphire Rapids and
+    /// later Xeons, on Linux).
+    Amx,
     /// AVX-512 F/BW/VL: 512-bit registers, 32 of them.
     Avx512,
     /// AVX2 with FMA: 256-bit registers, 16 of them.
@@ -29,7 +32,7 @@ pub enum Kernel {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     /// The value is not a kernel's name.
-    #[error("{KERNEL_ENV}={0:?} is not a kernel: use avx512, avx2 or portable")]
+    #[error("{KERNEL_ENV}={0:?} is not a kernel: use amx, avx512, avx2 or portable")]
     Unknown(String),
     /// The CPU lacks a feature the kernel needs.
     #[error("{KERNEL_ENV}={0}: this CPU lacks {1}; use {2} (the best it supports) or portable")]
@@ -38,11 +41,12 @@ pub enum KernelError {
 
 impl Kernel {
     /// Every kernel, fastest first.
-    pub const ALL: [Kernel; 3] = [Kernel::Avx512, Kernel::Avx2, Kernel::Portable];
+    pub const ALL: [Kernel; 4] = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable];
 
     /// The name `CLIPKIT_KERNEL` takes.
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx",
             Kernel::Avx512 => "avx512",
             Kernel::Avx2 => "avx2",
             Kernel::Portable => "portable",
@@ -59,6 +63,15 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             let needs: &[&'static str] = match self {
+                Kernel::Amx => &[
+                    "avx512f",
+                    "avx512bw",
+                    "avx512vl",
+                    "avx2",
+                    "fma",
+                    "avx512bf16",
+                    "amx-bf16",
+                ],
                 Kernel::Avx512 => &["avx512f", "avx512bw", "avx512vl", "avx2", "fma"],
                 Kernel::Avx2 => &["avx2", "fma"],
                 Kernel::Portable => &[],
@@ -136,7 +149,7 @@ impl FromStr for Kernel {
 
 /// The SIMD features of this CPU that clipkit's kernels can use (for reports and logs).
 pub fn cpu_features() -> Vec<&'static str> {
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 8] = [
         "avx2",
         "fma",
         "avx512f",
@@ -144,6 +157,7 @@ pub fn cpu_features() -> Vec<&'static str> {
         "avx512vl",
         "avx512vnni",
         "avx512bf16",
+        "amx-bf16",
     ];
     KNOWN.into_iter().filter(|f| has_feature(f)).collect()
 }
@@ -158,6 +172,8 @@ pub(super) fn has_feature(feature: &str) -> bool {
         "avx512vl" => is_x86_feature_detected!("avx512vl"),
         "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
         "avx512bf16" => is_x86_feature_detected!("avx512bf16"),
+        // Needs the operating system's leave too, which CPUID alone does not tell.
+        "amx-bf16" => super::kernel_amx::amx_usable(),
         _ => false,
     }
 }
@@ -187,8 +203,12 @@ mod tests {
     fn detection_picks_a_supported_kernel_and_portable_always_runs() {
         assert!(Kernel::Portable.is_supported());
         assert!(Kernel::detect().is_supported());
-        // The order is strict: a CPU with AVX-512 F/BW/VL also has AVX2 and FMA.
-        if Kernel::Avx512.is_supported() {
+        // The order is strict: AMX comes with AVX-512, and a CPU with AVX-512 F/BW/VL
+        // also has AVX2 and FMA.
+        if Kernel::Amx.is_supported() {
+            assert_eq!(Kernel::detect(), Kernel::Amx);
+            assert!(Kernel::Avx512.is_supported());
+        } else if Kernel::Avx512.is_supported() {
             assert_eq!(Kernel::detect(), Kernel::Avx512);
             assert!(Kernel::Avx2.is_supported());
         }

@@ -11,6 +11,7 @@ mod grad_ops;
 mod image_tower;
 pub mod imagine;
 mod kernel;
+mod kernel_amx;
 mod kernel_bf16;
 mod kernel_int8;
 mod kernel_w8a8;

@@ -179,7 +179,7 @@ fn quick_gelu_row(out: &mut [f32], x: &[f32], bias: &[f32]) {
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Avx512 => unsafe { quick_gelu_row_avx512(out, x, bias) },
+        Kernel::Amx | Kernel::Avx512 => unsafe { quick_gelu_row_avx512(out, x, bias) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
         Kernel::Avx2 => unsafe { quick_gelu_row_avx2(out, x, bias) },
@@ -334,7 +334,7 @@ pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Avx512 => unsafe { softmax_rows_avx512(scores, t, causal) },
+        Kernel::Amx | Kernel::Avx512 => unsafe { softmax_rows_avx512(scores, t, causal) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
         Kernel::Avx2 => unsafe { softmax_rows_avx2(scores, t, causal) },
@@ -379,7 +379,7 @@ fn layer_norm_rows(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: 
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Avx512 => unsafe { layer_norm_rows_avx512(out, x, gain, bias, eps) },
+        Kernel::Amx | Kernel::Avx512 => unsafe { layer_norm_rows_avx512(out, x, gain, bias, eps) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
         Kernel::Avx2 => unsafe { layer_norm_rows_avx2(out, x, gain, bias, eps) },

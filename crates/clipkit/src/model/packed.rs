@@ -21,10 +21,11 @@
 use rayon::prelude::*;
 
 use super::kernel::{has_feature, Kernel};
+use super::kernel_amx::AMX_MR;
 use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
 use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR, KC};
 use super::precision::Precision;
-use super::{kernel_bf16, kernel_int8, kernel_w8a8};
+use super::{kernel_amx, kernel_bf16, kernel_int8, kernel_w8a8};
 
 /// Rows handed to one parallel task (a multiple of both kernels' tile heights): a 96 × KC
 /// block of input (96 KiB) stays in L2.
@@ -79,7 +80,7 @@ impl PackedWeight {
         if !Self::supports(kernel, precision) {
             return None;
         }
-        let nr = tiling(kernel).nr;
+        let nr = tiling(kernel, precision).nr;
         let data = match precision {
             Precision::Fp32 => Panels::F32(pack_f32(w, n, k, nr)),
             Precision::Bf16 => Panels::Bf16(kernel_bf16::pack_panels(w, n, k, nr)),
@@ -99,9 +100,13 @@ impl PackedWeight {
         }
         match precision {
             Precision::Fp32 => true,
-            Precision::Bf16 => kernel == Kernel::Avx512 && has_feature("avx512bf16"),
+            Precision::Bf16 => {
+                matches!(kernel, Kernel::Amx | Kernel::Avx512) && has_feature("avx512bf16")
+            }
             Precision::Int8 => true,
-            Precision::W8a8 => kernel == Kernel::Avx512 && has_feature("avx512vnni"),
+            Precision::W8a8 => {
+                matches!(kernel, Kernel::Amx | Kernel::Avx512) && has_feature("avx512vnni")
+            }
         }
     }
 
@@ -140,7 +145,7 @@ impl PackedWeight {
             let rows = x.materialise(k);
             return self.product(&Matrix::new(&rows, k), bias, epilogue);
         }
-        let nr = tiling(self.kernel).nr;
+        let nr = self.tiling().nr;
         let m = x.len();
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias does not match the weight's height");
@@ -209,7 +214,7 @@ impl PackedWeight {
         let x = source
             .matrix()
             .map_or(&[][..], |x| &x[r0 * k..(r0 + m) * k]);
-        let Tiling { nr, mr } = tiling(self.kernel);
+        let Tiling { nr, mr } = self.tiling();
         let tiles = m.div_ceil(mr);
         // The rows' current depth block, copied tile by tile as MR rows of stride KC (the f32
         // kernels' layout); bf16 inputs as rows of pairs and w8a8 inputs (quantised per row
@@ -312,7 +317,7 @@ impl PackedWeight {
                                 )
                             }
                         };
-                        quantized_tile(rows, values, kc, c, n, cols, init);
+                        quantized_tile(self.kernel, rows, values, kc, c, n, cols, init);
                     }
                 }
                 if kb + kc == k {
@@ -431,9 +436,27 @@ struct Tiling {
     mr: usize,
 }
 
-fn tiling(kernel: Kernel) -> Tiling {
+impl PackedWeight {
+    /// The tiling of this weight's kernel and precision.
+    fn tiling(&self) -> Tiling {
+        let precision = match self.data {
+            Panels::F32(_) => Precision::Fp32,
+            Panels::Bf16(_) => Precision::Bf16,
+            Panels::Int8 { .. } => Precision::Int8,
+            Panels::W8a8(_) => Precision::W8a8,
+        };
+        tiling(self.kernel, precision)
+    }
+}
+
+fn tiling(kernel: Kernel, precision: Precision) -> Tiling {
     match kernel {
-        Kernel::Avx512 => Tiling {
+        // AMX blocks are 32 rows (two input tiles) for bf16.
+        Kernel::Amx if precision == Precision::Bf16 => Tiling {
+            nr: AVX512_NR,
+            mr: AMX_MR,
+        },
+        Kernel::Amx | Kernel::Avx512 => Tiling {
             nr: AVX512_NR,
             mr: AVX512_MR,
         },
@@ -465,7 +488,9 @@ unsafe fn tile(
     #[cfg(target_arch = "x86_64")]
     match kernel {
         // SAFETY: the caller's contract.
-        Kernel::Avx512 => super::packed_tiles::avx512_tile(rows, x, w, kc, c, ldc, cols, init),
+        Kernel::Amx | Kernel::Avx512 => {
+            super::packed_tiles::avx512_tile(rows, x, w, kc, c, ldc, cols, init)
+        }
         Kernel::Avx2 => super::packed_tiles::avx2_tile(rows, x, w, kc, c, ldc, cols, init),
         Kernel::Portable => unreachable!("the portable kernel packs no weights"),
     }
@@ -485,13 +510,16 @@ enum Quantized<'a> {
     W8a8(*const u32, W8a8Tile<'a>),
 }
 
-/// One tile of a lower precision, by the AVX-512 kernels (the only ones that pack them).
+/// One tile of a lower precision, by the AVX-512 kernels (the only ones that pack them), bf16
+/// on AMX tiles for [`Kernel::Amx`].
 ///
 /// # Safety
-/// This CPU runs the precision's kernel ([`PackedWeight::supports`]); the pointers satisfy
-/// its contract ([`super::kernel_bf16`], [`super::kernel_w8a8`]).
+/// This CPU runs `kernel` and the precision's kernel ([`PackedWeight::supports`]); the
+/// pointers satisfy its contract ([`super::kernel_bf16`], [`super::kernel_amx`],
+/// [`super::kernel_w8a8`]).
 #[allow(clippy::too_many_arguments)]
 unsafe fn quantized_tile(
+    kernel: Kernel,
     rows: usize,
     values: Quantized,
     kc: usize,
@@ -503,12 +531,15 @@ unsafe fn quantized_tile(
     #[cfg(target_arch = "x86_64")]
     match values {
         // SAFETY: the caller's contract.
+        Quantized::Bf16(x, w) if kernel == Kernel::Amx => {
+            kernel_amx::amx_bf16_tile(rows, x, w, kc, c, ldc, cols, init)
+        }
         Quantized::Bf16(x, w) => kernel_bf16::avx512_bf16_tile(rows, x, w, kc, c, ldc, cols, init),
         Quantized::W8a8(x, t) => kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, c, ldc, cols, init),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (rows, values, kc, c, ldc, cols, init);
+        let _ = (kernel, rows, values, kc, c, ldc, cols, init);
         unreachable!("PackedWeight::pack_as packs nothing off x86-64")
     }
 }
@@ -573,7 +604,7 @@ mod tests {
     /// partial tiles, partial panels and partial depth blocks, with and without many rows.
     #[test]
     fn every_supported_kernel_matches_a_plain_product_for_awkward_shapes() {
-        let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2]
+        let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2]
             .into_iter()
             .filter(|k| k.is_supported())
             .collect();
@@ -646,7 +677,7 @@ mod tests {
     #[test]
     fn lower_precision_kernels_match_a_scalar_product_of_the_same_rounding() {
         let mut runs = Vec::new();
-        for kernel in [Kernel::Avx512, Kernel::Avx2] {
+        for kernel in [Kernel::Amx, Kernel::Avx512, Kernel::Avx2] {
             for p in [Precision::Bf16, Precision::Int8, Precision::W8a8] {
                 if PackedWeight::supports(kernel, p) {
                     runs.push((kernel, p));
