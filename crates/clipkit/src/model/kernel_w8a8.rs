@@ -93,11 +93,14 @@ pub(super) struct W8a8Tile<'a> {
 }
 
 /// The AVX-512 VNNI tile, dispatched on its row count so the kernel's loops are unrolled.
+/// The integer sums start from zero, or from `start` (R rows of 32 sums, 32 apart: the
+/// sums of the depth block's first part, made on AMX tiles).
 ///
 /// # Safety
 /// The CPU has AVX-512 F and VNNI; `x` holds 12 rows of `QUADS_PER_ROW` quads (⌈kc/4⌉ of
-/// each read), `t.w` ⌈kc/4⌉ × 32, the slices of `t` their stated lengths, and the `rows` × `cols` tile at `c` (row stride
-/// `ldc`) is writable and written by no one else meanwhile.
+/// each read), `t.w` ⌈kc/4⌉ × 32, the slices of `t` their stated lengths, `start` (when
+/// given) `rows` × 32 sums, and the `rows` × `cols` tile at `c` (row stride `ldc`) is
+/// writable and written by no one else meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn avx512_vnni_tile(
@@ -105,6 +108,7 @@ pub(super) unsafe fn avx512_vnni_tile(
     x: *const u32,
     t: W8a8Tile,
     kc: usize,
+    start: Option<*const i32>,
     c: *mut f32,
     ldc: usize,
     cols: usize,
@@ -113,18 +117,18 @@ pub(super) unsafe fn avx512_vnni_tile(
     let quads = kc.div_ceil(4);
     // SAFETY (all arms): the caller's contract, with R = rows ≤ 12.
     match rows {
-        12 => vnni::<12>(x, t, quads, c, ldc, cols, init),
-        11 => vnni::<11>(x, t, quads, c, ldc, cols, init),
-        10 => vnni::<10>(x, t, quads, c, ldc, cols, init),
-        9 => vnni::<9>(x, t, quads, c, ldc, cols, init),
-        8 => vnni::<8>(x, t, quads, c, ldc, cols, init),
-        7 => vnni::<7>(x, t, quads, c, ldc, cols, init),
-        6 => vnni::<6>(x, t, quads, c, ldc, cols, init),
-        5 => vnni::<5>(x, t, quads, c, ldc, cols, init),
-        4 => vnni::<4>(x, t, quads, c, ldc, cols, init),
-        3 => vnni::<3>(x, t, quads, c, ldc, cols, init),
-        2 => vnni::<2>(x, t, quads, c, ldc, cols, init),
-        _ => vnni::<1>(x, t, quads, c, ldc, cols, init),
+        12 => vnni::<12>(x, t, quads, start, c, ldc, cols, init),
+        11 => vnni::<11>(x, t, quads, start, c, ldc, cols, init),
+        10 => vnni::<10>(x, t, quads, start, c, ldc, cols, init),
+        9 => vnni::<9>(x, t, quads, start, c, ldc, cols, init),
+        8 => vnni::<8>(x, t, quads, start, c, ldc, cols, init),
+        7 => vnni::<7>(x, t, quads, start, c, ldc, cols, init),
+        6 => vnni::<6>(x, t, quads, start, c, ldc, cols, init),
+        5 => vnni::<5>(x, t, quads, start, c, ldc, cols, init),
+        4 => vnni::<4>(x, t, quads, start, c, ldc, cols, init),
+        3 => vnni::<3>(x, t, quads, start, c, ldc, cols, init),
+        2 => vnni::<2>(x, t, quads, start, c, ldc, cols, init),
+        _ => vnni::<1>(x, t, quads, start, c, ldc, cols, init),
     }
 }
 
@@ -135,6 +139,7 @@ unsafe fn vnni<const R: usize>(
     x: *const u32,
     t: W8a8Tile,
     quads: usize,
+    start: Option<*const i32>,
     c: *mut f32,
     ldc: usize,
     cols: usize,
@@ -145,6 +150,15 @@ unsafe fn vnni<const R: usize>(
     let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
     let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    if let Some(sums) = start {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let row = sums.add(r * NR);
+            *a = [
+                _mm512_loadu_si512(row.cast()),
+                _mm512_loadu_si512(row.add(16).cast()),
+            ];
+        }
+    }
     for kq in 0..quads {
         let w0 = _mm512_loadu_si512(t.w.add(kq * NR).cast());
         let w1 = _mm512_loadu_si512(t.w.add(kq * NR + 16).cast());

@@ -451,8 +451,8 @@ impl PackedWeight {
 
 fn tiling(kernel: Kernel, precision: Precision) -> Tiling {
     match kernel {
-        // AMX blocks are 32 rows (two input tiles) for bf16.
-        Kernel::Amx if precision == Precision::Bf16 => Tiling {
+        // AMX blocks are 32 rows (two input tiles) for bf16 and w8a8.
+        Kernel::Amx if matches!(precision, Precision::Bf16 | Precision::W8a8) => Tiling {
             nr: AVX512_NR,
             mr: AMX_MR,
         },
@@ -535,7 +535,12 @@ unsafe fn quantized_tile(
             kernel_amx::amx_bf16_tile(rows, x, w, kc, c, ldc, cols, init)
         }
         Quantized::Bf16(x, w) => kernel_bf16::avx512_bf16_tile(rows, x, w, kc, c, ldc, cols, init),
-        Quantized::W8a8(x, t) => kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, c, ldc, cols, init),
+        Quantized::W8a8(x, t) if kernel == Kernel::Amx => {
+            kernel_amx::amx_w8a8_tile(rows, x, t, kc, c, ldc, cols, init)
+        }
+        Quantized::W8a8(x, t) => {
+            kernel_w8a8::avx512_vnni_tile(rows, x, t, kc, None, c, ldc, cols, init)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -657,6 +662,44 @@ mod tests {
                 avx2.is_some(),
                 p == Precision::Int8 && Kernel::Avx2.is_supported()
             );
+        }
+    }
+
+    /// The AMX tiles compute what the AVX-512 kernels compute: w8a8 exactly (integer sums,
+    /// the same scaling), bf16 up to the order of f32 sums; across whole and partial
+    /// blocks, depths with and without a tail past the AMX steps, and rows past 16.
+    #[test]
+    fn amx_tiles_match_the_avx512_kernels() {
+        if !Kernel::Amx.is_supported() {
+            eprintln!("no AMX on this CPU: nothing to compare");
+            return;
+        }
+        for (m, n, k) in [
+            (32, 32, 256),
+            (96, 64, 768),
+            (50, 70, 300),
+            (17, 33, 64),
+            (5, 32, 1000),
+            (40, 9, 31),
+        ] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.3)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.7)
+                .collect();
+            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
+            for precision in [Precision::Bf16, Precision::W8a8] {
+                let product = |kernel| {
+                    PackedWeight::pack_as(kernel, precision, &w, n, k)
+                        .expect("supported")
+                        .matmul(&x, Some(&b))
+                };
+                let (amx, avx512) = (product(Kernel::Amx), product(Kernel::Avx512));
+                let worst = compare::max_abs_diff_slices(&amx, &avx512);
+                let bound = if precision == Precision::W8a8 { 0.0 } else { 1e-4 };
+                assert!(worst <= bound, "{precision} {m}x{n}x{k}: {worst}");
+            }
         }
     }
 
