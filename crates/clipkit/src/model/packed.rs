@@ -145,6 +145,11 @@ impl PackedWeight {
             let rows = x.materialise(k);
             return self.product(&Matrix::new(&rows, k), bias, epilogue);
         }
+        // w8a8 inputs are quantised per row once, for every task.
+        let quantized = match (&self.data, x.matrix()) {
+            (Panels::W8a8(_), Some(x)) => Some(kernel_int8::quantize_rows(x, x.len() / k, k)),
+            _ => None,
+        };
         let nr = self.tiling().nr;
         let m = x.len();
         if let Some(b) = bias {
@@ -187,6 +192,7 @@ impl PackedWeight {
             };
             self.rows(
                 x,
+                quantized.as_ref(),
                 r0..r0 + rows,
                 p0..(p0 + per_group).min(panels),
                 &padded_bias,
@@ -198,10 +204,13 @@ impl PackedWeight {
     }
 
     /// Computes `panels` of the output for `rows` of x into `out` (the first row's output,
-    /// row stride N), the epilogue's residual starting at that row too.
+    /// row stride N), the epilogue's residual starting at that row too; `quantized` holds
+    /// every row of x quantised (values and scales) for w8a8 panels.
+    #[allow(clippy::too_many_arguments)]
     fn rows<S: InputRows>(
         &self,
         source: &S,
+        quantized: Option<&(Vec<i8>, Vec<f32>)>,
         rows: std::ops::Range<usize>,
         panels: std::ops::Range<usize>,
         bias: &[f32],
@@ -221,10 +230,7 @@ impl PackedWeight {
         // first) as rows of quads, in `words`.
         let mut packed_x = Vec::new();
         let mut words = Vec::new();
-        let quantized_x = match self.data {
-            Panels::W8a8(_) => Some(kernel_int8::quantize_rows(&x[..m * k], m, k)),
-            _ => None,
-        };
+        let quantized_x = quantized.map(|(q, s)| (&q[r0 * k..(r0 + m) * k], &s[r0..r0 + m]));
         match self.data {
             Panels::Bf16(_) | Panels::W8a8(_) => words = vec![0u32; tiles * KC.div_ceil(2) * mr],
             Panels::F32(_) | Panels::Int8 { .. } => packed_x = vec![0f32; tiles * KC * mr],
@@ -305,7 +311,7 @@ impl PackedWeight {
                             Panels::W8a8(data) => {
                                 let (quads, blocks) = (k.div_ceil(4), k.div_ceil(KC));
                                 let correction = (p * blocks + kb / KC) * nr;
-                                let row_scales = quantized_x.as_ref().map_or(&[][..], |(_, s)| s);
+                                let row_scales = quantized_x.map_or(&[][..], |(_, s)| s);
                                 Quantized::W8a8(
                                     tile_words,
                                     W8a8Tile {
@@ -697,7 +703,11 @@ mod tests {
                 };
                 let (amx, avx512) = (product(Kernel::Amx), product(Kernel::Avx512));
                 let worst = compare::max_abs_diff_slices(&amx, &avx512);
-                let bound = if precision == Precision::W8a8 { 0.0 } else { 1e-4 };
+                let bound = if precision == Precision::W8a8 {
+                    0.0
+                } else {
+                    1e-4
+                };
                 assert!(worst <= bound, "{precision} {m}x{n}x{k}: {worst}");
             }
         }
