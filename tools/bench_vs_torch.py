@@ -41,6 +41,12 @@ What is measured
      ``get_image_features`` in batches of 32.  The Python interpreter start and
      ``import torch, transformers`` are not included (measured once and reported apart).
 
+Precision: ``--precision bf16`` runs clipkit's bf16 products against CLIPModel in
+``torch.bfloat16`` (oneDNN; AMX where the CPU has it), ``--precision w8a8`` against
+``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` to qint8 (int8 weights and
+dynamically quantised activations, fbgemm/x86), ``--precision int8`` (weight-only, which
+PyTorch's core lacks) against float32. The default is float32 on both sides.
+
 Kernel: the worker inherits ``CLIPKIT_KERNEL`` (``avx512``, ``avx2`` or ``portable``; unset:
 the best this CPU runs), and the kernel it ran and the CPU flags are printed and saved.
 
@@ -87,6 +93,7 @@ WORKLOADS = [("image", 1), ("image", 8), ("image", 32), ("text", 32)]
 TEXT_TOKENS = 77
 BOS, EOS = 49406, 49407
 TARGET_SECONDS = 3.0  # aim of one timing; N is chosen from a calibration pass
+PRECISION = "fp32"  # clipkit's --precision; set from the command line
 N_JPEGS, JPEG_SIZE, E2E_BATCH = 64, (640, 480), 32
 TORCH_ATTN = ["sdpa", "eager"]  # transformers' default first
 
@@ -187,9 +194,9 @@ class ForeignCpu:
 class ClipkitWorker:
     """The bench_worker process: `image B N` / `text B N` on stdin, seconds on stdout."""
 
-    def __init__(self, model_dir: Path, threads: int):
+    def __init__(self, model_dir: Path, threads: int, precision: str):
         self.proc = subprocess.Popen(
-            [str(WORKER), "--model", str(model_dir)],
+            [str(WORKER), "--model", str(model_dir), "--precision", precision],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
             env=clipkit_env(threads),
         )
@@ -225,11 +232,26 @@ class ClipkitWorker:
 
 # ----------------------------------------------------------------------------- torch side
 
-class TorchBench:
-    """CLIPModel on fixed inputs, float32, under inference_mode."""
+def torch_model(model_dir: Path, precision: str) -> CLIPModel:
+    """CLIPModel in the counterpart of clipkit's `precision` (see the module's docstring)."""
+    model = CLIPModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "w8a8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
-    def __init__(self, model_dir: Path):
-        self.model = CLIPModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+
+def torch_counterpart(precision: str) -> str:
+    return {"bf16": "bfloat16", "w8a8": "quantize_dynamic qint8 Linear"}.get(precision, "float32")
+
+
+class TorchBench:
+    """CLIPModel on fixed inputs, in the counterpart of clipkit's precision, under inference_mode."""
+
+    def __init__(self, model_dir: Path, precision: str):
+        self.model = torch_model(model_dir, precision)
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.default_attn = self.model.config._attn_implementation
         self.image_size = self.model.config.vision_config.image_size
         self._gen = torch.Generator().manual_seed(0)
@@ -240,7 +262,7 @@ class TorchBench:
         if key not in self._inputs:
             if kind == "image":
                 s = self.image_size
-                x = torch.rand((batch, 3, s, s), generator=self._gen) * 3.9 - 1.8
+                x = (torch.rand((batch, 3, s, s), generator=self._gen) * 3.9 - 1.8).to(self.dtype)
             else:
                 x = torch.randint(1000, 40000, (batch, TEXT_TOKENS), generator=self._gen)
                 x[:, 0], x[:, -1] = BOS, EOS
@@ -345,7 +367,7 @@ def make_jpegs(out: Path) -> list[Path]:
 
 
 def cli_command(model_dir: Path, images: list[Path], threads: int) -> list[str]:
-    cmd = [str(CLI), "embed", "--model", str(model_dir)]
+    cmd = [str(CLI), "embed", "--model", str(model_dir), "--precision", PRECISION]
     for p in images:
         cmd += ["--image", str(p)]
     return cmd + ["--json", "--threads", str(threads)]
@@ -394,7 +416,7 @@ def check_cli(model_dir: Path, paths: list[Path], threads: int) -> str | None:
 
 
 def torch_load(model_dir: Path) -> tuple[CLIPModel, CLIPImageProcessor]:
-    model = CLIPModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    model = torch_model(model_dir, PRECISION)
     processor = CLIPImageProcessor.from_pretrained(str(model_dir))
     return model, processor
 
@@ -406,7 +428,8 @@ def torch_embed_files(model: CLIPModel, processor: CLIPImageProcessor, paths: li
         for i in range(0, len(paths), E2E_BATCH):
             images = [Image.open(p).convert("RGB") for p in paths[i:i + E2E_BATCH]]
             inputs = processor(images=images, return_tensors="pt")
-            out = model.get_image_features(pixel_values=inputs["pixel_values"])
+            pixels = inputs["pixel_values"].to(torch.bfloat16 if PRECISION == "bf16" else torch.float32)
+            out = model.get_image_features(pixel_values=pixels)
             parts.append(F.normalize(out.pooler_output, dim=-1))
     return torch.cat(parts)
 
@@ -554,13 +577,15 @@ def print_table(forward: list[dict], e2e: dict, default_attn: str) -> None:
 # ----------------------------------------------------------------------------- main
 
 def main() -> None:
-    global TARGET_SECONDS, CLI, WORKER
+    global TARGET_SECONDS, CLI, WORKER, PRECISION
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "target/bench-model",
                         help="HF CLIP folder (default %(default)s; created when absent)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both sides (default 2)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per workload (default 5)")
     parser.add_argument("--skip-e2e", action="store_true", help="only the forward-pass workloads")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8", "w8a8"], default="fp32",
+                        help="clipkit's --precision; PyTorch runs its counterpart (default fp32)")
     parser.add_argument("--target-seconds", type=float, default=TARGET_SECONDS,
                         help="aim of one timing (default %(default)s; lower only for smoke tests)")
     parser.add_argument("--cli", type=Path, default=CLI, help="the clipkit binary (default %(default)s)")
@@ -570,6 +595,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default %(default)s)")
     args = parser.parse_args()
     TARGET_SECONDS, CLI, WORKER = args.target_seconds, args.cli.resolve(), args.worker.resolve()
+    PRECISION = args.precision
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
@@ -591,8 +617,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}; model {model_dir}")
     print(f"checkout {git_state()}; worker {WORKER} ({binary_info(WORKER)['mtime']})")
 
-    torch_bench = TorchBench(model_dir)
-    worker = ClipkitWorker(model_dir, args.threads)
+    print(f"precision: clipkit {PRECISION}, torch {torch_counterpart(PRECISION)}")
+    torch_bench = TorchBench(model_dir, PRECISION)
+    worker = ClipkitWorker(model_dir, args.threads, PRECISION)
     # Workers built before run-time kernel choice report neither; they ran the AVX2 kernel.
     kernel = worker.info.get("kernel", "avx2 (worker predates CLIPKIT_KERNEL)")
     cpu_flags = worker.info.get("cpu", "not reported").replace(",", " ")
@@ -621,6 +648,7 @@ def main() -> None:
                  "torch_default_attention": default_attn, "model": str(model_dir),
                  "clipkit_worker_load_seconds": float(worker.info["load_s"]),
                  "clipkit_kernel": kernel, "cpu_flags": cpu_flags,
+                 "precision": PRECISION, "torch_precision": torch_counterpart(PRECISION),
                  "git_of_this_checkout": git_state(),
                  "worker_binary": binary_info(WORKER), "cli_binary": binary_info(CLI),
                  "load_average_1min_at_start": load1,
