@@ -152,7 +152,7 @@ fn long_version() -> String {
         Err(e) => format!("none ({e})"),
     };
     format!(
-        "{}\nkernel: {kernel} (detected: {}; set {} to avx512, avx2 or portable to force one)\n\
+        "{}\nkernel: {kernel} (detected: {}; set {} to amx, avx512, avx2 or portable to force one)\n\
          cpu features: {}",
         env!("CARGO_PKG_VERSION"),
         clipkit::Kernel::detect(),
