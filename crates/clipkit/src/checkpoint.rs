@@ -164,6 +164,8 @@ impl Checkpoint {
                 problems.push(format!("  unexpected tensor {name} {:?}", tensor.dims()));
             }
         }
+        // Towers and layers load in parallel: sort, so the report reads the same every run.
+        problems.sort();
         if problems.is_empty() {
             Ok(())
         } else {

@@ -73,12 +73,16 @@ impl Clip {
             tokenizer,
             weights,
         } = model_folder::read_model(dir)?;
-        let network = ClipNetwork::build(weights.var_builder(), &architecture, options);
+        // The tokenizer is parsed while the weights are read and packed.
+        let (network, tokenizer) = rayon::join(
+            || ClipNetwork::build(weights.var_builder(), &architecture, options),
+            || tokenizer.read(),
+        );
         // Report every tensor problem at once before any error from building the network.
         weights.finish()?;
         Ok(Clip {
             network: network?,
-            tokenizer,
+            tokenizer: tokenizer?,
             preprocess,
             architecture,
             dir: dir.to_path_buf(),

@@ -2,6 +2,7 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use super::layers::{LayerNorm, Linear};
 use super::load_options::LoadOptions;
@@ -174,7 +175,10 @@ impl Encoder {
     /// Loads `layers.{0..n}` under `vb`.
     pub fn new(vb: VarBuilder, shape: &EncoderShape, options: LoadOptions) -> Result<Self> {
         let vb = vb.pp("layers");
+        // Layers load in parallel: reading a layer's tensors out of the checkpoint is one
+        // thread's copy, so a sequential load left the other cores idle between packings.
         let layers = (0..shape.layers)
+            .into_par_iter()
             .map(|i| EncoderLayer::new(vb.pp(i), shape, options))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder { layers })

@@ -36,9 +36,13 @@ impl ClipNetwork {
         options: LoadOptions,
     ) -> Result<Self> {
         let e = architecture.projection_dim;
+        let (text_model, image_tower) = rayon::join(
+            || TextTower::new(vb.pp("text_model"), &architecture.text, options),
+            || ImageTower::new(&vb, &architecture.image, e, options),
+        );
         Ok(ClipNetwork {
-            text_model: TextTower::new(vb.pp("text_model"), &architecture.text, options)?,
-            image_tower: ImageTower::new(&vb, &architecture.image, e, options)?,
+            text_model: text_model?,
+            image_tower: image_tower?,
             text_projection: Linear::new(
                 vb.pp("text_projection"),
                 architecture.text.hidden_size,

@@ -19,10 +19,32 @@ pub struct ModelParts {
     pub architecture: Architecture,
     /// How images become pixels.
     pub preprocess: PreprocessConfig,
-    /// The tokenizer, bound to the text tower's context length.
-    pub tokenizer: ClipTokenizer,
+    /// The tokenizer, bound to the text tower's context length, read when asked.
+    pub tokenizer: PendingTokenizer,
     /// The weights under clipkit's names (HF names; a ModifiedResNet's under `visual.`).
     pub weights: Checkpoint,
+}
+
+/// A model's tokenizer, read on [`PendingTokenizer::read`] rather than with the rest of the
+/// model: parsing CLIP's 49,408-token `tokenizer.json` takes about 0.1 s, which
+/// [`crate::Clip::load_with`] spends on another core while the weights are packed.
+pub struct PendingTokenizer(Box<dyn FnOnce() -> Result<ClipTokenizer> + Send>);
+
+impl PendingTokenizer {
+    /// A tokenizer that `read` will produce.
+    pub fn new(read: impl FnOnce() -> Result<ClipTokenizer> + Send + 'static) -> Self {
+        PendingTokenizer(Box::new(read))
+    }
+
+    /// CLIP's own vocabulary ([`ClipTokenizer::clip_vocabulary`]) at `context_length`.
+    pub fn clip_vocabulary(context_length: usize) -> Self {
+        Self::new(move || ClipTokenizer::clip_vocabulary(context_length))
+    }
+
+    /// Reads the tokenizer (an unreadable or invalid tokenizer file is an error here).
+    pub fn read(self) -> Result<ClipTokenizer> {
+        (self.0)()
+    }
 }
 
 /// Reads the model at `path`: a HuggingFace folder, an open_clip folder
@@ -45,7 +67,13 @@ pub fn read_model(path: &Path) -> Result<ModelParts> {
 fn read_hf_folder(dir: &Path) -> Result<ModelParts> {
     let config = read_config(dir)?;
     let preprocess = read_preprocess(dir, &config)?;
-    let tokenizer = read_tokenizer(dir, config.text_config.max_position_embeddings)?;
+    let tokenizer = {
+        let (dir, context_length) = (
+            dir.to_path_buf(),
+            config.text_config.max_position_embeddings,
+        );
+        PendingTokenizer::new(move || read_tokenizer(&dir, context_length))
+    };
     let weights = Checkpoint::open_dir(dir)?;
     Ok(ModelParts {
         architecture: Architecture::from(&config),

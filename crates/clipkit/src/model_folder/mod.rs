@@ -20,7 +20,7 @@ pub mod torch_checkpoint;
 mod write;
 
 pub use layout::{probe_layout, Layout};
-pub use load::{read_model, ModelParts};
+pub use load::{read_model, ModelParts, PendingTokenizer};
 pub use read::{read_config, read_preprocess, read_tokenizer, read_tokenizer_files};
 pub use write::write_model_folder;
 

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::openai_layout::rename_openai;
 use super::torch_checkpoint::read_tensors;
-use super::ModelParts;
+use super::{ModelParts, PendingTokenizer};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Activation, TextConfig, VisionConfig};
 use crate::error::{Error, Result};
@@ -28,7 +28,6 @@ use crate::image::preprocess::ResizeTarget;
 use crate::image::resample::Filter;
 use crate::image::{CropCorner, PreprocessConfig};
 use crate::model::{Architecture, ImageTowerConfig, ResNetConfig};
-use crate::tokenizer::ClipTokenizer;
 
 /// open_clip's model and preprocessing configuration.
 pub const OPEN_CLIP_CONFIG_FILE: &str = "open_clip_config.json";
@@ -278,7 +277,7 @@ pub fn read_open_clip_folder(dir: &Path) -> Result<ModelParts> {
         preprocess,
         custom_text,
     } = parse_config(&text, &config_path)?;
-    let tokenizer = ClipTokenizer::clip_vocabulary(architecture.text.max_position_embeddings)?;
+    let tokenizer = PendingTokenizer::clip_vocabulary(architecture.text.max_position_embeddings);
     let (weights_path, tensors) = read_weights(dir)?;
     let tensors = tensors
         .into_iter()

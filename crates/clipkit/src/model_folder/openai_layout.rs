@@ -29,7 +29,7 @@ use std::path::Path;
 use candle_core::Tensor;
 
 use super::torch_checkpoint::read_tensors;
-use super::{ModelFolder, ModelParts};
+use super::{ModelFolder, ModelParts, PendingTokenizer};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig};
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ use crate::image::PreprocessConfig;
 use crate::model::{
     Architecture, ClipNetwork, ImageTowerConfig, LoadOptions, ResNetConfig, WeightFormat,
 };
-use crate::tokenizer::{clip_vocab_files, ClipTokenizer};
+use crate::tokenizer::clip_vocab_files;
 
 /// OpenAI's attention head width: `build_model` sets heads = width / 64.
 const HEAD_WIDTH: usize = 64;
@@ -61,7 +61,7 @@ pub fn read_openai_model(path: &Path) -> Result<ModelParts> {
     let weights = rename_openai(by_name, &architecture.image, path)?;
     Ok(ModelParts {
         preprocess: PreprocessConfig::openai_torchvision(architecture.image_size() as u32),
-        tokenizer: ClipTokenizer::clip_vocabulary(architecture.text.max_position_embeddings)?,
+        tokenizer: PendingTokenizer::clip_vocabulary(architecture.text.max_position_embeddings),
         weights: Checkpoint::from_tensors(path, weights),
         architecture,
     })
