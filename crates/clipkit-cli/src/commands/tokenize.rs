@@ -45,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             model_folder::read_model(&model_dir)
                 .with_context(|| format!("cannot load model from {}", model_dir.display()))?
                 .tokenizer
+                .read()?
         }
         _ => {
             let config = model_folder::read_config(&model_dir)
