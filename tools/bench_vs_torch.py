@@ -39,7 +39,10 @@ What is measured
    - transformers, in-process: ``CLIPModel.from_pretrained`` + ``CLIPImageProcessor.
      from_pretrained`` (timed separately as "load"), then PIL decoding + the processor +
      ``get_image_features`` in batches of 32.  The Python interpreter start and
-     ``import torch, transformers`` are not included (measured once and reported apart).
+     ``import torch, transformers`` are not included (measured once and reported apart);
+   - clipkit in steady state: ``Clip::embed_image_files`` on the same 64 files in the
+     long-lived worker (model loaded, as ``clipkit serve`` or the indexer runs it; decoding
+     overlapped with the forward pass, batches of 32), against transformers excluding load.
 
 Precision: ``--precision bf16`` runs clipkit's bf16 products against CLIPModel in
 ``torch.bfloat16`` (oneDNN; AMX where the CPU has it), ``--precision w8a8`` against
@@ -216,6 +219,14 @@ class ClipkitWorker:
     def time(self, kind: str, batch: int, n: int) -> float:
         """Seconds for n passes (after one untimed warm-up pass inside the worker)."""
         self.proc.stdin.write(f"{kind} {batch} {n}\n")
+        answer = self._read()
+        if answer.startswith("error"):
+            raise RuntimeError(f"bench_worker: {answer}")
+        return float(answer)
+
+    def files(self, folder: Path, n: int) -> float:
+        """Seconds for n runs of `embed_image_files` over the folder's JPEGs (after a warm-up)."""
+        self.proc.stdin.write(f"files {folder} {n}\n")
         answer = self._read()
         if answer.startswith("error"):
             raise RuntimeError(f"bench_worker: {answer}")
@@ -466,7 +477,10 @@ def bench_end_to_end(model_dir: Path, threads: int, rounds: int) -> dict:
     del model, processor
     gc.collect()
 
-    foreign = ForeignCpu()
+    # The steady state: the same files through a loaded model, as the indexer or server runs.
+    worker = ClipkitWorker(model_dir, threads, PRECISION)
+    clip_steady: list[float] = []
+    foreign = ForeignCpu(worker.proc.pid)
     foreign.start()
     wall_start = time.perf_counter()
     for r in range(rounds):
@@ -477,6 +491,7 @@ def bench_end_to_end(model_dir: Path, threads: int, rounds: int) -> dict:
             clip_total.append(secs)
             if cli_load_measurable:
                 clip_load.append(run_timed(cli_command(model_dir, [], threads))[0])
+            clip_steady.append(worker.files(JPEG_DIR, 1))
 
         def run_torch() -> None:
             start = time.perf_counter()
@@ -493,9 +508,11 @@ def bench_end_to_end(model_dir: Path, threads: int, rounds: int) -> dict:
             step()
         print(f"  e2e {n} JPEGs round {r + 1}/{rounds}: clipkit {clip_total[-1]:.2f} s incl. load"
               + (f" (load {clip_load[-1]:.2f} s)" if clip_load else "")
+              + f", loaded {clip_steady[-1]:.2f} s"
               + f"  torch load {torch_load_s[-1]:.2f} s + embed {torch_proc_s[-1]:.2f} s", flush=True)
 
     wall = time.perf_counter() - wall_start
+    worker.close()
     machine = foreign.stop()
     if machine and machine["other_processes_cpu_s"] > 0.05 * wall:
         print(f"  warning: other processes used {machine['other_processes_cpu_s']:.1f} CPU s "
@@ -511,7 +528,9 @@ def bench_end_to_end(model_dir: Path, threads: int, rounds: int) -> dict:
         "torch_processor_backend": processor_backend,
         "python_import_seconds_once": python_import_seconds(),
         "clipkit": {"seconds_including_load": clip_total,
-                    "images_per_s_including_load": median_rate(n, clip_total)},
+                    "images_per_s_including_load": median_rate(n, clip_total),
+                    "steady_state_seconds": clip_steady,
+                    "images_per_s_steady_state": median_rate(n, clip_steady)},
         "torch": {"load_seconds": torch_load_s, "embed_seconds": torch_proc_s,
                   "images_per_s_including_load": median_rate(n, torch_total),
                   "images_per_s_excluding_load": median_rate(n, torch_proc_s),
@@ -519,6 +538,8 @@ def bench_end_to_end(model_dir: Path, threads: int, rounds: int) -> dict:
     }
     result["ratio_including_load"] = (result["clipkit"]["images_per_s_including_load"]
                                       / result["torch"]["images_per_s_including_load"])
+    result["ratio_steady_state"] = (result["clipkit"]["images_per_s_steady_state"]
+                                    / result["torch"]["images_per_s_excluding_load"])
     excl = [t - l for t, l in zip(clip_total, clip_load)]
     if clip_load and min(excl) <= 0:
         print("  note: the zero-image run took as long as the full run; excluding-load figure dropped")
@@ -567,6 +588,8 @@ def print_table(forward: list[dict], e2e: dict, default_attn: str) -> None:
           f"{cell(t['images_per_s_excluding_load'], 12)}{cell(t['median_load_seconds'], 10)}")
     print(f"{'ratio clipkit / torch':24s}{cell(e2e['ratio_including_load'], 12)}"
           f"{cell(e2e.get('ratio_excluding_load'), 12)}")
+    print(f"{'clipkit loaded (worker)':24s}{'':12s}{cell(c['images_per_s_steady_state'], 12)}"
+          f"   steady state vs torch excl. load: {e2e['ratio_steady_state']:.2f}")
     print(f"(torch preprocessing: {e2e['torch_processor']}; clipkit's figure includes process start; "
           f"python start + imports, not included for torch: {e2e['python_import_seconds_once']:.2f} s)")
     if e2e.get("machine"):
@@ -592,8 +615,14 @@ def main() -> None:
     parser.add_argument("--worker", type=Path, default=WORKER,
                         help="the bench_worker binary (default %(default)s); e.g. one built from "
                              "another checkout, to compare library versions")
+    parser.add_argument("--torch-attn", default=",".join(TORCH_ATTN),
+                        help="transformers attention implementations to time, comma-separated "
+                             "(default %(default)s; 'sdpa' alone halves the torch side's time)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default %(default)s)")
     args = parser.parse_args()
+    TORCH_ATTN[:] = [a for a in args.torch_attn.split(",") if a]
+    if not TORCH_ATTN or any(a not in ("sdpa", "eager") for a in TORCH_ATTN):
+        parser.error(f"--torch-attn takes sdpa and/or eager, not {args.torch_attn!r}")
     TARGET_SECONDS, CLI, WORKER = args.target_seconds, args.cli.resolve(), args.worker.resolve()
     PRECISION = args.precision
     hf_logging.set_verbosity_error()

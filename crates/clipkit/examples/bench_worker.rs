@@ -20,18 +20,24 @@
 //!   (B, 3, S, S) batch of pseudo-random pixels; answers the elapsed seconds of the N passes.
 //! - `text B N` → the same for `embed_token_ids` on B rows of exactly 77 tokens
 //!   (start token, 75 pseudo-random ordinary ids, end token).
+//! - `files DIR N` → one untimed warm-up, then N timed runs of `embed_image_files` over every
+//!   `.jpg` in DIR (sorted): decoding and preprocessing overlapped with the forward passes,
+//!   in batches of 32, as `clipkit embed` and `clipkit index` run them; answers the seconds.
 //! - `quit` (or end of input) → exit.
+//!
+//! The model runs at clipkit's default batch size (32): an `image` command is one forward
+//! pass whatever its B, a `text` command's B is at most 32.
 //!
 //! Malformed commands answer `error <message>` and the worker keeps going.
 
 use std::error::Error;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use clipkit::model::{LoadOptions, Precision};
-use clipkit::Clip;
+use clipkit::{Clip, DEFAULT_BATCH_SIZE};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -99,6 +105,19 @@ fn time_passes(n: usize, mut pass: impl FnMut() -> BoxResult<Tensor>) -> BoxResu
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// The `.jpg` files of `dir`, sorted; an error when there are none.
+fn jpegs_in(dir: &Path) -> BoxResult<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")));
+    paths.sort();
+    if paths.is_empty() {
+        return Err(format!("no .jpg files in {}", dir.display()).into());
+    }
+    Ok(paths)
+}
+
 const USAGE: &str = "usage: bench_worker --model DIR [--precision fp32|bf16|int8]";
 
 fn parse_args() -> BoxResult<(PathBuf, Precision)> {
@@ -112,7 +131,9 @@ fn parse_args() -> BoxResult<(PathBuf, Precision)> {
                 precision = args.next().ok_or("--precision needs a value")?.parse()?;
             }
             "-h" | "--help" => {
-                eprintln!("{USAGE}   (commands on stdin: image B N | text B N | quit)");
+                eprintln!(
+                    "{USAGE}   (commands on stdin: image B N | text B N | files DIR N | quit)"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
@@ -149,9 +170,19 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
         }
         ["text", rest @ ..] => {
             let (b, n) = parse_batch_and_count(rest)?;
+            if b > DEFAULT_BATCH_SIZE {
+                return Err(
+                    format!("text B is at most {DEFAULT_BATCH_SIZE}, one forward pass").into(),
+                );
+            }
             let ids = random_token_rows(b, rng);
-            // embed_token_ids splits into chunks of the clip's batch size; B must be one chunk.
             let secs = time_passes(n, || Ok(clip.embed_token_ids(&ids)?))?;
+            Ok(Some(format!("{secs:.6}")))
+        }
+        ["files", dir, n] => {
+            let n: usize = n.parse()?;
+            let paths = jpegs_in(Path::new(dir))?;
+            let secs = time_passes(n, || Ok(clip.embed_image_files(&paths, |_| {})?))?;
             Ok(Some(format!("{secs:.6}")))
         }
         [other, ..] => Ok(Some(format!("error unknown command {other:?}"))),
@@ -166,8 +197,7 @@ fn main() -> BoxResult<()> {
         precision,
         ..LoadOptions::default()
     };
-    // A batch size far above any benchmarked B, so one command is one forward pass.
-    let clip = Clip::load_with(&model, options)?.with_batch_size(1 << 20);
+    let clip = Clip::load_with(&model, options)?;
     let load_s = start.elapsed().as_secs_f64();
 
     let stdout = std::io::stdout();

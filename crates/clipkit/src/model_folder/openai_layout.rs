@@ -54,7 +54,7 @@ const NOT_WEIGHTS: [&str; 4] = [
 /// [`crate::Clip::load`]: the architecture inferred from the weights
 /// ([`infer_architecture`]), the weights renamed ([`rename_openai`]), OpenAI's
 /// preprocessing at the inferred size ([`PreprocessConfig::openai_torchvision`]) and CLIP's
-/// carried vocabulary ([`ClipTokenizer::clip_vocabulary`]).
+/// carried vocabulary ([`crate::tokenizer::ClipTokenizer::clip_vocabulary`]).
 pub fn read_openai_model(path: &Path) -> Result<ModelParts> {
     let by_name: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
     let architecture = infer_architecture(&by_name, path)?;
