@@ -46,6 +46,10 @@ pub struct Args {
     /// (with --imagine).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().samples, value_parser = super::positive_count)]
     samples: usize,
+    /// How many background pixels one object pixel weighs in the VQ model's reconstruction
+    /// loss (with --imagine; 1: plain mean squared error).
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_object_weight, value_parser = clap::value_parser!(u32).range(1..))]
+    vq_object_weight: u32,
     /// CLIP model folder or Hub name that ranks the samples and whose tokenizer reads the
     /// captions (with --imagine; default: the default model of `clipkit quickstart`).
     #[arg(long = "rerank-model", value_name = "DIR|ORG/NAME")]
@@ -101,6 +105,7 @@ pub fn run(
         batch_size: batch_size.unwrap_or(defaults.batch_size),
         images: args.images,
         samples: args.samples,
+        vq_object_weight: args.vq_object_weight,
     };
     recipe.validate()?;
     let rerank_dir = match &args.rerank_model {

@@ -9,7 +9,7 @@ use clipkit::model::vq::{VqConfig, VqModel};
 use clipkit::train::read_metrics_file;
 use clipkit::train::vq::{
     evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, VqEvaluation,
-    VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary,
+    VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary, SHAPES_OBJECT_WEIGHT,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -48,6 +48,10 @@ pub struct Args {
     /// Steps between restarts of unused codes (0 disables).
     #[arg(long, default_value_t = 50)]
     pub restart_every: usize,
+    /// Weight of object pixels (any pixel unlike the scene's background) in the
+    /// reconstruction loss, background pixels weighing 1 (1: plain mean squared error).
+    #[arg(long, default_value_t = SHAPES_OBJECT_WEIGHT as f32)]
+    pub object_weight: f32,
     /// Held-out (test split) images for the PSNR and codebook evaluation.
     #[arg(long, default_value_t = 256, value_parser = super::positive_count)]
     pub eval_images: usize,
@@ -73,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         restart_every: args.restart_every,
+        object_weight: args.object_weight,
     };
     let summary = train_with_progress(&args.out, &settings)?;
     let evaluation = finish_run(

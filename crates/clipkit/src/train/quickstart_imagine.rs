@@ -12,7 +12,7 @@ use crate::model::imagine::{ImagineConfig, ImagineSizes};
 use crate::model::vq::VqConfig;
 use crate::train::imagine::ImagineRunSettings;
 use crate::train::quickstart::TargetCheck;
-use crate::train::vq::{three_level_vq_config, VqRunSettings};
+use crate::train::vq::{three_level_vq_config, VqRunSettings, SHAPES_OBJECT_WEIGHT};
 
 /// Accuracy (0..1) of the first sample each measure of [`CategoryRow::measures`] should
 /// reach over the prompts of seen colour–shape pairs (issue 14, point 5).
@@ -33,6 +33,9 @@ pub struct ImagineQuickstartRecipe {
     /// Samples per prompt in the evaluation; the best after reranking is judged beside
     /// the first.
     pub samples: usize,
+    /// How many background pixels one object pixel weighs in the VQ model's reconstruction
+    /// loss ([`VqRunSettings::object_weight`]; 1: plain mean squared error).
+    pub vq_object_weight: u32,
 }
 
 impl Default for ImagineQuickstartRecipe {
@@ -43,6 +46,7 @@ impl Default for ImagineQuickstartRecipe {
             batch_size: 32,
             images: 4096,
             samples: 16,
+            vq_object_weight: SHAPES_OBJECT_WEIGHT,
         }
     }
 }
@@ -58,7 +62,8 @@ impl ImagineQuickstartRecipe {
     }
 
     /// The VQ model's training: AdamW at 2e-3 after 20 warm-up steps, seed 0, dead codes
-    /// restarted every 50 steps, a checkpoint every 50 steps.
+    /// restarted every 50 steps, a checkpoint every 50 steps, object pixels weighed
+    /// `vq_object_weight` times the background in the reconstruction loss.
     pub fn vq_settings(&self) -> VqRunSettings {
         VqRunSettings {
             config: self.vq_config(),
@@ -70,6 +75,7 @@ impl ImagineQuickstartRecipe {
             seed: 0,
             checkpoint_every: 50,
             restart_every: 50,
+            object_weight: self.vq_object_weight as f32,
         }
     }
 

@@ -20,5 +20,5 @@ pub use evaluate::{evaluate, images_tensor, reconstruct, VqEvaluation};
 pub(crate) use init::name_seed;
 pub use run::{
     run_vq, shapes_vq_config, three_level_vq_config, VqMetricsLine, VqProgress, VqRunSettings,
-    VqRunSummary,
+    VqRunSummary, SHAPES_OBJECT_WEIGHT,
 };

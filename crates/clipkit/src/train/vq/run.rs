@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evaluate::images_tensor;
 use super::init::initialise;
-use crate::data::shapes::{ShapesConfig, ShapesWorld, Split};
+use crate::data::shapes::{Sample, ShapesConfig, ShapesWorld, Split};
 use crate::error::{Error, Result};
 use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
 use crate::train::metrics_log::MetricsLog;
@@ -49,6 +49,22 @@ pub struct VqRunSettings {
     /// Every this many steps, codes no batch used since the last restart are moved onto
     /// random encoder outputs of the current batch (0 disables).
     pub restart_every: usize,
+    /// Weight of the pixels an object covers (anti-aliased edges included) in the
+    /// reconstruction loss, against 1 for background pixels; 1 is plain mean squared error.
+    /// Objects cover a few percent of a shapes-world image, so plain MSE is mostly
+    /// background. Checkpoints written before this setting existed read 1.
+    #[serde(default = "plain_mse")]
+    pub object_weight: f32,
+}
+
+/// The default [`VqRunSettings::object_weight`] on the shapes world. Measured on the imagine
+/// quickstart's VQ (200 steps, 32 px): with plain MSE (1) its reconstructions of the
+/// prompts' truth scenes kept the right colour for 5% of the prompts (pixel check) and 23%
+/// (other-seed CLIP); with 8, 72% and 77%, at the same PSNR (21.7 dB).
+pub const SHAPES_OBJECT_WEIGHT: u32 = 8;
+
+fn plain_mse() -> f32 {
+    1.0
 }
 
 /// The shapes-world VQ architecture: three levels of 32, 64 and 64 channels (f = 4: a 32 px
@@ -81,7 +97,7 @@ pub fn three_level_vq_config(channels: [usize; 3], groups: usize) -> VqConfig {
 pub struct VqMetricsLine {
     /// Step number, from 1.
     pub step: usize,
-    /// Reconstruction + VQ loss.
+    /// Reconstruction (weighted by [`VqRunSettings::object_weight`]) + VQ loss.
     pub loss: f32,
     /// Mean squared error of the reconstruction, pixels in [-1, 1].
     pub reconstruction: f32,
@@ -177,15 +193,20 @@ pub fn run_vq(
     for step in start..settings.steps {
         let started = Instant::now();
         let first = (step * settings.batch_size) as u64;
-        let images: Vec<_> = (first..first + settings.batch_size as u64)
-            .map(|i| world.sample(i).image)
+        let samples: Vec<_> = (first..first + settings.batch_size as u64)
+            .map(|i| world.sample(i))
             .collect();
+        let pixel_weights = object_pixel_weights(&samples, settings.object_weight)?; // (B, 1, S, S)
+        let images: Vec<_> = samples.into_iter().map(|s| s.image).collect();
         let images = images_tensor(&images)?; // (B, 3, S, S)
         let latents = model.encode(&images)?; // (B, D, h, w)
         let quantized = model.quantize(&latents)?;
         let decoded = model.decode_quantized(&quantized.latent)?;
-        let reconstruction = (decoded - &images)?.sqr()?.mean_all()?;
-        let loss = (&reconstruction + &quantized.loss)?;
+        let squared_error = (decoded - &images)?.sqr()?;
+        let reconstruction = squared_error.mean_all()?;
+        let weighted = (squared_error.broadcast_mul(&pixel_weights)?.sum_all()?
+            / (3.0 * pixel_weights.sum_all()?.to_scalar::<f32>()? as f64))?;
+        let loss = (&weighted + &quantized.loss)?;
         let grads = loss.backward()?;
         let lr = schedule.at(step);
         let report = optimizer.step(&grads, lr)?;
@@ -238,6 +259,30 @@ pub fn run_vq(
     })
 }
 
+/// Per-pixel weights (B, 1, S, S) of the reconstruction loss: `object_weight` where a
+/// pixel differs from its scene's flat background, 1 elsewhere.
+fn object_pixel_weights(samples: &[Sample], object_weight: f32) -> Result<Tensor> {
+    let (w, h) = samples[0].image.dimensions();
+    let weights: Vec<f32> = samples
+        .iter()
+        .flat_map(|s| {
+            let background = s.scene.background;
+            s.image.pixels().map(move |p| {
+                if p.0 == background {
+                    1.0
+                } else {
+                    object_weight
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(
+        weights,
+        (samples.len(), 1, h as usize, w as usize),
+        &Device::Cpu,
+    )?)
+}
+
 fn check_settings(settings: &VqRunSettings) -> Result<()> {
     let f = settings.config.downscale_factor() as u32;
     if settings.steps == 0 || settings.batch_size == 0 || settings.checkpoint_every == 0 {
@@ -246,6 +291,12 @@ fn check_settings(settings: &VqRunSettings) -> Result<()> {
              or more steps"
                 .into(),
         ));
+    }
+    if !(settings.object_weight.is_finite() && settings.object_weight > 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "the object weight must be a positive number, not {}",
+            settings.object_weight
+        )));
     }
     if !settings.image_size.is_multiple_of(f) {
         return Err(Error::InvalidArgument(format!(
@@ -351,4 +402,57 @@ fn resume(
     restore_vars(varmap, &dir.join(VQ_WEIGHTS_FILE))?;
     restore_optimizer(optimizer, dir, state.step)?;
     Ok((state.step, state.usage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_pixels_weigh_the_object_weight_and_background_one() {
+        let world = ShapesWorld::new(ShapesConfig {
+            image_size: 32,
+            ..ShapesConfig::default()
+        })
+        .unwrap();
+        let samples: Vec<Sample> = (0..4).map(|i| world.sample(i)).collect();
+        let weights = object_pixel_weights(&samples, 8.0).unwrap();
+        assert_eq!(weights.dims(), &[4, 1, 32, 32]);
+        let weights = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let object_pixels: usize = samples
+            .iter()
+            .map(|s| {
+                s.image
+                    .pixels()
+                    .filter(|p| p.0 != s.scene.background)
+                    .count()
+            })
+            .sum();
+        assert!(object_pixels > 0 && object_pixels < weights.len());
+        assert_eq!(weights.iter().filter(|&&w| w == 8.0).count(), object_pixels);
+        assert_eq!(
+            weights.iter().filter(|&&w| w == 1.0).count(),
+            weights.len() - object_pixels
+        );
+    }
+
+    #[test]
+    fn settings_saved_before_the_object_weight_read_plain_mse() {
+        let mut settings = serde_json::to_value(VqRunSettings {
+            config: shapes_vq_config(),
+            steps: 1,
+            batch_size: 1,
+            image_size: 32,
+            learning_rate: 1e-3,
+            warmup_steps: 0,
+            seed: 0,
+            checkpoint_every: 1,
+            restart_every: 0,
+            object_weight: 8.0,
+        })
+        .unwrap();
+        settings.as_object_mut().unwrap().remove("object_weight");
+        let read: VqRunSettings = serde_json::from_value(settings).unwrap();
+        assert_eq!(read.object_weight, 1.0);
+    }
 }
