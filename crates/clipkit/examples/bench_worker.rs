@@ -192,6 +192,9 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
 fn main() -> BoxResult<()> {
     clipkit::allocator::keep_freed_memory();
     let (model, precision) = parse_args()?;
+    // As the CLI does: a forced kernel this CPU cannot run is an error here, where the
+    // library would warn and fall back, and a benchmark would time the wrong kernel.
+    clipkit::Kernel::from_env().map_err(|e| e.to_string())?;
     let start = Instant::now();
     let options = LoadOptions {
         precision,
