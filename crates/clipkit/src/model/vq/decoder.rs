@@ -4,10 +4,11 @@
 //! Z = `latent_channels`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
 
 use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_UP_BLOCK};
+use super::conv::Conv;
 use super::mid_block::MidBlock;
 use super::resnet::{conv3x3, norm, ResnetBlock};
 use super::sampling::Upsample;
@@ -71,11 +72,11 @@ impl UpLevel {
 /// `conv_in`, `mid_block`, the levels `up_blocks.*`, `conv_norm_out`, SiLU, `conv_out`.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     mid: MidBlock,
     levels: Vec<UpLevel>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Decoder {

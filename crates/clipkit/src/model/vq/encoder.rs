@@ -5,10 +5,11 @@
 //! Z = `latent_channels`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
 
 use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_DOWN_BLOCK};
+use super::conv::Conv;
 use super::mid_block::MidBlock;
 use super::resnet::{conv3x3, norm, ResnetBlock};
 use super::sampling::Downsample;
@@ -71,11 +72,11 @@ impl DownLevel {
 /// `conv_in`, the levels `down_blocks.*`, `mid_block`, `conv_norm_out`, SiLU, `conv_out`.
 #[derive(Debug, Clone)]
 pub struct Encoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     levels: Vec<DownLevel>,
     mid: MidBlock,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Encoder {

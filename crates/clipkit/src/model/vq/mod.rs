@@ -11,6 +11,7 @@
 
 mod attention;
 mod config;
+mod conv;
 mod decoder;
 mod encoder;
 mod mid_block;
@@ -23,10 +24,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Module, Result as CandleResult, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
 
 pub use attention::AttentionBlock;
 pub use config::{VqConfig, ATTN_DOWN_BLOCK, ATTN_UP_BLOCK, DOWN_BLOCK, UP_BLOCK, VQ_CLASS_NAME};
+pub use conv::Conv;
 pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use mid_block::MidBlock;
@@ -47,9 +49,9 @@ pub const VQ_WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
 pub struct VqModel {
     config: VqConfig,
     encoder: Encoder,
-    quant_conv: Conv2d,
+    quant_conv: Conv,
     quantizer: Quantizer,
-    post_quant_conv: Conv2d,
+    post_quant_conv: Conv,
     decoder: Decoder,
 }
 

@@ -3,23 +3,21 @@
 //! Shapes: B = batch, C = channels, H × W = spatial size.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
+
+use super::conv::Conv;
 
 /// The epsilon of every group norm in the VQ encoder and decoder (diffusers' `resnet_eps`).
 pub(super) const NORM_EPS: f64 = 1e-6;
 
 /// A 3×3 convolution with padding 1 (keeps the size), loaded as `weight` + `bias`.
-pub(super) fn conv3x3(vb: VarBuilder, in_c: usize, out_c: usize) -> Result<Conv2d> {
-    let cfg = candle_nn::Conv2dConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    candle_nn::conv2d(in_c, out_c, 3, cfg, vb)
+pub(super) fn conv3x3(vb: VarBuilder, in_c: usize, out_c: usize) -> Result<Conv> {
+    Conv::load(vb, in_c, out_c, 3, 1, 1)
 }
 
 /// A 1×1 convolution, loaded as `weight` + `bias`.
-pub(super) fn conv1x1(vb: VarBuilder, in_c: usize, out_c: usize) -> Result<Conv2d> {
-    candle_nn::conv2d(in_c, out_c, 1, Default::default(), vb)
+pub(super) fn conv1x1(vb: VarBuilder, in_c: usize, out_c: usize) -> Result<Conv> {
+    Conv::load(vb, in_c, out_c, 1, 1, 0)
 }
 
 /// A group norm with the VQ model's epsilon, loaded as `weight` + `bias`.
@@ -32,10 +30,10 @@ pub(super) fn norm(vb: VarBuilder, groups: usize, channels: usize) -> Result<Gro
 #[derive(Debug, Clone)]
 pub struct ResnetBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    conv2: Conv,
+    shortcut: Option<Conv>,
 }
 
 impl ResnetBlock {

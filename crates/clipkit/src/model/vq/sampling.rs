@@ -4,14 +4,16 @@
 //! Shapes: B = batch, C = channels, H × W = spatial size.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::conv::Conv;
 
 use super::resnet::conv3x3;
 
 /// Nearest-neighbour doubling, then a 3×3 convolution `conv`.
 #[derive(Debug, Clone)]
 pub struct Upsample {
-    conv: Conv2d,
+    conv: Conv,
 }
 
 impl Upsample {
@@ -35,18 +37,14 @@ impl Module for Upsample {
 /// stride 2 without padding: (H, W) → (H/2, W/2) for even sizes.
 #[derive(Debug, Clone)]
 pub struct Downsample {
-    conv: Conv2d,
+    conv: Conv,
 }
 
 impl Downsample {
     /// Loads `conv` (C → C).
     pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
-        let cfg = candle_nn::Conv2dConfig {
-            stride: 2,
-            ..Default::default()
-        };
         Ok(Downsample {
-            conv: candle_nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
+            conv: Conv::load(vb.pp("conv"), channels, channels, 3, 2, 0)?,
         })
     }
 }

@@ -1,0 +1,588 @@
+//! The VQ model's convolutions: one candle op for convolution + bias, with its own backward
+//! pass.
+//!
+//! candle's CPU convolution takes its input gradient through a direct transposed
+//! convolution (a dot product per output value) and its bias gradient through a broadcast
+//! reduction; those two were a third of a VQ training step. Here every product is one GEMM
+//! per image over the patch matrix (im2col): forward `Y = W · cols + b`, backward
+//! `dW = Σ dY · colsᵀ`, `db = Σ dY`, `dcols = Wᵀ · dY` folded back onto the input (col2im).
+//! Images run in parallel; the weight and bias gradients are summed over fixed chunks of
+//! images in chunk order, so they are the same bit for bit on every run and thread count.
+//!
+//! Shapes: x (B, C, H, W), weight (O, C, K, K), bias (O), y (B, O, OH, OW); P = OH·OW and
+//! CKK = C·K·K.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use crate::model::ops::contiguous_f32;
+
+/// Images per task of the weight-gradient sums (fixed, so the sum order never changes).
+const IMAGES_PER_CHUNK: usize = 4;
+
+/// A square convolution with a bias, zero padding on every side, and a stride.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    geometry: Geometry,
+}
+
+impl Conv {
+    /// Loads `weight` (out_c, in_c, kernel, kernel) and `bias` (out_c) under `vb`.
+    pub fn load(
+        vb: VarBuilder,
+        in_c: usize,
+        out_c: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;
+        let weight = vb.get_with_hints((out_c, in_c, kernel, kernel), "weight", init)?;
+        // candle_nn::conv2d's initialisation, so new models start as they did before.
+        let bound = 1.0 / (in_c as f64).sqrt();
+        let bias_init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let bias = vb.get_with_hints(out_c, "bias", bias_init)?;
+        Ok(Conv {
+            weight,
+            bias,
+            geometry: Geometry {
+                kernel,
+                stride,
+                padding,
+            },
+        })
+    }
+
+    /// The (out_c, in_c, kernel, kernel) weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let op = ConvOp(self.geometry);
+        if x.track_op() || self.weight.track_op() || self.bias.track_op() {
+            x.apply_op3_arc(&self.weight, &self.bias, Arc::new(Box::new(op)))
+        } else {
+            x.apply_op3_no_bwd(&self.weight, &self.bias, &op)
+        }
+    }
+}
+
+/// Kernel side, stride and padding of a convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+/// The sizes of one application of a convolution.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    batch: usize,
+    in_c: usize,
+    out_c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    geometry: Geometry,
+}
+
+impl Dims {
+    fn new(x: &Layout, weight: &Layout, geometry: Geometry) -> Result<Self> {
+        let (batch, in_c, h, w) = x.shape().dims4()?;
+        let (out_c, w_in, kh, kw) = weight.shape().dims4()?;
+        let Geometry {
+            kernel,
+            stride,
+            padding,
+        } = geometry;
+        if w_in != in_c || kh != kernel || kw != kernel || stride == 0 {
+            candle_core::bail!(
+                "convolution: input of {in_c} channels, weight {:?}, kernel {kernel}, stride {stride}",
+                weight.shape().dims()
+            );
+        }
+        let (ph, pw) = (h + 2 * padding, w + 2 * padding);
+        if ph < kernel || pw < kernel {
+            candle_core::bail!(
+                "convolution: a {h}×{w} input is smaller than its {kernel}×{kernel} kernel"
+            );
+        }
+        Ok(Dims {
+            batch,
+            in_c,
+            out_c,
+            h,
+            w,
+            oh: (ph - kernel) / stride + 1,
+            ow: (pw - kernel) / stride + 1,
+            geometry,
+        })
+    }
+
+    /// Output positions per image.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
+    fn ckk(&self) -> usize {
+        self.in_c * self.geometry.kernel * self.geometry.kernel
+    }
+
+    fn image_len(&self) -> usize {
+        self.in_c * self.h * self.w
+    }
+
+    /// Whether the patch matrix is the image itself (1×1, stride 1, no padding).
+    fn is_pointwise(&self) -> bool {
+        let g = self.geometry;
+        g.kernel == 1 && g.stride == 1 && g.padding == 0
+    }
+
+    /// For each patch-matrix row and output row, the run of output positions whose input is
+    /// inside the image: `f(first column, first input offset, length)`, consecutive columns
+    /// reading inputs `stride` apart (within one image). The one walk shared by im2col and
+    /// col2im.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let Geometry {
+            kernel,
+            stride,
+            padding,
+        } = self.geometry;
+        let p = self.p();
+        // Output column ox reads input column ox·stride + kw − padding: the first ox at or
+        // past the left padding, and the count that stays left of the right edge.
+        let span = |k: usize, size: usize, outputs: usize| {
+            let first = padding.saturating_sub(k).div_ceil(stride);
+            let end = (size + padding)
+                .checked_sub(k)
+                .map_or(0, |reach| reach.div_ceil(stride))
+                .min(outputs);
+            (first, end.saturating_sub(first))
+        };
+        for c in 0..self.in_c {
+            for kh in 0..kernel {
+                let (oy0, rows) = span(kh, self.h, self.oh);
+                for kw in 0..kernel {
+                    let (ox0, len) = span(kw, self.w, self.ow);
+                    if len == 0 {
+                        continue;
+                    }
+                    let row = ((c * kernel + kh) * kernel + kw) * p;
+                    for oy in oy0..oy0 + rows {
+                        let (iy, ix) = (oy * stride + kh - padding, ox0 * stride + kw - padding);
+                        f(
+                            row + oy * self.ow + ox0,
+                            (c * self.h + iy) * self.w + ix,
+                            len,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The (CKK, P) patch matrix of one image (zeros where the kernel reads padding).
+    fn im2col(&self, image: &[f32], cols: &mut [f32]) {
+        cols.fill(0.0);
+        let stride = self.geometry.stride;
+        self.for_each_run(|col, at, len| {
+            let dst = &mut cols[col..col + len];
+            if stride == 1 {
+                dst.copy_from_slice(&image[at..at + len]);
+            } else {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = image[at + i * stride];
+                }
+            }
+        });
+    }
+
+    /// Adds a (CKK, P) patch-matrix gradient onto the image gradient it came from.
+    fn col2im(&self, cols: &[f32], image: &mut [f32]) {
+        let stride = self.geometry.stride;
+        self.for_each_run(|col, at, len| {
+            let src = &cols[col..col + len];
+            if stride == 1 {
+                for (d, &v) in image[at..at + len].iter_mut().zip(src) {
+                    *d += v;
+                }
+            } else {
+                for (i, &v) in src.iter().enumerate() {
+                    image[at + i * stride] += v;
+                }
+            }
+        });
+    }
+
+    /// The patch matrix of `image`, borrowed when it is the image itself.
+    fn patches<'a>(&self, image: &'a [f32], buffer: &'a mut Vec<f32>) -> &'a [f32] {
+        if self.is_pointwise() {
+            return image;
+        }
+        buffer.resize(self.ckk() * self.p(), 0.0);
+        self.im2col(image, buffer);
+        buffer
+    }
+}
+
+/// Convolution + bias: (x, weight, bias) → y.
+struct ConvOp(Geometry);
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "clipkit-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl, wl, self.0)?;
+        let x = contiguous_f32(xs, xl, "convolution input")?;
+        let weight = contiguous_f32(ws, wl, "convolution weight")?;
+        let bias = contiguous_f32(bs, bl, "convolution bias")?;
+        if bias.len() != d.out_c {
+            candle_core::bail!(
+                "convolution: {} biases for {} channels",
+                bias.len(),
+                d.out_c
+            );
+        }
+        let (p, ckk) = (d.p(), d.ckk());
+        let mut y = vec![0f32; d.batch * d.out_c * p];
+        y.par_chunks_mut((d.out_c * p).max(1))
+            .zip(x.par_chunks(d.image_len().max(1)))
+            .for_each(|(out, image)| {
+                for (row, &b) in out.chunks_exact_mut(p.max(1)).zip(bias) {
+                    row.fill(b);
+                }
+                let mut buffer = Vec::new();
+                let cols = d.patches(image, &mut buffer);
+                // SAFETY: W (O × CKK), cols (CKK × P) and out (O × P) are row-major buffers
+                // of exactly those sizes; out is this task's alone.
+                unsafe {
+                    gemm_acc(
+                        d.out_c,
+                        p,
+                        ckk,
+                        out.as_mut_ptr(),
+                        1,
+                        p as isize,
+                        weight.as_ptr(),
+                        1,
+                        ckk as isize,
+                        cols.as_ptr(),
+                        1,
+                        p as isize,
+                    );
+                }
+            });
+        Ok((CpuStorage::F32(y), (d.batch, d.out_c, d.oh, d.ow).into()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stacked = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &ConvBackward(self.0))?;
+        let (nx, nw) = (x.elem_count(), weight.elem_count());
+        let dx = stacked.narrow(0, 0, nx)?.reshape(x.shape())?;
+        let dw = stacked.narrow(0, nx, nw)?.reshape(weight.shape())?;
+        let db = stacked.narrow(0, nx + nw, bias.elem_count())?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// The convolution's gradients: (x, weight, dy) → [dx; dweight; dbias], flattened.
+struct ConvBackward(Geometry);
+
+impl CustomOp3 for ConvBackward {
+    fn name(&self) -> &'static str {
+        "clipkit-conv2d-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl, wl, self.0)?;
+        let x = contiguous_f32(xs, xl, "convolution input")?;
+        let weight = contiguous_f32(ws, wl, "convolution weight")?;
+        let dy = contiguous_f32(gs, gl, "convolution output gradient")?;
+        let (p, ckk, o) = (d.p(), d.ckk(), d.out_c);
+        if dy.len() != d.batch * o * p {
+            candle_core::bail!("convolution: an output gradient of {} values", dy.len());
+        }
+        let (image_len, out_len) = (d.image_len().max(1), (o * p).max(1));
+        let mut dx = vec![0f32; x.len()];
+        // Each chunk of images: its input gradients in place, and its partial dW and db.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(image_len * IMAGES_PER_CHUNK)
+            .zip(x.par_chunks(image_len * IMAGES_PER_CHUNK))
+            .zip(dy.par_chunks(out_len * IMAGES_PER_CHUNK))
+            .map(|((dx, x), dy)| {
+                let mut dw = vec![0f32; o * ckk];
+                let mut db = vec![0f32; o];
+                let (mut buffer, mut dcols) = (Vec::new(), vec![0f32; ckk * p]);
+                for ((dx, image), dy) in dx
+                    .chunks_mut(image_len)
+                    .zip(x.chunks(image_len))
+                    .zip(dy.chunks(out_len))
+                {
+                    for (b, row) in db.iter_mut().zip(dy.chunks_exact(p.max(1))) {
+                        *b += row.iter().sum::<f32>();
+                    }
+                    let cols = d.patches(image, &mut buffer);
+                    let dcols_into = if d.is_pointwise() {
+                        &mut *dx
+                    } else {
+                        &mut dcols[..]
+                    };
+                    dcols_into.fill(0.0);
+                    // SAFETY: dy (O × P), cols (CKK × P), W (O × CKK), dw (O × CKK) and the
+                    // patch gradient (CKK × P) are row-major buffers of those sizes, each
+                    // written buffer this task's alone.
+                    unsafe {
+                        // dW += dY · colsᵀ
+                        gemm_acc(
+                            o,
+                            ckk,
+                            p,
+                            dw.as_mut_ptr(),
+                            1,
+                            ckk as isize,
+                            dy.as_ptr(),
+                            1,
+                            p as isize,
+                            cols.as_ptr(),
+                            p as isize,
+                            1,
+                        );
+                        // dcols = Wᵀ · dY
+                        gemm_acc(
+                            ckk,
+                            p,
+                            o,
+                            dcols_into.as_mut_ptr(),
+                            1,
+                            p as isize,
+                            weight.as_ptr(),
+                            ckk as isize,
+                            1,
+                            dy.as_ptr(),
+                            1,
+                            p as isize,
+                        );
+                    }
+                    if !d.is_pointwise() {
+                        d.col2im(&dcols, dx);
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let mut out = dx;
+        let (mut dw, mut db) = (vec![0f32; o * ckk], vec![0f32; o]);
+        for (pw, pb) in partials {
+            dw.iter_mut().zip(pw).for_each(|(t, v)| *t += v);
+            db.iter_mut().zip(pb).for_each(|(t, v)| *t += v);
+        }
+        out.extend_from_slice(&dw);
+        out.extend_from_slice(&db);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// dst (m×n) += lhs (m×k) · rhs (k×n), every operand addressed by (column, row) strides.
+///
+/// # Safety
+/// The pointers and strides must describe valid, non-overlapping regions of those sizes.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+unsafe fn gemm_acc(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_cs: isize, dst_rs: isize,
+    lhs: *const f32, lhs_cs: isize, lhs_rs: isize,
+    rhs: *const f32, rhs_cs: isize, rhs_rs: isize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    gemm::gemm(
+        m, n, k,
+        dst, dst_cs, dst_rs,
+        true,
+        lhs, lhs_cs, lhs_rs,
+        rhs, rhs_cs, rhs_rs,
+        1.0, 1.0,
+        false, false, false,
+        gemm::Parallelism::None,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        let (a, b) = (a.flatten_all().unwrap(), b.flatten_all().unwrap());
+        let a = a.to_vec1::<f32>().unwrap();
+        let b = b.to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        // NaN compares as the largest difference, so it cannot pass.
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(
+                0f32,
+                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+            )
+    }
+
+    /// Forward and every gradient against candle's own convolution and autograd, for each
+    /// shape the VQ model uses: 3×3 padded, 3×3 stride 2 unpadded (on an odd side, as after
+    /// the downsampler's one-sided padding; candle's own gradient is wrong where the stride
+    /// does not divide the side), 1×1; an odd batch (a partial chunk), non-square images.
+    #[test]
+    fn matches_candle_convolution_and_its_gradients() {
+        let cases = [
+            (3, 1, 1, 5usize, 3usize, 9usize, 8usize),
+            (3, 2, 0, 4, 4, 9, 9),
+            (1, 1, 0, 6, 5, 9, 8),
+            (3, 1, 1, 2, 7, 5, 11),
+        ];
+        for (case, &(kernel, stride, padding, in_c, out_c, h, w)) in cases.iter().enumerate() {
+            let seed = case as u64 * 10;
+            let x = Var::from_tensor(&random(&[5, in_c, h, w], seed + 1)).unwrap();
+            let w = Var::from_tensor(&random(&[out_c, in_c, kernel, kernel], seed + 2)).unwrap();
+            let b = Var::from_tensor(&random(&[out_c], seed + 3)).unwrap();
+            let conv = Conv {
+                weight: w.as_tensor().clone(),
+                bias: b.as_tensor().clone(),
+                geometry: Geometry {
+                    kernel,
+                    stride,
+                    padding,
+                },
+            };
+            let ours = conv.forward(x.as_tensor()).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), padding, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.as_tensor().reshape((1, out_c, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(ours.dims(), theirs.dims(), "case {case}");
+            assert!(max_difference(&ours, &theirs) < 1e-5, "case {case} forward");
+            let probe = random(ours.dims(), seed + 4);
+            let g_ours = (ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_theirs = (theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
+                let (a, e) = (g_ours.get(v).unwrap(), g_theirs.get(v).unwrap());
+                assert!(max_difference(a, e) < 1e-5, "case {case} d{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_are_the_same_on_every_thread_count() {
+        let x = Var::from_tensor(&random(&[7, 3, 6, 6], 1)).unwrap();
+        let weight = Var::from_tensor(&random(&[4, 3, 3, 3], 2)).unwrap();
+        let conv = Conv {
+            weight: weight.as_tensor().clone(),
+            bias: random(&[4], 3),
+            geometry: Geometry {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+        };
+        let grads = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = conv.forward(x.as_tensor()).unwrap();
+                let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let values = |v: &Var| g.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>();
+                (values(&x).unwrap(), values(&weight).unwrap())
+            })
+        };
+        assert_eq!(grads(1), grads(3));
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_padded_input_is_an_error() {
+        let conv = Conv {
+            weight: random(&[1, 1, 3, 3], 1),
+            bias: random(&[1], 2),
+            geometry: Geometry {
+                kernel: 3,
+                stride: 1,
+                padding: 0,
+            },
+        };
+        let err = conv.forward(&random(&[1, 1, 2, 2], 3)).unwrap_err();
+        assert!(
+            err.to_string().contains("smaller than its 3×3 kernel"),
+            "{err}"
+        );
+    }
+}
