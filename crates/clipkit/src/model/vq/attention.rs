@@ -5,8 +5,9 @@
 //! Shapes: B = batch, C = channels, H × W = spatial size, P = H·W pixels.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{GroupNorm, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
+use super::group_norm::GroupNorm;
 use super::resnet::norm;
 
 /// `x + to_out(softmax(q kᵀ / √C) v)` with q, k, v linear maps of `group_norm(x)`.

@@ -4,11 +4,12 @@
 //! Z = `latent_channels`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_UP_BLOCK};
 use super::conv::Conv;
+use super::group_norm::GroupNorm;
 use super::mid_block::MidBlock;
 use super::resnet::{conv3x3, norm, ResnetBlock};
 use super::sampling::Upsample;
@@ -113,7 +114,7 @@ impl Module for Decoder {
         for level in &self.levels {
             h = level.forward(&h)?;
         }
-        let h = candle_nn::ops::silu(&self.norm_out.forward(&h)?)?;
+        let h = self.norm_out.forward_silu(&h)?;
         self.conv_out.forward(&h)
     }
 }

@@ -5,11 +5,12 @@
 //! Z = `latent_channels`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_DOWN_BLOCK};
 use super::conv::Conv;
+use super::group_norm::GroupNorm;
 use super::mid_block::MidBlock;
 use super::resnet::{conv3x3, norm, ResnetBlock};
 use super::sampling::Downsample;
@@ -119,7 +120,7 @@ impl Module for Encoder {
             h = level.forward(&h)?;
         }
         let h = self.mid.forward(&h)?;
-        let h = candle_nn::ops::silu(&self.norm_out.forward(&h)?)?;
+        let h = self.norm_out.forward_silu(&h)?;
         self.conv_out.forward(&h)
     }
 }

@@ -14,6 +14,7 @@ mod config;
 mod conv;
 mod decoder;
 mod encoder;
+mod group_norm;
 mod mid_block;
 mod quantizer;
 mod resnet;
@@ -31,6 +32,7 @@ pub use config::{VqConfig, ATTN_DOWN_BLOCK, ATTN_UP_BLOCK, DOWN_BLOCK, UP_BLOCK,
 pub use conv::Conv;
 pub use decoder::Decoder;
 pub use encoder::Encoder;
+pub use group_norm::GroupNorm;
 pub use mid_block::MidBlock;
 pub use quantizer::{Quantized, Quantizer, COMMITMENT_WEIGHT};
 pub use resnet::ResnetBlock;

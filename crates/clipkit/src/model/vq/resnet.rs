@@ -3,9 +3,10 @@
 //! Shapes: B = batch, C = channels, H × W = spatial size.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::conv::Conv;
+use super::group_norm::GroupNorm;
 
 /// The epsilon of every group norm in the VQ encoder and decoder (diffusers' `resnet_eps`).
 pub(super) const NORM_EPS: f64 = 1e-6;
@@ -22,7 +23,7 @@ pub(super) fn conv1x1(vb: VarBuilder, in_c: usize, out_c: usize) -> Result<Conv>
 
 /// A group norm with the VQ model's epsilon, loaded as `weight` + `bias`.
 pub(super) fn norm(vb: VarBuilder, groups: usize, channels: usize) -> Result<GroupNorm> {
-    candle_nn::group_norm(groups, channels, NORM_EPS, vb)
+    GroupNorm::load(vb, groups, channels, NORM_EPS)
 }
 
 /// `x + conv2(silu(norm2(conv1(silu(norm1(x))))))`, with a 1×1 `conv_shortcut` on `x` when
@@ -56,9 +57,9 @@ impl ResnetBlock {
 impl Module for ResnetBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // (B, C_in, H, W) → (B, C_out, H, W)
-        let h = candle_nn::ops::silu(&self.norm1.forward(x)?)?;
+        let h = self.norm1.forward_silu(x)?;
         let h = self.conv1.forward(&h)?;
-        let h = candle_nn::ops::silu(&self.norm2.forward(&h)?)?;
+        let h = self.norm2.forward_silu(&h)?;
         let h = self.conv2.forward(&h)?;
         match &self.shortcut {
             Some(conv) => conv.forward(x)? + h,
