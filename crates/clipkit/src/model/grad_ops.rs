@@ -16,7 +16,7 @@ use crate::config::Activation;
 ///
 /// Per-chunk partial sums are collected in chunk order and added in that order (not in
 /// rayon's work-stealing order), so a gradient is the same bit for bit on every run.
-fn add_columns(mut total: Vec<f32>, part: Vec<f32>) -> Vec<f32> {
+pub(super) fn add_columns(mut total: Vec<f32>, part: Vec<f32>) -> Vec<f32> {
     for (t, p) in total.iter_mut().zip(part) {
         *t += p;
     }
@@ -399,39 +399,58 @@ impl CustomOp2 for AttentionBackward {
 /// # Safety
 /// The pointers and strides must describe valid, non-overlapping regions of those sizes.
 #[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
 unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_cs: isize,
-    dst_rs: isize,
-    lhs: *const f32,
-    lhs_cs: isize,
-    lhs_rs: isize,
-    rhs: *const f32,
-    rhs_cs: isize,
-    rhs_rs: isize,
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_cs: isize, dst_rs: isize,
+    lhs: *const f32, lhs_cs: isize, lhs_rs: isize,
+    rhs: *const f32, rhs_cs: isize, rhs_rs: isize,
 ) {
+    gemm_strided(false, m, n, k, dst, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs);
+}
+
+/// dst (m×n) += lhs (m×k) · rhs (k×n), every operand addressed by (column, row) strides.
+///
+/// # Safety
+/// The pointers and strides must describe valid, non-overlapping regions of those sizes.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(super) unsafe fn matmul_accumulate(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_cs: isize, dst_rs: isize,
+    lhs: *const f32, lhs_cs: isize, lhs_rs: isize,
+    rhs: *const f32, rhs_cs: isize, rhs_rs: isize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    gemm_strided(true, m, n, k, dst, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs);
+}
+
+/// The single-threaded `gemm` call behind [`matmul`] and [`matmul_accumulate`]: the product
+/// added to dst (`accumulate`) or written over it.
+///
+/// # Safety
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+unsafe fn gemm_strided(
+    accumulate: bool,
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_cs: isize, dst_rs: isize,
+    lhs: *const f32, lhs_cs: isize, lhs_rs: isize,
+    rhs: *const f32, rhs_cs: isize, rhs_rs: isize,
+) {
+    // gemm: dst = alpha·dst + beta·lhs·rhs when it reads dst, beta·lhs·rhs otherwise.
+    let alpha = if accumulate { 1.0 } else { 0.0 };
     gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs,
-        dst_rs,
-        false,
-        lhs,
-        lhs_cs,
-        lhs_rs,
-        rhs,
-        rhs_cs,
-        rhs_rs,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
+        m, n, k,
+        dst, dst_cs, dst_rs,
+        accumulate,
+        lhs, lhs_cs, lhs_rs,
+        rhs, rhs_cs, rhs_rs,
+        alpha, 1.0,
+        false, false, false,
         gemm::Parallelism::None,
     );
 }

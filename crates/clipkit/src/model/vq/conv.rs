@@ -18,6 +18,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::model::grad_ops::{add_columns, matmul_accumulate};
 use crate::model::ops::contiguous_f32;
 
 /// Images per task of the weight-gradient sums (fixed, so the sum order never changes).
@@ -281,7 +282,7 @@ impl CustomOp3 for ConvOp {
                 // SAFETY: W (O × CKK), cols (CKK × P) and out (O × P) are row-major buffers
                 // of exactly those sizes; out is this task's alone.
                 unsafe {
-                    gemm_acc(
+                    matmul_accumulate(
                         d.out_c,
                         p,
                         ckk,
@@ -373,7 +374,7 @@ impl CustomOp3 for ConvBackward {
                     // written buffer this task's alone.
                     unsafe {
                         // dW += dY · colsᵀ
-                        gemm_acc(
+                        matmul_accumulate(
                             o,
                             ckk,
                             p,
@@ -388,7 +389,7 @@ impl CustomOp3 for ConvBackward {
                             1,
                         );
                         // dcols = Wᵀ · dY
-                        gemm_acc(
+                        matmul_accumulate(
                             ckk,
                             p,
                             o,
@@ -411,11 +412,10 @@ impl CustomOp3 for ConvBackward {
             })
             .collect();
         let mut out = dx;
-        let (mut dw, mut db) = (vec![0f32; o * ckk], vec![0f32; o]);
-        for (pw, pb) in partials {
-            dw.iter_mut().zip(pw).for_each(|(t, v)| *t += v);
-            db.iter_mut().zip(pb).for_each(|(t, v)| *t += v);
-        }
+        let (dw, db) = partials.into_iter().fold(
+            (vec![0f32; o * ckk], vec![0f32; o]),
+            |(dw, db), (pw, pb)| (add_columns(dw, pw), add_columns(db, pb)),
+        );
         out.extend_from_slice(&dw);
         out.extend_from_slice(&db);
         let len = out.len();
@@ -423,67 +423,12 @@ impl CustomOp3 for ConvBackward {
     }
 }
 
-/// dst (m×n) += lhs (m×k) · rhs (k×n), every operand addressed by (column, row) strides.
-///
-/// # Safety
-/// The pointers and strides must describe valid, non-overlapping regions of those sizes.
-#[allow(clippy::too_many_arguments)]
-#[rustfmt::skip]
-unsafe fn gemm_acc(
-    m: usize, n: usize, k: usize,
-    dst: *mut f32, dst_cs: isize, dst_rs: isize,
-    lhs: *const f32, lhs_cs: isize, lhs_rs: isize,
-    rhs: *const f32, rhs_cs: isize, rhs_rs: isize,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    gemm::gemm(
-        m, n, k,
-        dst, dst_cs, dst_rs,
-        true,
-        lhs, lhs_cs, lhs_rs,
-        rhs, rhs_cs, rhs_rs,
-        1.0, 1.0,
-        false, false, false,
-        gemm::Parallelism::None,
-    );
-}
-
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
     use super::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let values: Vec<f32> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
-        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
-        let (a, b) = (a.flatten_all().unwrap(), b.flatten_all().unwrap());
-        let a = a.to_vec1::<f32>().unwrap();
-        let b = b.to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        // NaN compares as the largest difference, so it cannot pass.
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(
-                0f32,
-                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-            )
-    }
+    use crate::model::vq::test_support::{max_difference, random};
 
     /// Forward and every gradient against candle's own convolution and autograd, for each
     /// shape the VQ model uses: 3×3 padded, 3×3 stride 2 unpadded (on an odd side, as after
@@ -499,9 +444,10 @@ mod tests {
         ];
         for (case, &(kernel, stride, padding, in_c, out_c, h, w)) in cases.iter().enumerate() {
             let seed = case as u64 * 10;
-            let x = Var::from_tensor(&random(&[5, in_c, h, w], seed + 1)).unwrap();
-            let w = Var::from_tensor(&random(&[out_c, in_c, kernel, kernel], seed + 2)).unwrap();
-            let b = Var::from_tensor(&random(&[out_c], seed + 3)).unwrap();
+            let x = Var::from_tensor(&random(&[5, in_c, h, w], seed + 1, 0.0)).unwrap();
+            let w =
+                Var::from_tensor(&random(&[out_c, in_c, kernel, kernel], seed + 2, 0.0)).unwrap();
+            let b = Var::from_tensor(&random(&[out_c], seed + 3, 0.0)).unwrap();
             let conv = Conv {
                 weight: w.as_tensor().clone(),
                 bias: b.as_tensor().clone(),
@@ -520,7 +466,7 @@ mod tests {
                 .unwrap();
             assert_eq!(ours.dims(), theirs.dims(), "case {case}");
             assert!(max_difference(&ours, &theirs) < 1e-5, "case {case} forward");
-            let probe = random(ours.dims(), seed + 4);
+            let probe = random(ours.dims(), seed + 4, 0.0);
             let g_ours = (ours * &probe)
                 .unwrap()
                 .sum_all()
@@ -542,11 +488,11 @@ mod tests {
 
     #[test]
     fn gradients_are_the_same_on_every_thread_count() {
-        let x = Var::from_tensor(&random(&[7, 3, 6, 6], 1)).unwrap();
-        let weight = Var::from_tensor(&random(&[4, 3, 3, 3], 2)).unwrap();
+        let x = Var::from_tensor(&random(&[7, 3, 6, 6], 1, 0.0)).unwrap();
+        let weight = Var::from_tensor(&random(&[4, 3, 3, 3], 2, 0.0)).unwrap();
         let conv = Conv {
             weight: weight.as_tensor().clone(),
-            bias: random(&[4], 3),
+            bias: random(&[4], 3, 0.0),
             geometry: Geometry {
                 kernel: 3,
                 stride: 1,
@@ -571,15 +517,15 @@ mod tests {
     #[test]
     fn a_kernel_larger_than_the_padded_input_is_an_error() {
         let conv = Conv {
-            weight: random(&[1, 1, 3, 3], 1),
-            bias: random(&[1], 2),
+            weight: random(&[1, 1, 3, 3], 1, 0.0),
+            bias: random(&[1], 2, 0.0),
             geometry: Geometry {
                 kernel: 3,
                 stride: 1,
                 padding: 0,
             },
         };
-        let err = conv.forward(&random(&[1, 1, 2, 2], 3)).unwrap_err();
+        let err = conv.forward(&random(&[1, 1, 2, 2], 3, 0.0)).unwrap_err();
         assert!(
             err.to_string().contains("smaller than its 3×3 kernel"),
             "{err}"

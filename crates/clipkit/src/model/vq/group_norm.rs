@@ -17,6 +17,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::model::grad_ops::add_columns;
 use crate::model::ops::contiguous_f32;
 
 /// Images per task of the gain and bias gradient sums (fixed, so the sum order never changes).
@@ -283,10 +284,7 @@ impl CustomOp3 for GroupNormBackward {
             })
             .collect();
         let mut out = dx;
-        let mut sums = vec![0f32; 2 * c];
-        for part in partials {
-            sums.iter_mut().zip(part).for_each(|(t, v)| *t += v);
-        }
+        let sums = partials.into_iter().fold(vec![0f32; 2 * c], add_columns);
         out.extend_from_slice(&sums);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
@@ -298,34 +296,7 @@ mod tests {
     use candle_core::{Device, Module, Var};
 
     use super::*;
-
-    fn random(shape: &[usize], seed: u64, offset: f32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let values: Vec<f32> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5 + offset
-            })
-            .collect();
-        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        // NaN compares as the largest difference, so it cannot pass.
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(
-                0f32,
-                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-            )
-    }
+    use crate::model::vq::test_support::{max_difference, random};
 
     /// Output and every gradient against candle_nn's group norm (and candle's SiLU) and
     /// autograd, with and without the SiLU, on an odd batch (a partial chunk) whose values

@@ -20,6 +20,8 @@ mod quantizer;
 mod resnet;
 mod sampling;
 pub mod taming;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::HashMap;
 use std::path::Path;
