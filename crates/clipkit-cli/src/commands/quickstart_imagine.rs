@@ -50,6 +50,10 @@ pub struct Args {
     /// loss (with --imagine; 1: plain mean squared error).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_object_weight, value_parser = clap::value_parser!(u32).range(1..))]
     vq_object_weight: u32,
+    /// Weight of the VQ model's perceptual term: 1 − cosine between the reranker's
+    /// embeddings of each reconstruction and its original (with --imagine; 0: none).
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_perceptual_weight)]
+    vq_perceptual_weight: f32,
     /// CLIP model folder or Hub name that ranks the samples and whose tokenizer reads the
     /// captions (with --imagine; default: the default model of `clipkit quickstart`).
     #[arg(long = "rerank-model", value_name = "DIR|ORG/NAME")]
@@ -106,6 +110,7 @@ pub fn run(
         images: args.images,
         samples: args.samples,
         vq_object_weight: args.vq_object_weight,
+        vq_perceptual_weight: args.vq_perceptual_weight,
     };
     recipe.validate()?;
     let rerank_dir = match &args.rerank_model {
@@ -135,7 +140,7 @@ pub fn run(
     };
 
     let started = Instant::now();
-    let (vq_dir, vq_eval) = train_vq_stage(&out, &recipe)?;
+    let (vq_dir, vq_eval) = train_vq_stage(&out, &recipe, &rerank_dir)?;
     let vq_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let generator_dir = train_generator_stage(&out, &recipe, &vq_dir, &rerank_dir)?;
@@ -182,13 +187,15 @@ pub fn run(
     Ok(())
 }
 
-/// Trains (or resumes) the VQ model in `out/vq` and evaluates it; returns its folder.
+/// Trains (or resumes) the VQ model in `out/vq` (its perceptual term measured by the CLIP
+/// in `perceptual_model`) and evaluates it; returns its folder.
 fn train_vq_stage(
     out: &Path,
     recipe: &ImagineQuickstartRecipe,
+    perceptual_model: &Path,
 ) -> anyhow::Result<(PathBuf, VqEvaluation)> {
     let root = out.join("vq");
-    let settings = recipe.vq_settings();
+    let settings = recipe.vq_settings(perceptual_model);
     let summary = train_vq::train_with_progress(&root, &settings)?;
     let evaluation = train_vq::finish_run(
         &root,

@@ -8,8 +8,8 @@ use clipkit::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use clipkit::model::vq::{VqConfig, VqModel};
 use clipkit::train::read_metrics_file;
 use clipkit::train::vq::{
-    evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, VqEvaluation,
-    VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary, SHAPES_OBJECT_WEIGHT,
+    evaluate, images_tensor, run_vq, shapes_vq_config, write_vq_curves, PerceptualSettings,
+    VqEvaluation, VqMetricsLine, VqProgress, VqRunSettings, VqRunSummary, SHAPES_OBJECT_WEIGHT,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -52,6 +52,14 @@ pub struct Args {
     /// reconstruction loss, background pixels weighing 1 (1: plain mean squared error).
     #[arg(long, default_value_t = SHAPES_OBJECT_WEIGHT as f32)]
     pub object_weight: f32,
+    /// A CLIP (folder or Hub name) whose embeddings give the perceptual term: 1 − cosine
+    /// between each reconstruction's embedding and its original's, beside the
+    /// reconstruction loss (default: no perceptual term).
+    #[arg(long, value_name = "DIR|ORG/NAME")]
+    pub perceptual_model: Option<String>,
+    /// Weight of the perceptual term (with --perceptual-model).
+    #[arg(long, default_value_t = 0.5, requires = "perceptual_model")]
+    pub perceptual_weight: f32,
     /// Held-out (test split) images for the PSNR and codebook evaluation.
     #[arg(long, default_value_t = 256, value_parser = super::positive_count)]
     pub eval_images: usize,
@@ -78,6 +86,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_every,
         restart_every: args.restart_every,
         object_weight: args.object_weight,
+        perceptual: args
+            .perceptual_model
+            .as_deref()
+            .map(|spec| {
+                anyhow::Ok(PerceptualSettings {
+                    model: super::models::resolve(spec)?,
+                    weight: args.perceptual_weight,
+                })
+            })
+            .transpose()?,
     };
     let summary = train_with_progress(&args.out, &settings)?;
     let evaluation = finish_run(
@@ -113,8 +131,12 @@ pub fn train_with_progress(out: &Path, settings: &VqRunSettings) -> anyhow::Resu
         }
         VqProgress::Step(m) => {
             bar.set_position(m.step as u64);
+            let perceptual = m
+                .perceptual
+                .map(|d| format!(" clip {d:.4}"))
+                .unwrap_or_default();
             bar.set_message(format!(
-                "mse {:.4} vq {:.4} perplexity {:.1} {:.0} images/s",
+                "mse {:.4} vq {:.4}{perceptual} perplexity {:.1} {:.0} images/s",
                 m.reconstruction, m.vq, m.perplexity, m.samples_per_s
             ));
         }

@@ -4,6 +4,8 @@
 //! prompt set against fixed targets. The numbers live here, so the CLI only parses its
 //! flags, trains, installs and prints.
 
+use std::path::Path;
+
 use crate::error::{Error, Result};
 use crate::eval::generated::prompts::UNSEEN_PAIR;
 use crate::eval::generated::{CategoryRow, GeneratedReport};
@@ -12,7 +14,9 @@ use crate::model::imagine::{ImagineConfig, ImagineSizes};
 use crate::model::vq::VqConfig;
 use crate::train::imagine::ImagineRunSettings;
 use crate::train::quickstart::TargetCheck;
-use crate::train::vq::{three_level_vq_config, VqRunSettings, SHAPES_OBJECT_WEIGHT};
+use crate::train::vq::{
+    three_level_vq_config, PerceptualSettings, VqRunSettings, SHAPES_OBJECT_WEIGHT,
+};
 
 /// Accuracy (0..1) of the first sample each measure of [`CategoryRow::measures`] should
 /// reach over the prompts of seen colour–shape pairs (issue 14, point 5).
@@ -20,7 +24,7 @@ pub const IMAGINE_QUICKSTART_TARGETS: [(&str, f64); 3] =
     [("colour", 0.90), ("count", 0.80), ("shape", 0.80)];
 
 /// What a text-to-image quickstart run may change; everything else is the recipe's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImagineQuickstartRecipe {
     /// Optimiser steps of the VQ autoencoder.
     pub vq_steps: usize,
@@ -36,6 +40,9 @@ pub struct ImagineQuickstartRecipe {
     /// How many background pixels one object pixel weighs in the VQ model's reconstruction
     /// loss ([`VqRunSettings::object_weight`]; 1: plain mean squared error).
     pub vq_object_weight: u32,
+    /// Weight of the VQ model's CLIP perceptual term, measured by the reranker
+    /// ([`VqRunSettings::perceptual`]; 0: none).
+    pub vq_perceptual_weight: f32,
 }
 
 impl Default for ImagineQuickstartRecipe {
@@ -47,6 +54,7 @@ impl Default for ImagineQuickstartRecipe {
             images: 4096,
             samples: 16,
             vq_object_weight: SHAPES_OBJECT_WEIGHT,
+            vq_perceptual_weight: 0.0,
         }
     }
 }
@@ -63,8 +71,9 @@ impl ImagineQuickstartRecipe {
 
     /// The VQ model's training: AdamW at 2e-3 after 20 warm-up steps, seed 0, dead codes
     /// restarted every 50 steps, a checkpoint every 50 steps, object pixels weighed
-    /// `vq_object_weight` times the background in the reconstruction loss.
-    pub fn vq_settings(&self) -> VqRunSettings {
+    /// `vq_object_weight` times the background in the reconstruction loss, and the
+    /// perceptual term of `vq_perceptual_weight` measured by the CLIP in `perceptual_model`.
+    pub fn vq_settings(&self, perceptual_model: &Path) -> VqRunSettings {
         VqRunSettings {
             config: self.vq_config(),
             steps: self.vq_steps,
@@ -76,6 +85,10 @@ impl ImagineQuickstartRecipe {
             checkpoint_every: 50,
             restart_every: 50,
             object_weight: self.vq_object_weight as f32,
+            perceptual: (self.vq_perceptual_weight > 0.0).then(|| PerceptualSettings {
+                model: perceptual_model.to_path_buf(),
+                weight: self.vq_perceptual_weight,
+            }),
         }
     }
 
@@ -123,8 +136,15 @@ impl ImagineQuickstartRecipe {
         }
     }
 
-    /// An error naming the first count that is zero.
+    /// An error naming the first count that is zero, or a perceptual weight that is not a
+    /// number ≥ 0.
     pub fn validate(&self) -> Result<()> {
+        if !(self.vq_perceptual_weight.is_finite() && self.vq_perceptual_weight >= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "the VQ perceptual weight must be a number ≥ 0, not {}",
+                self.vq_perceptual_weight
+            )));
+        }
         let counts = [
             ("VQ steps", self.vq_steps),
             ("generator steps", self.generator_steps),
@@ -183,7 +203,9 @@ mod tests {
         }
         let recipe = ImagineQuickstartRecipe::default();
         recipe.validate().unwrap();
-        let vq = recipe.vq_settings();
+        let clip = Path::new("clip");
+        let vq = recipe.vq_settings(clip);
+        assert_eq!(vq.perceptual.is_some(), recipe.vq_perceptual_weight > 0.0);
         assert_eq!(
             ImagineQuickstartRecipe::IMAGE_SIZE as usize % vq.config.downscale_factor(),
             0
@@ -193,7 +215,18 @@ mod tests {
             generator_steps: 1,
             ..recipe
         };
-        assert_eq!(tiny.vq_settings().warmup_steps, 0);
+        assert_eq!(tiny.vq_settings(clip).warmup_steps, 0);
+        let perceptual = ImagineQuickstartRecipe {
+            vq_perceptual_weight: 0.25,
+            ..recipe
+        };
+        let settings = perceptual.vq_settings(clip).perceptual.unwrap();
+        assert_eq!((settings.model.as_path(), settings.weight), (clip, 0.25));
+        let negative = ImagineQuickstartRecipe {
+            vq_perceptual_weight: -1.0,
+            ..recipe
+        };
+        assert!(negative.validate().is_err());
         let zero = ImagineQuickstartRecipe {
             samples: 0,
             ..recipe

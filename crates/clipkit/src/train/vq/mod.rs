@@ -13,11 +13,13 @@
 mod curves;
 mod evaluate;
 mod init;
+mod perceptual;
 mod run;
 
 pub use curves::write_vq_curves;
 pub use evaluate::{evaluate, images_tensor, reconstruct, VqEvaluation};
 pub(crate) use init::name_seed;
+pub use perceptual::{PerceptualSettings, PerceptualTerm};
 pub use run::{
     run_vq, shapes_vq_config, three_level_vq_config, VqMetricsLine, VqProgress, VqRunSettings,
     VqRunSummary, SHAPES_OBJECT_WEIGHT,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evaluate::images_tensor;
 use super::init::initialise;
+use super::perceptual::{PerceptualSettings, PerceptualTerm};
 use crate::data::shapes::{Sample, ShapesConfig, ShapesWorld, Split};
 use crate::error::{Error, Result};
 use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
@@ -55,6 +56,10 @@ pub struct VqRunSettings {
     /// background. Checkpoints written before this setting existed read 1.
     #[serde(default = "plain_mse")]
     pub object_weight: f32,
+    /// The CLIP perceptual term beside the reconstruction loss, if any. Checkpoints
+    /// written before this setting existed read none.
+    #[serde(default)]
+    pub perceptual: Option<PerceptualSettings>,
 }
 
 /// The default [`VqRunSettings::object_weight`] on the shapes world. Measured on the imagine
@@ -97,12 +102,17 @@ pub fn three_level_vq_config(channels: [usize; 3], groups: usize) -> VqConfig {
 pub struct VqMetricsLine {
     /// Step number, from 1.
     pub step: usize,
-    /// Reconstruction (weighted by [`VqRunSettings::object_weight`]) + VQ loss.
+    /// Reconstruction (weighted by [`VqRunSettings::object_weight`]) + VQ loss, plus the
+    /// weighted perceptual term when there is one.
     pub loss: f32,
     /// Mean squared error of the reconstruction, pixels in [-1, 1].
     pub reconstruction: f32,
     /// The quantiser's codebook + commitment loss.
     pub vq: f32,
+    /// The perceptual distance (1 − cosine of CLIP embeddings), unweighted, when the run
+    /// has that term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perceptual: Option<f32>,
     /// exp(entropy) of the batch's code histogram.
     pub perplexity: f64,
     /// Codes moved by a restart at this step.
@@ -162,6 +172,11 @@ pub fn run_vq(
         &settings.config,
     )?;
     initialise(&varmap, settings.seed)?;
+    let perceptual = settings
+        .perceptual
+        .as_ref()
+        .map(PerceptualTerm::load)
+        .transpose()?;
     let mut optimizer = AdamW::new(trainable_vars(&varmap, |_| false), adamw())?;
     let codes = settings.config.num_vq_embeddings;
     let (start, mut usage) = resume(&checkpoint, settings, &varmap, &mut optimizer)?;
@@ -202,11 +217,19 @@ pub fn run_vq(
         let latents = model.encode(&images)?; // (B, D, h, w)
         let quantized = model.quantize(&latents)?;
         let decoded = model.decode_quantized(&quantized.latent)?;
-        let squared_error = (decoded - &images)?.sqr()?;
+        let squared_error = (&decoded - &images)?.sqr()?;
         let reconstruction = squared_error.mean_all()?;
         let weighted = (squared_error.broadcast_mul(&pixel_weights)?.sum_all()?
             / (3.0 * pixel_weights.sum_all()?.to_scalar::<f32>()? as f64))?;
-        let loss = (&weighted + &quantized.loss)?;
+        let mut loss = (&weighted + &quantized.loss)?;
+        let perceptual_distance = match &perceptual {
+            Some(term) => {
+                let distance = term.distance(&decoded, &images)?;
+                loss = (loss + term.weighted(&distance)?)?;
+                Some(distance.to_scalar::<f32>()?)
+            }
+            None => None,
+        };
         let grads = loss.backward()?;
         let lr = schedule.at(step);
         let report = optimizer.step(&grads, lr)?;
@@ -233,6 +256,7 @@ pub fn run_vq(
             loss: loss_value,
             reconstruction: reconstruction.to_scalar::<f32>()?,
             vq: quantized.loss.to_scalar::<f32>()?,
+            perceptual: perceptual_distance,
             perplexity: perplexity(&indices, codes),
             restarted,
             lr,
@@ -449,6 +473,7 @@ mod tests {
             checkpoint_every: 1,
             restart_every: 0,
             object_weight: 8.0,
+            perceptual: None,
         })
         .unwrap();
         settings.as_object_mut().unwrap().remove("object_weight");
