@@ -159,4 +159,37 @@ fn imagine_quickstart_resumes_a_finished_run_without_retraining() {
         !home.join("generators").join("default").exists(),
         "--no-install leaves the default generator alone"
     );
+
+    // Other sampling options over the finished run: redrawn and rejudged, not retrained.
+    let guided = quickstart(
+        &home,
+        &run,
+        &[
+            "--no-install",
+            "--guidance",
+            "2",
+            "--top-k",
+            "4",
+            "--temperature",
+            "0.5",
+        ],
+    );
+    assert!(guided.status.success(), "{}", explain(&guided));
+    assert_eq!(
+        (lines("vq"), lines("generator")),
+        (2, 2),
+        "nothing retrained"
+    );
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        report.contains("temperature 0.5, top-k 4, guidance 2"),
+        "the report names the sampling"
+    );
+    let bad = quickstart(&home, &run, &["--no-install", "--temperature", "0"]);
+    assert!(!bad.status.success(), "{}", explain(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("temperature 0 is not a positive number"),
+        "{}",
+        explain(&bad)
+    );
 }

@@ -50,10 +50,24 @@ pub struct Args {
     /// loss (with --imagine; 1: plain mean squared error).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_object_weight, value_parser = clap::value_parser!(u32).range(1..))]
     vq_object_weight: u32,
+    /// Codes in the VQ model's codebook, the generator's image vocabulary (with --imagine).
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_codes, value_parser = super::positive_count)]
+    vq_codes: usize,
     /// Weight of the VQ model's perceptual term: 1 − cosine between the reranker's
     /// embeddings of each reconstruction and its original (with --imagine; 0: none).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_perceptual_weight)]
     vq_perceptual_weight: f32,
+    /// Sampling temperature of the evaluation (with --imagine; positive, lower is greedier).
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().temperature)]
+    temperature: f64,
+    /// Keep only the K most likely codes at each position when sampling the evaluation
+    /// (with --imagine; 0: all codes).
+    #[arg(long, value_name = "K", default_value_t = ImagineQuickstartRecipe::default().top_k.unwrap_or(0))]
+    top_k: usize,
+    /// Classifier-free guidance scale of the evaluation's sampling (with --imagine; 1:
+    /// none). Running the command again over a finished run only redraws and rejudges.
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().guidance)]
+    guidance: f64,
     /// CLIP model folder or Hub name that ranks the samples and whose tokenizer reads the
     /// captions (with --imagine; default: the default model of `clipkit quickstart`).
     #[arg(long = "rerank-model", value_name = "DIR|ORG/NAME")]
@@ -110,7 +124,11 @@ pub fn run(
         images: args.images,
         samples: args.samples,
         vq_object_weight: args.vq_object_weight,
+        vq_codes: args.vq_codes,
         vq_perceptual_weight: args.vq_perceptual_weight,
+        temperature: args.temperature,
+        top_k: (args.top_k > 0).then_some(args.top_k),
+        guidance: args.guidance,
     };
     recipe.validate()?;
     let rerank_dir = match &args.rerank_model {
@@ -363,10 +381,19 @@ fn write_report(
     let _ = write!(
         html,
         "</table><p>Held-out colour–shape pairs are the <em>unseen_pair</em> rows below. \
-         Best of N: {} samples per prompt reranked by the reranker CLIP.</p>\
+         Best of N: {} samples per prompt reranked by the reranker CLIP. Sampling: \
+         temperature {}, top-k {}, guidance {}.</p>\
          <h2>VQ autoencoder</h2><p>{} held-out images: PSNR {:.2} dB, codebook perplexity \
          {:.1}, {} codes used, {} dead.</p>",
-        recipe.samples, vq.images, vq.psnr_db, vq.perplexity, vq.used_codes, vq.dead_codes
+        recipe.samples,
+        recipe.temperature,
+        recipe.top_k.map_or("all".into(), |k| k.to_string()),
+        recipe.guidance,
+        vq.images,
+        vq.psnr_db,
+        vq.perplexity,
+        vq.used_codes,
+        vq.dead_codes
     );
     if let Ok(png) = std::fs::read(out.join("vq").join("curves.png")) {
         use base64::Engine;

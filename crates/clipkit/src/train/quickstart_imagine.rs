@@ -40,9 +40,18 @@ pub struct ImagineQuickstartRecipe {
     /// How many background pixels one object pixel weighs in the VQ model's reconstruction
     /// loss ([`VqRunSettings::object_weight`]; 1: plain mean squared error).
     pub vq_object_weight: u32,
+    /// Codes in the VQ model's codebook (the generator's image vocabulary).
+    pub vq_codes: usize,
     /// Weight of the VQ model's CLIP perceptual term, measured by the reranker
     /// ([`VqRunSettings::perceptual`]; 0: none).
     pub vq_perceptual_weight: f32,
+    /// Sampling temperature of the evaluation ([`SamplingOptions::temperature`]).
+    pub temperature: f64,
+    /// Top-k of the evaluation's sampling ([`SamplingOptions::top_k`]; `None`: all codes).
+    pub top_k: Option<usize>,
+    /// Classifier-free guidance scale of the evaluation's sampling
+    /// ([`SamplingOptions::guidance`]; 1: none).
+    pub guidance: f64,
 }
 
 impl Default for ImagineQuickstartRecipe {
@@ -54,7 +63,11 @@ impl Default for ImagineQuickstartRecipe {
             images: 4096,
             samples: 16,
             vq_object_weight: SHAPES_OBJECT_WEIGHT,
-            vq_perceptual_weight: 0.0,
+            vq_codes: 128,
+            vq_perceptual_weight: 0.1,
+            temperature: 1.0,
+            top_k: Some(8),
+            guidance: 3.0,
         }
     }
 }
@@ -64,9 +77,10 @@ impl ImagineQuickstartRecipe {
     pub const IMAGE_SIZE: u32 = 32;
 
     /// The VQ architecture: the diffusers `VQModel` layout at three levels of 16, 32 and 32
-    /// channels (f = 4), one residual block per level, 16-wide codes, a codebook of 128.
+    /// channels (f = 4), one residual block per level, 16-wide codes, a codebook of
+    /// `vq_codes`.
     pub fn vq_config(&self) -> VqConfig {
-        three_level_vq_config([16, 32, 32], 8)
+        three_level_vq_config([16, 32, 32], 8, self.vq_codes)
     }
 
     /// The VQ model's training: AdamW at 2e-3 after 20 warm-up steps, seed 0, dead codes
@@ -124,20 +138,20 @@ impl ImagineQuickstartRecipe {
         }
     }
 
-    /// How the evaluation samples: `samples` per prompt, seed 0, temperature 1, all codes,
-    /// no guidance.
+    /// How the evaluation samples: `samples` per prompt, seed 0, at the recipe's
+    /// temperature, top-k and guidance.
     pub fn sampling(&self) -> SamplingOptions {
         SamplingOptions {
             samples: self.samples,
             seed: 0,
-            temperature: 1.0,
-            top_k: None,
-            guidance: 1.0,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            guidance: self.guidance,
         }
     }
 
-    /// An error naming the first count that is zero, or a perceptual weight that is not a
-    /// number ≥ 0.
+    /// An error naming the first count that is zero, a perceptual weight that is not a
+    /// number ≥ 0, or a sampling option out of range.
     pub fn validate(&self) -> Result<()> {
         if !(self.vq_perceptual_weight.is_finite() && self.vq_perceptual_weight >= 0.0) {
             return Err(Error::InvalidArgument(format!(
@@ -151,13 +165,14 @@ impl ImagineQuickstartRecipe {
             ("batch size", self.batch_size),
             ("images", self.images),
             ("samples", self.samples),
+            ("VQ codes", self.vq_codes),
         ];
-        match counts.iter().find(|(_, n)| *n == 0) {
-            Some((name, _)) => Err(Error::InvalidArgument(format!(
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(Error::InvalidArgument(format!(
                 "the {name} must be at least 1"
-            ))),
-            None => Ok(()),
+            )));
         }
+        self.sampling().validate()
     }
 }
 
@@ -232,6 +247,33 @@ mod tests {
             ..recipe
         };
         assert!(zero.validate().is_err());
+        let greedy = ImagineQuickstartRecipe {
+            temperature: 0.5,
+            top_k: Some(8),
+            guidance: 3.0,
+            ..recipe
+        };
+        let sampling = greedy.sampling();
+        assert_eq!(
+            (sampling.temperature, sampling.top_k, sampling.guidance),
+            (0.5, Some(8), 3.0)
+        );
+        for bad in [
+            ImagineQuickstartRecipe {
+                temperature: 0.0,
+                ..recipe
+            },
+            ImagineQuickstartRecipe {
+                top_k: Some(0),
+                ..recipe
+            },
+            ImagineQuickstartRecipe {
+                guidance: f64::NAN,
+                ..recipe
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?} passed");
+        }
     }
 
     #[test]

@@ -76,12 +76,12 @@ fn plain_mse() -> f32 {
 /// image is an 8 × 8 latent), one residual block per level, attention in the middle blocks,
 /// 16-wide codes and a codebook of 128, group norms of 16 groups.
 pub fn shapes_vq_config() -> VqConfig {
-    three_level_vq_config([32, 64, 64], 16)
+    three_level_vq_config([32, 64, 64], 16, 128)
 }
 
 /// The diffusers `VQModel` layout at three levels of `channels` (f = 4, 32 px images), one
-/// residual block per level, 16-wide codes, a codebook of 128, group norms of `groups`.
-pub fn three_level_vq_config(channels: [usize; 3], groups: usize) -> VqConfig {
+/// residual block per level, 16-wide codes, a codebook of `codes`, group norms of `groups`.
+pub fn three_level_vq_config(channels: [usize; 3], groups: usize, codes: usize) -> VqConfig {
     let [a, b, c] = channels;
     VqConfig::from_json(
         &format!(
@@ -90,7 +90,7 @@ pub fn three_level_vq_config(channels: [usize; 3], groups: usize) -> VqConfig {
                 "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
                 "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
                 "layers_per_block": 1, "latent_channels": 16, "vq_embed_dim": 16,
-                "num_vq_embeddings": 128, "norm_num_groups": {groups}, "sample_size": 32}}"#
+                "num_vq_embeddings": {codes}, "norm_num_groups": {groups}, "sample_size": 32}}"#
         ),
         Path::new("(built-in shapes VQ config)"),
     )
