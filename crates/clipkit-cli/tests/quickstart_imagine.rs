@@ -117,6 +117,40 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
         .unwrap();
     assert!(drawn.status.success(), "{}", explain(&drawn));
     assert!(out.join("001.png").is_file() && out.join("scores.json").is_file());
+    // It sampled as the quickstart judged: the installed generation_config.json.
+    assert!(installed.join("generation_config.json").is_file());
+    let scores = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("scores.json")).unwrap()).unwrap()
+    };
+    let drawn_with = scores(&out);
+    assert_eq!(
+        (&drawn_with["guidance"], &drawn_with["top_k"]),
+        (&serde_json::json!(3.0), &serde_json::json!(8))
+    );
+    // Flags still win: no guidance, every code.
+    let plain_out = tmp.path().join("plain");
+    let plain = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", &home)
+        .args([
+            "--threads",
+            "2",
+            "imagine",
+            "a red circle",
+            "--samples",
+            "1",
+        ])
+        .args(["--guidance", "1", "--top-k", "0", "--out"])
+        .arg(&plain_out)
+        .arg("--rerank-model")
+        .arg(model("quickstart"))
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", explain(&plain));
+    let plain_with = scores(&plain_out);
+    assert_eq!(
+        (&plain_with["guidance"], &plain_with["top_k"]),
+        (&serde_json::json!(1.0), &serde_json::Value::Null)
+    );
 
     // The judge must not be the reranker.
     let tmp2 = tempfile::tempdir().unwrap();

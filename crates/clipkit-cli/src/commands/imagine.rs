@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clipkit::imagine::{
-    check_output_dir, clip_similarities, write_ranked, Generator, RankedOutput, SamplingOptions,
+    check_output_dir, clip_similarities, write_ranked, GenerationConfig, Generator, RankedOutput,
 };
 
 /// Arguments of `clipkit imagine`.
@@ -30,15 +30,18 @@ pub struct Args {
     /// Seed of the draws (same seed and --threads: same images).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Sampling temperature (positive; lower is greedier).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Keep only the K most likely codes at each position.
+    /// Sampling temperature (positive; lower is greedier; default: the generator's
+    /// `generation_config.json`, else 1).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Keep only the K most likely codes at each position (0: all codes; default: the
+    /// generator's `generation_config.json`, else all).
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
-    /// Classifier-free guidance scale (1: none).
-    #[arg(long, default_value_t = 1.0)]
-    pub guidance: f64,
+    /// Classifier-free guidance scale (1: none; default: the generator's
+    /// `generation_config.json`, else 1).
+    #[arg(long)]
+    pub guidance: Option<f64>,
     #[command(flatten)]
     pub rerank: RerankArg,
 }
@@ -53,22 +56,30 @@ pub struct RerankArg {
 
 /// Runs `clipkit imagine`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = SamplingOptions {
-        samples: args.samples,
-        seed: args.seed,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        guidance: args.guidance,
+    let generator_dir = args
+        .generator
+        .clone()
+        .unwrap_or_else(clipkit::paths::default_generator_dir);
+    let recommended = if generator_dir.is_dir() {
+        GenerationConfig::read(&generator_dir)?
+    } else {
+        GenerationConfig::default()
     };
+    let generation = GenerationConfig {
+        temperature: args.temperature.unwrap_or(recommended.temperature),
+        top_k: match args.top_k {
+            Some(0) => None,
+            Some(k) => Some(k),
+            None => recommended.top_k,
+        },
+        guidance: args.guidance.unwrap_or(recommended.guidance),
+    };
+    let options = generation.options(args.samples, args.seed);
     options.validate()?;
     if args.prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty; describe the image to draw");
     }
     check_output_dir(&args.out)?;
-    let generator_dir = args
-        .generator
-        .clone()
-        .unwrap_or_else(clipkit::paths::default_generator_dir);
     if !generator_dir.is_dir() {
         anyhow::bail!(
             "no generator at {}; run `clipkit quickstart --imagine` to train and install \
@@ -113,9 +124,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             generator: generator_dir,
             rerank_model: rerank_dir,
             seed: args.seed,
-            temperature: args.temperature,
-            top_k: args.top_k,
-            guidance: args.guidance,
+            temperature: generation.temperature,
+            top_k: generation.top_k,
+            guidance: generation.guidance,
             images: Vec::new(),
         },
     )?;

@@ -12,7 +12,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clipkit::data::shapes::render;
 use clipkit::eval::generated::{self, CategoryRow, GeneratedReport};
-use clipkit::imagine::{draw_prompt_set, install_generator, write_numbered, Generator};
+use clipkit::imagine::{
+    draw_prompt_set, install_generator, write_numbered, GenerationConfig, Generator,
+};
 use clipkit::model::imagine::ImagineConfig;
 use clipkit::model::vq::VqModel;
 use clipkit::model::Precision;
@@ -58,15 +60,16 @@ pub struct Args {
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_perceptual_weight)]
     vq_perceptual_weight: f32,
     /// Sampling temperature of the evaluation (with --imagine; positive, lower is greedier).
-    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().temperature)]
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().generation.temperature)]
     temperature: f64,
     /// Keep only the K most likely codes at each position when sampling the evaluation
     /// (with --imagine; 0: all codes).
-    #[arg(long, value_name = "K", default_value_t = ImagineQuickstartRecipe::default().top_k.unwrap_or(0))]
+    #[arg(long, value_name = "K", default_value_t = ImagineQuickstartRecipe::default().generation.top_k.unwrap_or(0))]
     top_k: usize,
     /// Classifier-free guidance scale of the evaluation's sampling (with --imagine; 1:
     /// none). Running the command again over a finished run only redraws and rejudges.
-    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().guidance)]
+    /// The generator keeps these three as its `generation_config.json`.
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().generation.guidance)]
     guidance: f64,
     /// CLIP model folder or Hub name that ranks the samples and whose tokenizer reads the
     /// captions (with --imagine; default: the default model of `clipkit quickstart`).
@@ -126,9 +129,11 @@ pub fn run(
         vq_object_weight: args.vq_object_weight,
         vq_codes: args.vq_codes,
         vq_perceptual_weight: args.vq_perceptual_weight,
-        temperature: args.temperature,
-        top_k: (args.top_k > 0).then_some(args.top_k),
-        guidance: args.guidance,
+        generation: GenerationConfig {
+            temperature: args.temperature,
+            top_k: (args.top_k > 0).then_some(args.top_k),
+            guidance: args.guidance,
+        },
     };
     recipe.validate()?;
     let rerank_dir = match &args.rerank_model {
@@ -162,6 +167,7 @@ pub fn run(
     let vq_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let generator_dir = train_generator_stage(&out, &recipe, &vq_dir, &rerank_dir)?;
+    recipe.generation.write(&generator_dir)?;
     let generator_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -386,9 +392,12 @@ fn write_report(
          <h2>VQ autoencoder</h2><p>{} held-out images: PSNR {:.2} dB, codebook perplexity \
          {:.1}, {} codes used, {} dead.</p>",
         recipe.samples,
-        recipe.temperature,
-        recipe.top_k.map_or("all".into(), |k| k.to_string()),
-        recipe.guidance,
+        recipe.generation.temperature,
+        recipe
+            .generation
+            .top_k
+            .map_or("all".into(), |k| k.to_string()),
+        recipe.generation.guidance,
         vq.images,
         vq.psnr_db,
         vq.perplexity,

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::Path;
 
+use super::GENERATION_CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::model::imagine::{ImagineConfig, VqIdentity};
 use crate::model_folder::atomic_dir::{replace_dir, write_synced};
@@ -13,7 +14,8 @@ use crate::model_folder::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 /// The VQ model's subfolder inside an installed generator.
 pub const INSTALLED_VQ_DIR: &str = "vq";
 
-/// Copies the generator folder `generator` and the VQ folder its config names into
+/// Copies the generator folder `generator` (with its `generation_config.json`, if any) and
+/// the VQ folder its config names into
 /// `target` (its VQ in `target/vq`, the config pointing there), replacing any folder at
 /// `target` only once every file is written. The VQ weights must still be the ones the
 /// generator was trained with.
@@ -33,6 +35,12 @@ pub fn install_generator(generator: &Path, target: &Path) -> Result<()> {
         write_synced(&staging.join(CONFIG_FILE), &config_json)?;
         for name in [WEIGHTS_FILE, TOKENIZER_FILE] {
             copy(&generator.join(name), &staging.join(name))?;
+        }
+        if generator.join(GENERATION_CONFIG_FILE).is_file() {
+            copy(
+                &generator.join(GENERATION_CONFIG_FILE),
+                &staging.join(GENERATION_CONFIG_FILE),
+            )?;
         }
         let vq = staging.join(INSTALLED_VQ_DIR);
         fs::create_dir(&vq).map_err(|e| Error::io(&vq, e))?;

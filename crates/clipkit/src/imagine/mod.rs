@@ -2,6 +2,7 @@
 //! grids after the prompt's tokens ([`sample`]), the VQ decoder turns them into images, and a
 //! CLIP model ranks them by similarity to the prompt, as DALL·E reranked its samples.
 
+pub mod generation_config;
 pub mod install;
 pub mod prompt_set;
 pub mod sample;
@@ -12,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use serde::Serialize;
 
+pub use generation_config::{GenerationConfig, GENERATION_CONFIG_FILE};
 pub use install::{install_generator, INSTALLED_VQ_DIR};
 pub use prompt_set::{draw_prompt_set, write_numbered, DrawnSet};
 pub use sample::{sample_codes, SamplingOptions};

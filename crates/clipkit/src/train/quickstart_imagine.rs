@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::eval::generated::prompts::UNSEEN_PAIR;
 use crate::eval::generated::{CategoryRow, GeneratedReport};
-use crate::imagine::SamplingOptions;
+use crate::imagine::{GenerationConfig, SamplingOptions};
 use crate::model::imagine::{ImagineConfig, ImagineSizes};
 use crate::model::vq::VqConfig;
 use crate::train::imagine::ImagineRunSettings;
@@ -45,13 +45,9 @@ pub struct ImagineQuickstartRecipe {
     /// Weight of the VQ model's CLIP perceptual term, measured by the reranker
     /// ([`VqRunSettings::perceptual`]; 0: none).
     pub vq_perceptual_weight: f32,
-    /// Sampling temperature of the evaluation ([`SamplingOptions::temperature`]).
-    pub temperature: f64,
-    /// Top-k of the evaluation's sampling ([`SamplingOptions::top_k`]; `None`: all codes).
-    pub top_k: Option<usize>,
-    /// Classifier-free guidance scale of the evaluation's sampling
-    /// ([`SamplingOptions::guidance`]; 1: none).
-    pub guidance: f64,
+    /// How the evaluation samples, written into the generator folder so that
+    /// `clipkit imagine` samples the same way.
+    pub generation: GenerationConfig,
 }
 
 impl Default for ImagineQuickstartRecipe {
@@ -65,9 +61,11 @@ impl Default for ImagineQuickstartRecipe {
             vq_object_weight: SHAPES_OBJECT_WEIGHT,
             vq_codes: 128,
             vq_perceptual_weight: 0.1,
-            temperature: 1.0,
-            top_k: Some(8),
-            guidance: 3.0,
+            generation: GenerationConfig {
+                temperature: 1.0,
+                top_k: Some(8),
+                guidance: 3.0,
+            },
         }
     }
 }
@@ -138,16 +136,9 @@ impl ImagineQuickstartRecipe {
         }
     }
 
-    /// How the evaluation samples: `samples` per prompt, seed 0, at the recipe's
-    /// temperature, top-k and guidance.
+    /// How the evaluation samples: `samples` per prompt, seed 0, as `generation` says.
     pub fn sampling(&self) -> SamplingOptions {
-        SamplingOptions {
-            samples: self.samples,
-            seed: 0,
-            temperature: self.temperature,
-            top_k: self.top_k,
-            guidance: self.guidance,
-        }
+        self.generation.options(self.samples, 0)
     }
 
     /// An error naming the first count that is zero, a perceptual weight that is not a
@@ -248,9 +239,11 @@ mod tests {
         };
         assert!(zero.validate().is_err());
         let greedy = ImagineQuickstartRecipe {
-            temperature: 0.5,
-            top_k: Some(8),
-            guidance: 3.0,
+            generation: GenerationConfig {
+                temperature: 0.5,
+                top_k: Some(8),
+                guidance: 3.0,
+            },
             ..recipe
         };
         let sampling = greedy.sampling();
@@ -258,20 +251,17 @@ mod tests {
             (sampling.temperature, sampling.top_k, sampling.guidance),
             (0.5, Some(8), 3.0)
         );
-        for bad in [
-            ImagineQuickstartRecipe {
-                temperature: 0.0,
+        for (temperature, top_k, guidance) in
+            [(0.0, None, 1.0), (1.0, Some(0), 1.0), (1.0, None, f64::NAN)]
+        {
+            let bad = ImagineQuickstartRecipe {
+                generation: GenerationConfig {
+                    temperature,
+                    top_k,
+                    guidance,
+                },
                 ..recipe
-            },
-            ImagineQuickstartRecipe {
-                top_k: Some(0),
-                ..recipe
-            },
-            ImagineQuickstartRecipe {
-                guidance: f64::NAN,
-                ..recipe
-            },
-        ] {
+            };
             assert!(bad.validate().is_err(), "{bad:?} passed");
         }
     }
