@@ -67,11 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let generation = GenerationConfig {
         temperature: args.temperature.unwrap_or(recommended.temperature),
-        top_k: match args.top_k {
-            Some(0) => None,
-            Some(k) => Some(k),
-            None => recommended.top_k,
-        },
+        top_k: args.top_k.map_or(recommended.top_k, super::codes_top_k),
         guidance: args.guidance.unwrap_or(recommended.guidance),
     };
     let options = generation.options(args.samples, args.seed);

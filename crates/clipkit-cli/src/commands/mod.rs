@@ -67,6 +67,11 @@ pub fn positive_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// The top-k of a code-sampling `--top-k K` flag, where 0 means every code.
+pub fn codes_top_k(k: usize) -> Option<usize> {
+    (k > 0).then_some(k)
+}
+
 /// Warns on stderr about a text cut to the context length.
 pub fn warn_truncated(text: &str, context_length: usize) {
     let preview: String = text.chars().take(40).collect();

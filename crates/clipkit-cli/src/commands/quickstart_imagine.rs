@@ -131,7 +131,7 @@ pub fn run(
         vq_perceptual_weight: args.vq_perceptual_weight,
         generation: GenerationConfig {
             temperature: args.temperature,
-            top_k: (args.top_k > 0).then_some(args.top_k),
+            top_k: super::codes_top_k(args.top_k),
             guidance: args.guidance,
         },
     };
