@@ -35,6 +35,19 @@ fn quickstart(home: &Path, run: &Path, extra: &[&str]) -> Output {
         .expect("clipkit runs")
 }
 
+/// `clipkit imagine "a red circle"` with the default generator of `home`, into `out`.
+fn imagine(home: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clipkit"))
+        .env("CLIPKIT_HOME", home)
+        .args(["--threads", "2", "imagine", "a red circle", "--out"])
+        .arg(out)
+        .arg("--rerank-model")
+        .arg(model("quickstart"))
+        .args(extra)
+        .output()
+        .expect("clipkit runs")
+}
+
 fn explain(output: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -51,12 +64,7 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
 
     // Without a generator installed, `imagine` says how to get one.
     let out = tmp.path().join("drawn");
-    let missing = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .env("CLIPKIT_HOME", &home)
-        .args(["imagine", "a red circle", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let missing = imagine(&home, &out, &[]);
     assert!(!missing.status.success(), "{}", explain(&missing));
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("quickstart --imagine"),
@@ -99,22 +107,7 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
         .join("diffusion_pytorch_model.safetensors")
         .is_file());
     std::fs::remove_dir_all(run.join("vq")).unwrap();
-    let drawn = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .env("CLIPKIT_HOME", &home)
-        .args([
-            "--threads",
-            "2",
-            "imagine",
-            "a red circle",
-            "--samples",
-            "2",
-        ])
-        .args(["--out"])
-        .arg(&out)
-        .arg("--rerank-model")
-        .arg(model("quickstart"))
-        .output()
-        .unwrap();
+    let drawn = imagine(&home, &out, &["--samples", "2"]);
     assert!(drawn.status.success(), "{}", explain(&drawn));
     assert!(out.join("001.png").is_file() && out.join("scores.json").is_file());
     // It sampled as the quickstart judged: the installed generation_config.json.
@@ -129,22 +122,11 @@ fn imagine_quickstart_trains_judges_installs_and_reports() {
     );
     // Flags still win: no guidance, every code.
     let plain_out = tmp.path().join("plain");
-    let plain = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .env("CLIPKIT_HOME", &home)
-        .args([
-            "--threads",
-            "2",
-            "imagine",
-            "a red circle",
-            "--samples",
-            "1",
-        ])
-        .args(["--guidance", "1", "--top-k", "0", "--out"])
-        .arg(&plain_out)
-        .arg("--rerank-model")
-        .arg(model("quickstart"))
-        .output()
-        .unwrap();
+    let plain = imagine(
+        &home,
+        &plain_out,
+        &["--samples", "1", "--guidance", "1", "--top-k", "0"],
+    );
     assert!(plain.status.success(), "{}", explain(&plain));
     let plain_with = scores(&plain_out);
     assert_eq!(
