@@ -60,11 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .generator
         .clone()
         .unwrap_or_else(clipkit::paths::default_generator_dir);
-    let recommended = if generator_dir.is_dir() {
-        GenerationConfig::read(&generator_dir)?
-    } else {
-        GenerationConfig::default()
-    };
+    let recommended = GenerationConfig::read(&generator_dir)?;
     let generation = GenerationConfig {
         temperature: args.temperature.unwrap_or(recommended.temperature),
         top_k: args.top_k.map_or(recommended.top_k, super::codes_top_k),

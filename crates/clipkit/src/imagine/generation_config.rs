@@ -50,7 +50,7 @@ impl GenerationConfig {
     }
 
     /// The config of the generator folder `dir`: its `generation_config.json`, or the
-    /// default when the folder has none. A file that does not parse, or whose values are
+    /// default when there is none (nor, then, any folder). A file that does not parse, or whose values are
     /// out of range, is an error naming it.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(GENERATION_CONFIG_FILE);
@@ -59,11 +59,13 @@ impl GenerationConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let config: Self = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-            path: path.clone(),
-            field: "(file)".into(),
-            message: e.to_string(),
-        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let config: Self =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Config {
+                path: path.clone(),
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
         config.options(1, 0).validate().map_err(|e| Error::Config {
             path,
             field: "(values)".into(),
@@ -124,5 +126,13 @@ mod tests {
             let message = GenerationConfig::read(dir.path()).unwrap_err().to_string();
             assert!(message.contains(GENERATION_CONFIG_FILE), "{bad}: {message}");
         }
+        std::fs::write(&path, "{\"temperature\": \"hot\"}").unwrap();
+        let message = GenerationConfig::read(dir.path()).unwrap_err().to_string();
+        assert!(message.contains("field `temperature`"), "{message}");
+        assert_eq!(
+            GenerationConfig::read(&dir.path().join("absent")).unwrap(),
+            GenerationConfig::default(),
+            "no folder reads as no file"
+        );
     }
 }
