@@ -6,7 +6,7 @@
 //! ```text
 //! cargo build --release --example bench_worker
 //! RAYON_NUM_THREADS=2 target/release/examples/bench_worker --model target/bench-model \
-//!     [--precision fp32|bf16|int8]
+//!     [--precision fp32|bf16|int8] [--packed-cache DIR]
 //! ```
 //!
 //! Thread count: candle's CPU kernels and rayon both read `RAYON_NUM_THREADS`, so set it in the
@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use clipkit::model::{LoadOptions, Precision};
+use clipkit::model::{LoadOptions, PackedCache, Precision};
 use clipkit::{Clip, DEFAULT_BATCH_SIZE};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
@@ -118,17 +118,32 @@ fn jpegs_in(dir: &Path) -> BoxResult<Vec<PathBuf>> {
     Ok(paths)
 }
 
-const USAGE: &str = "usage: bench_worker --model DIR [--precision fp32|bf16|int8]";
+const USAGE: &str =
+    "usage: bench_worker --model DIR [--precision fp32|bf16|int8] [--packed-cache DIR]";
 
-fn parse_args() -> BoxResult<(PathBuf, Precision)> {
+/// The worker's command line.
+struct Args {
+    model: PathBuf,
+    precision: Precision,
+    /// A [`PackedCache`] folder, as the CLI keeps one: with a warm cache, the load maps the
+    /// packed weights instead of packing them.
+    packed_cache: Option<PathBuf>,
+}
+
+fn parse_args() -> BoxResult<Args> {
     let mut args = std::env::args().skip(1);
     let mut model = None;
     let mut precision = Precision::default();
+    let mut packed_cache = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
             "--precision" => {
                 precision = args.next().ok_or("--precision needs a value")?.parse()?;
+            }
+            "--packed-cache" => {
+                let dir = args.next().ok_or("--packed-cache needs a folder")?;
+                packed_cache = Some(PathBuf::from(dir));
             }
             "-h" | "--help" => {
                 eprintln!(
@@ -139,7 +154,11 @@ fn parse_args() -> BoxResult<(PathBuf, Precision)> {
             other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
         }
     }
-    Ok((model.ok_or("missing --model DIR")?, precision))
+    Ok(Args {
+        model: model.ok_or("missing --model DIR")?,
+        precision,
+        packed_cache,
+    })
 }
 
 /// Parses `B N` from the rest of a command line.
@@ -191,13 +210,19 @@ fn run_command(clip: &Clip, line: &str, rng: &mut Rng) -> BoxResult<Option<Strin
 
 fn main() -> BoxResult<()> {
     clipkit::allocator::keep_freed_memory();
-    let (model, precision) = parse_args()?;
+    let Args {
+        model,
+        precision,
+        packed_cache,
+    } = parse_args()?;
     // As the CLI does: a forced kernel this CPU cannot run is an error here, where the
     // library would warn and fall back, and a benchmark would time the wrong kernel.
     clipkit::Kernel::from_env().map_err(|e| e.to_string())?;
     let start = Instant::now();
+    let cache = packed_cache.map(PackedCache::new);
     let options = LoadOptions {
         precision,
+        packed_cache: cache.as_ref(),
         ..LoadOptions::default()
     };
     let clip = Clip::load_with(&model, options)?;

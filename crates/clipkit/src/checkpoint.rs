@@ -106,6 +106,21 @@ impl Checkpoint {
         }
     }
 
+    /// The safetensors files the tensors are read from; `None` when some tensors came from
+    /// another layout and are already in memory.
+    pub fn weight_files(&self) -> Option<Vec<&Path>> {
+        self.in_memory
+            .is_empty()
+            .then(|| self.files.iter().map(|f| f.path.as_path()).collect())
+    }
+
+    /// Counts tensors as read although the network took them from elsewhere (packed
+    /// weights mapped from a [`crate::model::PackedCache`] file), so that [`Self::finish`]
+    /// does not report them as unexpected.
+    pub fn mark_served(&self, names: impl IntoIterator<Item = String>) {
+        self.note(|r| r.served.extend(names));
+    }
+
     /// A `VarBuilder` whose tensors come from this checkpoint, converted to f32.
     pub fn var_builder(&self) -> VarBuilder<'_> {
         VarBuilder::from_backend(Box::new(Served(self)), DType::F32, Device::Cpu)

@@ -73,15 +73,25 @@ impl Clip {
             tokenizer,
             weights,
         } = model_folder::read_model(dir)?;
+        let cache = options
+            .packed_cache
+            .map(|cache| cache.begin(&weights, &architecture, options));
         // The tokenizer is parsed while the weights are read and packed.
         let (network, tokenizer) = rayon::join(
             || ClipNetwork::build(weights.var_builder(), &architecture, options),
             || tokenizer.read(),
         );
+        if let Some(cache) = &cache {
+            weights.mark_served(cache.served());
+        }
         // Report every tensor problem at once before any error from building the network.
         weights.finish()?;
+        let network = network?;
+        if let Some(cache) = cache {
+            cache.finish();
+        }
         Ok(Clip {
-            network: network?,
+            network,
             tokenizer: tokenizer?,
             preprocess,
             architecture,

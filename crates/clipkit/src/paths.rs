@@ -34,3 +34,9 @@ pub fn default_index_dir() -> PathBuf {
 pub fn default_generator_dir() -> PathBuf {
     data_dir().join("generators").join("default")
 }
+
+/// The folder where the `clipkit` binary keeps models' packed weights between loads (see
+/// [`crate::model::PackedCache`]); safe to delete at any time.
+pub fn packed_cache_dir() -> PathBuf {
+    data_dir().join("cache").join("packed")
+}

@@ -33,7 +33,7 @@ fn check(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     assert_close(what, got, want, tol);
 }
 
-fn gradient_options(weight_format: WeightFormat) -> LoadOptions {
+fn gradient_options(weight_format: WeightFormat) -> LoadOptions<'static> {
     LoadOptions {
         weight_format,
         input_gradients: true,

@@ -26,15 +26,18 @@ pub mod train_vq;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clipkit::model::{LoadOptions, Precision};
+use clipkit::model::{LoadOptions, PackedCache, Precision};
 use clipkit::tokenizer::Vocabulary;
 use clipkit::Clip;
 
 /// Loads a model folder with the given batch size and weight precision, naming the folder
-/// on failure.
+/// on failure. A large model's packed weights are kept in clipkit's cache folder
+/// ([`clipkit::paths::packed_cache_dir`]), so that later loads map them instead of packing.
 pub fn load_model(dir: &Path, batch_size: usize, precision: Precision) -> anyhow::Result<Clip> {
+    let cache = PackedCache::new(clipkit::paths::packed_cache_dir());
     let options = LoadOptions {
         precision,
+        packed_cache: Some(&cache),
         ..LoadOptions::default()
     };
     let clip = Clip::load_with(dir, options)

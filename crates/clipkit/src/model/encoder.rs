@@ -4,7 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::layers::{LayerNorm, Linear};
+use super::layers::{tensor_name, LayerNorm, Linear};
 use super::load_options::LoadOptions;
 use super::ops::{fused_ok, AttentionOp, BiasActivationOp};
 use crate::config::Activation;
@@ -40,17 +40,19 @@ impl SelfAttention {
         let c = shape.hidden;
         let head_dim = c / shape.heads;
         let scale = (head_dim as f64).powf(-0.5);
-        let part = |name: &str| -> Result<(Tensor, Tensor)> {
-            let vb = vb.pp(name);
-            Ok((vb.get((c, c), "weight")?, vb.get(c, "bias")?))
+        let parts = ["q_proj", "k_proj", "v_proj"];
+        let biases = parts.map(|name| vb.pp(name).get(c, "bias"));
+        let [qb, kb, vb_] = biases;
+        let bias = Tensor::cat(&[(qb? * scale)?, kb?, vb_?], 0)?;
+        // One product for the three projections, its query rows scaled.
+        let weight = || {
+            let [qw, kw, vw] = parts.map(|name| vb.pp(name).get((c, c), "weight"));
+            Tensor::cat(&[(qw? * scale)?, kw?, vw?], 0)
         };
-        let (qw, qb) = part("q_proj")?;
-        let (kw, kb) = part("k_proj")?;
-        let (vw, vb_) = part("v_proj")?;
-        let weight = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
-        let bias = Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?;
+        let sources = parts.map(|name| tensor_name(&vb, &format!("{name}.weight")));
+        let key = tensor_name(&vb, "qkv_proj.weight");
         Ok(SelfAttention {
-            qkv: Linear::from_parts(weight, Some(bias), options)?,
+            qkv: Linear::cached(options, &key, &sources, (3 * c, c), weight, Some(bias))?,
             out: Linear::new(vb.pp("out_proj"), c, c, true, options)?,
             heads: shape.heads,
         })

@@ -55,13 +55,48 @@ impl Linear {
         with_bias: bool,
         options: LoadOptions,
     ) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if with_bias {
             Some(vb.get(out_dim, "bias")?)
         } else {
             None
         };
-        Self::from_parts(weight, bias, options)
+        let key = tensor_name(&vb, "weight");
+        let sources = [key.clone()];
+        let weight = || vb.get((out_dim, in_dim), "weight");
+        Self::cached(options, &key, &sources, (out_dim, in_dim), weight, bias)
+    }
+
+    /// A map whose (N, K) = `shape` weight is `key` in the options' [`PackedCache`] when the
+    /// load in progress has it there; otherwise made by `weight` (from the checkpoint
+    /// tensors `sources`) as [`Linear::from_parts`] does, and recorded in the cache.
+    ///
+    /// [`PackedCache`]: super::PackedCache
+    pub(super) fn cached(
+        options: LoadOptions,
+        key: &str,
+        sources: &[String],
+        (n, k): (usize, usize),
+        weight: impl FnOnce() -> Result<Tensor>,
+        bias: Option<Tensor>,
+    ) -> Result<Self> {
+        let Some(cache) = options.packed_cache else {
+            return Self::from_parts(weight()?, bias, options);
+        };
+        if let Some(forward) = cache.lookup(key, n, k) {
+            return Ok(Linear {
+                weight: Weight::Packed {
+                    forward,
+                    transposed: None,
+                },
+                bias,
+                input_precision: Precision::Fp32,
+            });
+        }
+        let linear = Self::from_parts(weight()?, bias, options)?;
+        if let Weight::Packed { forward, .. } = &linear.weight {
+            cache.record(key, sources, forward);
+        }
+        Ok(linear)
     }
 
     /// Builds a map from a (out, in) weight and an optional (out) bias.
@@ -221,6 +256,14 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, true)
+    }
+}
+
+/// The checkpoint name of tensor `name` under `vb`'s prefix.
+pub(super) fn tensor_name(vb: &VarBuilder, name: &str) -> String {
+    match vb.prefix() {
+        prefix if prefix.is_empty() => name.to_string(),
+        prefix => format!("{prefix}.{name}"),
     }
 }
 

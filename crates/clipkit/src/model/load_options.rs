@@ -1,6 +1,7 @@
 //! How a network holds its weights: [`LoadOptions`], taken by
 //! [`Clip::load_with`](crate::Clip::load_with) and [`ClipNetwork::new`](super::ClipNetwork::new).
 
+use super::packed_cache::PackedCache;
 use super::precision::Precision;
 
 /// How the weights of the linear maps (every matrix product of both towers) sit in memory.
@@ -19,7 +20,7 @@ pub enum WeightFormat {
 
 /// Options for loading a model; `LoadOptions::default()` is what [`crate::Clip::load`] uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadOptions {
+pub struct LoadOptions<'a> {
     /// How linear-map weights are held (default [`WeightFormat::Packed`]).
     pub weight_format: WeightFormat,
     /// Whether gradients may flow through the frozen weights to the input, so that
@@ -36,14 +37,20 @@ pub struct LoadOptions {
     /// kernel (bf16 needs AVX-512 BF16, w8a8 AVX-512 VNNI, int8 AVX2), the weights are
     /// rounded or quantised the same way and held as f32, so results match, more slowly.
     pub precision: Precision,
+    /// A folder keeping packed weights between loads (default `None`: weights are packed at
+    /// every load). With one, [`crate::Clip::load_with`] maps a large model's packed fp32
+    /// weights from the file an earlier load wrote, instead of packing them again (see
+    /// [`PackedCache`]). The `clipkit` binary uses [`crate::paths::packed_cache_dir`].
+    pub packed_cache: Option<&'a PackedCache>,
 }
 
-impl LoadOptions {
+impl LoadOptions<'_> {
     /// The options a trainer's network is built with: plain weights (they are candle
     /// variables, which are never packed) through which gradients flow.
-    pub const TRAINING: LoadOptions = LoadOptions {
+    pub const TRAINING: LoadOptions<'static> = LoadOptions {
         weight_format: WeightFormat::Plain,
         input_gradients: true,
         precision: Precision::Fp32,
+        packed_cache: None,
     };
 }

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use super::kernel::{has_feature, Kernel};
 use super::kernel_amx::AMX_MR;
 use super::kernel_w8a8::{W8a8Panels, W8a8Tile};
+use super::packed_cache::MappedF32;
 use super::packed_tiles::{Init, AVX2_MR, AVX2_NR, AVX512_MR, AVX512_NR, KC};
 use super::precision::Precision;
 use super::{kernel_amx, kernel_bf16, kernel_int8, kernel_w8a8};
@@ -52,13 +53,29 @@ pub struct PackedWeight {
 #[derive(Debug, Clone)]
 enum Panels {
     /// K × NR f32 values per panel.
-    F32(Vec<f32>),
+    F32(F32Panels),
     /// ⌈K/2⌉ × NR bf16 pairs per panel.
     Bf16(Vec<u32>),
     /// K × NR bytes per panel and NR scales per panel.
     Int8 { values: Vec<i8>, scales: Vec<f32> },
     /// ⌈K/4⌉ × NR byte quads per panel, for inputs quantised per row.
     W8a8(W8a8Panels),
+}
+
+/// f32 panel values: packed at load time, or mapped from a packed-weight cache file.
+#[derive(Debug, Clone)]
+enum F32Panels {
+    Packed(Vec<f32>),
+    Mapped(MappedF32),
+}
+
+impl F32Panels {
+    fn values(&self) -> &[f32] {
+        match self {
+            F32Panels::Packed(values) => values,
+            F32Panels::Mapped(values) => values.values(),
+        }
+    }
 }
 
 impl PackedWeight {
@@ -90,7 +107,7 @@ impl PackedWeight {
         }
         let nr = tiling(kernel, precision).nr;
         let data = match precision {
-            Precision::Fp32 => Panels::F32(pack_f32(w, n, k, nr)),
+            Precision::Fp32 => Panels::F32(F32Panels::Packed(pack_f32(w, n, k, nr))),
             Precision::Bf16 => Panels::Bf16(kernel_bf16::pack_panels(w, n, k, nr)),
             Precision::Int8 => {
                 let (values, scales) = kernel_int8::pack_panels(w, n, k, nr);
@@ -115,6 +132,39 @@ impl PackedWeight {
             Precision::W8a8 => {
                 matches!(kernel, Kernel::Amx | Kernel::Avx512) && has_feature("avx512vnni")
             }
+        }
+    }
+
+    /// f32 panels for `kernel` that a packed-weight cache file holds: `None` unless the
+    /// kernel has a packed f32 product on this CPU and `values` is as long as the panels of
+    /// an (N, K) weight are.
+    pub(super) fn from_mapped(
+        kernel: Kernel,
+        values: MappedF32,
+        n: usize,
+        k: usize,
+    ) -> Option<Self> {
+        let expected = Self::f32_panel_len(kernel, n, k)?;
+        (values.len() == expected).then_some(PackedWeight {
+            data: Panels::F32(F32Panels::Mapped(values)),
+            n,
+            k,
+            kernel,
+        })
+    }
+
+    /// How many values the f32 panels of an (N, K) weight hold for `kernel`; `None` when it
+    /// has no packed f32 product on this CPU.
+    pub(super) fn f32_panel_len(kernel: Kernel, n: usize, k: usize) -> Option<usize> {
+        let nr = tiling(kernel, Precision::Fp32).nr;
+        Self::supports(kernel, Precision::Fp32).then(|| n.div_ceil(nr) * k * nr)
+    }
+
+    /// The f32 panels' values, when the weight is held in f32 (what a cache file stores).
+    pub(super) fn f32_panels(&self) -> Option<&[f32]> {
+        match &self.data {
+            Panels::F32(panels) => Some(panels.values()),
+            _ => None,
         }
     }
 
@@ -301,7 +351,7 @@ impl PackedWeight {
                         let tile_x = packed_x.get(t * KC * mr..).unwrap_or(&[]).as_ptr();
                         let values = match &self.data {
                             Panels::F32(data) => {
-                                let panel = data[p * k * nr + kb * nr..].as_ptr();
+                                let panel = data.values()[p * k * nr + kb * nr..].as_ptr();
                                 tile(self.kernel, rows, tile_x, panel, kc, c, n, cols, init);
                                 continue;
                             }

@@ -1,18 +1,19 @@
 //! The causal text transformer (`text_model.*` in the checkpoint).
 
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::encoder::{Encoder, EncoderShape};
 use super::layers::LayerNorm;
 use super::load_options::LoadOptions;
+use super::token_embedding::TokenEmbedding;
 use crate::config::{TextConfig, TextPooling};
 
 /// Token and position embeddings, a causally masked encoder and the final norm, pooled at
 /// the end-of-text token the way transformers does it.
 #[derive(Debug, Clone)]
 pub struct TextTower {
-    token_embedding: Embedding,
+    token_embedding: TokenEmbedding,
     /// (context, C)
     position_embedding: Tensor,
     encoder: Encoder,
@@ -34,7 +35,12 @@ impl TextTower {
             eps: config.layer_norm_eps,
         };
         Ok(TextTower {
-            token_embedding: candle_nn::embedding(config.vocab_size, c, emb.pp("token_embedding"))?,
+            token_embedding: TokenEmbedding::new(
+                emb.pp("token_embedding"),
+                config.vocab_size,
+                c,
+                options,
+            )?,
             position_embedding: emb.get(
                 (config.max_position_embeddings, c),
                 "position_embedding.weight",
@@ -73,8 +79,7 @@ impl TextTower {
             );
         }
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let ids_t = Tensor::from_vec(flat, (b, t), &Device::Cpu)?;
-        let tokens = self.token_embedding.forward(&ids_t)?; // (B, T, C)
+        let tokens = self.token_embedding.forward(&flat, (b, t))?; // (B, T, C)
         let tokens = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, t)?)?;
         let hidden = self.encoder.forward(&tokens, true)?;
         let hidden = self.final_layer_norm.forward(&hidden)?; // (B, T, C)

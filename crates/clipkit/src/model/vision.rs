@@ -4,7 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::encoder::{Encoder, EncoderShape};
-use super::layers::{LayerNorm, Linear};
+use super::layers::{tensor_name, LayerNorm, Linear};
 use super::load_options::LoadOptions;
 use crate::config::VisionConfig;
 
@@ -31,9 +31,14 @@ impl VisionTower {
         let p = config.patch_size;
         let channels = config.num_channels;
         let emb = vb.pp("embeddings");
-        let conv = emb.get((c, channels, p, p), "patch_embedding.weight")?;
+        let key = tensor_name(&emb, "patch_embedding.weight");
+        let sources = [key.clone()];
+        let weight = || {
+            emb.get((c, channels, p, p), "patch_embedding.weight")?
+                .reshape((c, channels * p * p))
+        };
         let patch_embedding =
-            Linear::from_parts(conv.reshape((c, channels * p * p))?, None, options)?;
+            Linear::cached(options, &key, &sources, (c, channels * p * p), weight, None)?;
         let shape = EncoderShape {
             hidden: c,
             intermediate: config.intermediate_size,

@@ -1,0 +1,353 @@
+//! The cache file: its name, its header, and how it is read and written.
+//!
+//! Layout: 16 bytes of [`MAGIC`], the header's length (u64, little-endian), the header (JSON:
+//! the [`Identity`] and an [`Entry`] per weight), zeros to the next 4 KiB, then each entry's
+//! f32 values (little-endian), each starting at a multiple of 64 bytes from the data start.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::super::architecture::Architecture;
+use super::super::kernel::Kernel;
+use super::super::packed::PackedWeight;
+use super::MappedF32;
+
+/// The first bytes of every cache file; the digit is the format's version.
+const MAGIC: &[u8; 16] = b"clipkit-packed-1";
+/// Where the data starts: the header is padded to a page.
+const DATA_ALIGN: usize = 4096;
+/// Each weight's panels start at a multiple of this many bytes (a cache line).
+const ENTRY_ALIGN: usize = 64;
+/// The cache file's extension.
+const EXTENSION: &str = "packed";
+
+/// Everything a cache file's panels depend on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Identity {
+    format: u32,
+    clipkit: String,
+    kernel: String,
+    architecture: String,
+    files: Vec<FileStamp>,
+}
+
+/// A weight file as it was when its weights were packed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified_s: u64,
+    modified_ns: u32,
+    inode: u64,
+}
+
+impl Identity {
+    pub(super) fn new(
+        kernel: Kernel,
+        architecture: &Architecture,
+        files: &[&Path],
+    ) -> std::io::Result<Self> {
+        let files = files
+            .iter()
+            .map(|path| FileStamp::of(path))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Identity {
+            format: 1,
+            clipkit: env!("CARGO_PKG_VERSION").to_string(),
+            kernel: kernel.name().to_string(),
+            architecture: format!("{architecture:?}"),
+            files,
+        })
+    }
+
+    /// The cache file's name: a hash of the weight files' paths (shared by every file made
+    /// from them, so a new one can replace the old), then a hash of the whole identity.
+    pub(super) fn file_name(&self) -> String {
+        let paths: Vec<&Path> = self.files.iter().map(|f| f.path.as_path()).collect();
+        let whole = serde_json::to_vec(self).unwrap_or_default();
+        format!(
+            "{}-{}.{EXTENSION}",
+            short_hash(format!("{paths:?}").as_bytes()),
+            short_hash(&whole)
+        )
+    }
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let path = path.canonicalize()?;
+        let metadata = std::fs::metadata(&path)?;
+        let modified = metadata
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(FileStamp {
+            path,
+            len: metadata.len(),
+            modified_s: modified.as_secs(),
+            modified_ns: modified.subsec_nanos(),
+            inode,
+        })
+    }
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A cache file's header: what it was made from, and where each weight's panels lie.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Header {
+    identity: Identity,
+    entries: Vec<Entry>,
+}
+
+/// How an entry's values are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum EntryLayout {
+    /// A [`PackedWeight`]'s f32 panels for the file's kernel.
+    Panels,
+    /// A row-major (N, K) tensor.
+    Rows,
+}
+
+impl EntryLayout {
+    /// How many values an (N, K) weight has in this layout for `kernel`; `None` when the
+    /// kernel has no packed f32 product.
+    fn len(self, kernel: Kernel, n: usize, k: usize) -> Option<usize> {
+        match self {
+            EntryLayout::Panels => PackedWeight::f32_panel_len(kernel, n, k),
+            EntryLayout::Rows => n.checked_mul(k),
+        }
+    }
+}
+
+/// One weight in a cache file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Entry {
+    /// The name the network asks for it by.
+    key: String,
+    layout: EntryLayout,
+    /// The checkpoint tensors it was made from.
+    sources: Vec<String>,
+    n: usize,
+    k: usize,
+    /// Bytes from the start of the data.
+    offset: u64,
+    /// Values.
+    len: u64,
+}
+
+/// A weight recorded for the cache file.
+pub(super) enum Recorded {
+    Panels(Arc<PackedWeight>),
+    /// An f32 tensor kept as rows.
+    Rows(Tensor),
+}
+
+impl Recorded {
+    fn layout(&self) -> EntryLayout {
+        match self {
+            Recorded::Panels(_) => EntryLayout::Panels,
+            Recorded::Rows(_) => EntryLayout::Rows,
+        }
+    }
+
+    /// Number of values (0 for panels in another precision, which are not kept).
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Recorded::Panels(weight) => weight.f32_panels().map_or(0, <[f32]>::len),
+            Recorded::Rows(tensor) => tensor.elem_count(),
+        }
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Recorded::Panels(weight) => (weight.out_dim(), weight.in_dim()),
+            Recorded::Rows(tensor) => tensor.dims2().unwrap_or((tensor.elem_count(), 1)),
+        }
+    }
+
+    /// The values, as the file holds them.
+    fn values(&self) -> candle_core::Result<std::borrow::Cow<'_, [f32]>> {
+        match self {
+            Recorded::Panels(weight) => Ok(weight.f32_panels().unwrap_or_default().into()),
+            Recorded::Rows(tensor) => Ok(tensor.flatten_all()?.to_vec1::<f32>()?.into()),
+        }
+    }
+}
+
+pub(super) struct Hit {
+    map: Arc<Mmap>,
+    data_start: usize,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Hit {
+    /// The mapped values of entry `key`, when the file has it in `layout` with shape (N, K),
+    /// and the checkpoint tensors it was made from.
+    pub(super) fn entry(
+        &self,
+        key: &str,
+        layout: EntryLayout,
+        n: usize,
+        k: usize,
+    ) -> Option<(MappedF32, &[String])> {
+        let entry = self
+            .entries
+            .get(key)
+            .filter(|e| e.layout == layout && e.n == n && e.k == k)?;
+        let values = MappedF32 {
+            map: self.map.clone(),
+            offset: self.data_start + usize::try_from(entry.offset).ok()?,
+            len: usize::try_from(entry.len).ok()?,
+        };
+        Some((values, &entry.sources))
+    }
+}
+
+/// Writes `recorded` to the cache file `path` made for `identity` (through a temporary
+/// file, synced and renamed), then removes older files made from the same weight files.
+pub(super) fn write_cache_file(
+    path: &Path,
+    identity: &Identity,
+    recorded: &BTreeMap<String, (Vec<String>, Recorded)>,
+) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut entries = Vec::new();
+    let mut offset = 0u64;
+    let kept = recorded.iter().filter(|(_, (_, r))| r.len() > 0);
+    for (key, (sources, recorded)) in kept.clone() {
+        let (n, k) = recorded.shape();
+        entries.push(Entry {
+            key: key.clone(),
+            layout: recorded.layout(),
+            sources: sources.clone(),
+            n,
+            k,
+            offset,
+            len: recorded.len() as u64,
+        });
+        offset += align_up(recorded.len() * 4, ENTRY_ALIGN) as u64;
+    }
+    let header = serde_json::to_vec(&Header {
+        identity: identity.clone(),
+        entries,
+    })?;
+    let temporary = path.with_extension(format!("{EXTENSION}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+        out.write_all(MAGIC)?;
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(&header)?;
+        let start = MAGIC.len() + 8 + header.len();
+        out.write_all(&vec![0u8; align_up(start, DATA_ALIGN) - start])?;
+        for (_, (_, recorded)) in kept {
+            let values = recorded.values().map_err(std::io::Error::other)?;
+            let bytes: &[u8] = bytemuck::cast_slice(&values);
+            out.write_all(bytes)?;
+            out.write_all(&vec![0u8; align_up(bytes.len(), ENTRY_ALIGN) - bytes.len()])?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })();
+    if let Err(e) = written.and_then(|()| std::fs::rename(&temporary, path)) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
+    remove_older_files(dir, identity);
+    Ok(())
+}
+
+/// Removes the cache files in `dir` made from the same weight files as `identity`
+/// before they changed.
+fn remove_older_files(dir: &Path, identity: &Identity) {
+    let name = identity.file_name();
+    let Some((paths_hash, _)) = name.split_once('-') else {
+        return;
+    };
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name
+            && other.starts_with(&format!("{paths_hash}-"))
+            && other.ends_with(&format!(".{EXTENSION}"))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn align_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// Maps the cache file at `path` and checks it was made for `identity`, with every entry's
+/// panels inside the file, aligned, and as long as the kernel's panels are.
+pub(super) fn read_cache_file(
+    path: &Path,
+    identity: &Identity,
+    kernel: Kernel,
+) -> Result<Hit, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    // SAFETY: the mapping is read-only. Cache files are replaced by renaming, never written
+    // in place, so a mapped file does not change under a reader.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    let prefix = MAGIC.len() + 8;
+    if map.len() < prefix || &map[..MAGIC.len()] != MAGIC {
+        return Err("not a clipkit packed-weight file of this version".into());
+    }
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&map[MAGIC.len()..prefix]);
+    let header_len = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|e| e.to_string())?;
+    let header_bytes = prefix
+        .checked_add(header_len)
+        .and_then(|end| map.get(prefix..end))
+        .ok_or("header runs past the end of the file")?;
+    let header: Header = serde_json::from_slice(header_bytes).map_err(|e| e.to_string())?;
+    if header.identity != *identity {
+        return Err("made from other weights, kernel or clipkit version".into());
+    }
+    let data_start = align_up(prefix + header_len, DATA_ALIGN);
+    let mut entries = BTreeMap::new();
+    for entry in header.entries {
+        let fits = (|| {
+            let offset = usize::try_from(entry.offset).ok()?;
+            let len = usize::try_from(entry.len).ok()?;
+            let end = data_start
+                .checked_add(offset)?
+                .checked_add(len.checked_mul(4)?)?;
+            let expected = entry.layout.len(kernel, entry.n, entry.k)?;
+            (offset % ENTRY_ALIGN == 0 && end <= map.len() && len == expected).then_some(())
+        })();
+        if fits.is_none() {
+            return Err(format!("entry {} does not fit the file", entry.key));
+        }
+        entries.insert(entry.key.clone(), entry);
+    }
+    Ok(Hit {
+        map: Arc::new(map),
+        data_start,
+        entries,
+    })
+}
