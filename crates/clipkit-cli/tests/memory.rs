@@ -112,22 +112,30 @@ fn children_peak_rss() -> u64 {
 fn loading_needs_little_more_memory_than_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let size = write_large_model(dir.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .args([
-            "embed",
-            "--model",
-            dir.path().to_str().unwrap(),
-            "--text",
-            "a photo of a cat",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // The first load of a large model also writes its packed-weight cache file: into this
+    // test's folder, not the user's.
+    let home = dir.path().join("home");
+    let embed = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
+            .env("CLIPKIT_HOME", &home)
+            .args([
+                "embed",
+                "--model",
+                dir.path().to_str().unwrap(),
+                "--text",
+                "a photo of a cat",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    let first = embed();
     let peak = children_peak_rss();
     let ratio = peak as f64 / size as f64;
     eprintln!(
@@ -139,4 +147,11 @@ fn loading_needs_little_more_memory_than_the_checkpoint() {
         ratio <= MAX_RSS_RATIO,
         "peak RSS {ratio:.2}x the checkpoint size (limit {MAX_RSS_RATIO})"
     );
+    // The second load maps the packed weights the first wrote, and computes the same.
+    let cached: Vec<_> = std::fs::read_dir(home.join("cache/packed"))
+        .map(|listing| listing.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let packs = clipkit::Kernel::active() != clipkit::Kernel::Portable;
+    assert_eq!(cached.len(), usize::from(packs), "{cached:?}");
+    assert_eq!(embed(), first, "the mapped weights changed the embedding");
 }

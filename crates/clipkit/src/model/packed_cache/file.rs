@@ -68,16 +68,17 @@ impl Identity {
         })
     }
 
-    /// The cache file's name: a hash of the weight files' paths (shared by every file made
-    /// from them, so a new one can replace the old), then a hash of the whole identity.
+    /// The cache file's name: a hash of the whole identity.
     pub(super) fn file_name(&self) -> String {
-        let paths: Vec<&Path> = self.files.iter().map(|f| f.path.as_path()).collect();
         let whole = serde_json::to_vec(self).unwrap_or_default();
-        format!(
-            "{}-{}.{EXTENSION}",
-            short_hash(format!("{paths:?}").as_bytes()),
-            short_hash(&whole)
-        )
+        format!("{}.{EXTENSION}", short_hash(&whole))
+    }
+
+    /// Whether every weight file is still as it was: if not, the panels can never be used.
+    fn is_current(&self) -> bool {
+        self.files
+            .iter()
+            .all(|file| FileStamp::of(&file.path).is_ok_and(|now| now == *file))
     }
 }
 
@@ -185,11 +186,22 @@ impl Recorded {
         }
     }
 
-    /// The values, as the file holds them.
-    fn values(&self) -> candle_core::Result<std::borrow::Cow<'_, [f32]>> {
-        match self {
-            Recorded::Panels(weight) => Ok(weight.f32_panels().unwrap_or_default().into()),
-            Recorded::Rows(tensor) => Ok(tensor.flatten_all()?.to_vec1::<f32>()?.into()),
+    /// Writes the values as the file holds them, read in place (a tensor's values are not
+    /// copied: the token embedding alone is 100 MB).
+    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let tensor = match self {
+            Recorded::Panels(weight) => {
+                let values = weight.f32_panels().unwrap_or_default();
+                return out.write_all(bytemuck::cast_slice(values));
+            }
+            Recorded::Rows(tensor) => tensor,
+        };
+        let (storage, layout) = tensor.storage_and_layout();
+        match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)), Some((start, end))) => {
+                out.write_all(bytemuck::cast_slice(&data[start..end]))
+            }
+            _ => Err(std::io::Error::other("not a contiguous f32 CPU tensor")),
         }
     }
 }
@@ -224,7 +236,8 @@ impl Hit {
 }
 
 /// Writes `recorded` to the cache file `path` made for `identity` (through a temporary
-/// file, synced and renamed), then removes older files made from the same weight files.
+/// file, synced and renamed), then removes the files in its folder that can no longer be
+/// used (see [`remove_stale_files`]).
 pub(super) fn write_cache_file(
     path: &Path,
     identity: &Identity,
@@ -261,10 +274,9 @@ pub(super) fn write_cache_file(
         let start = MAGIC.len() + 8 + header.len();
         out.write_all(&vec![0u8; align_up(start, DATA_ALIGN) - start])?;
         for (_, (_, recorded)) in kept {
-            let values = recorded.values().map_err(std::io::Error::other)?;
-            let bytes: &[u8] = bytemuck::cast_slice(&values);
-            out.write_all(bytes)?;
-            out.write_all(&vec![0u8; align_up(bytes.len(), ENTRY_ALIGN) - bytes.len()])?;
+            recorded.write_to(&mut out)?;
+            let bytes = recorded.len() * 4;
+            out.write_all(&vec![0u8; align_up(bytes, ENTRY_ALIGN) - bytes])?;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
@@ -273,29 +285,59 @@ pub(super) fn write_cache_file(
         let _ = std::fs::remove_file(&temporary);
         return Err(e);
     }
-    remove_older_files(dir, identity);
+    remove_stale_files(dir, path);
     Ok(())
 }
 
-/// Removes the cache files in `dir` made from the same weight files as `identity`
-/// before they changed.
-fn remove_older_files(dir: &Path, identity: &Identity) {
-    let name = identity.file_name();
-    let Some((paths_hash, _)) = name.split_once('-') else {
-        return;
-    };
+/// How old a temporary file must be before another writer takes it for one left by a
+/// process that died while writing.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the files in `dir`, other than `keep`, that no load can use again: cache files
+/// whose weight files changed or are gone (a model deleted, a checkpoint rewritten), files
+/// that are not cache files of this format, and temporary files abandoned over an hour ago.
+/// So the folder holds one file per model in use, not one per model ever loaded.
+fn remove_stale_files(dir: &Path, keep: &Path) {
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in listing.flatten() {
-        let other = entry.file_name().to_string_lossy().into_owned();
-        if other != name
-            && other.starts_with(&format!("{paths_hash}-"))
-            && other.ends_with(&format!(".{EXTENSION}"))
-        {
-            let _ = std::fs::remove_file(entry.path());
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if path == keep {
+            false
+        } else if name.ends_with(&format!(".{EXTENSION}")) {
+            read_header(&path).map_or(true, |header| !header.identity.is_current())
+        } else if name.contains(&format!(".{EXTENSION}.tmp-")) {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > ABANDONED_AFTER))
+        } else {
+            false
+        };
+        if stale {
+            let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// Reads a cache file's header only.
+fn read_header(path: &Path) -> Result<Header, String> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let mut prefix = [0u8; MAGIC.len() + 8];
+    file.read_exact(&mut prefix).map_err(|e| e.to_string())?;
+    let (magic, len) = prefix.split_at(MAGIC.len());
+    if magic != MAGIC {
+        return Err("not a clipkit packed-weight file of this version".into());
+    }
+    let len = u64::from_le_bytes(len.try_into().map_err(|_| "short header")?);
+    let mut header = Vec::new();
+    file.take(len)
+        .read_to_end(&mut header)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&header).map_err(|e| e.to_string())
 }
 
 fn align_up(n: usize, to: usize) -> usize {

@@ -2,6 +2,7 @@
 //! packed, compute bit for bit what a load without cache computes, and anything that does
 //! not match (a changed checkpoint, a damaged file) is packed again and replaced.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -117,7 +118,7 @@ fn a_second_load_maps_the_packed_weights_and_computes_the_same() {
 }
 
 #[test]
-fn a_changed_checkpoint_is_packed_again_and_its_old_file_removed() {
+fn a_changed_checkpoint_is_packed_again_and_its_file_replaced() {
     let (_tmp, model, dir) = setup();
     if !kernel_packs() {
         return;
@@ -145,6 +146,45 @@ fn a_changed_checkpoint_is_packed_again_and_its_old_file_removed() {
     let after = cache_files(&dir);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before);
+    assert_eq!(hits(&model, &cache), [true; 3]);
+}
+
+#[test]
+fn files_of_models_that_are_gone_are_removed_when_another_is_written() {
+    let (_tmp, model, dir) = setup();
+    if !kernel_packs() {
+        return;
+    }
+    let other = model.with_file_name("other");
+    std::fs::create_dir(&other).unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), other.join(entry.file_name())).unwrap();
+    }
+    let cache = PackedCache::with_min_bytes(&dir, 0);
+    let _ = load(&other, &cache, Precision::Fp32);
+    let _ = load(&model, &cache, Precision::Fp32);
+    assert_eq!(cache_files(&dir).len(), 2, "one file per model");
+    // Abandoned by a writer that died, and foreign: neither is a usable cache file.
+    let abandoned = dir.join("0123.packed.tmp-99999");
+    std::fs::write(&abandoned, b"half").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    File::options()
+        .write(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::write(dir.join("foreign.packed"), b"something else").unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
+    // A changed checkpoint makes the next load write a file, which sweeps the folder.
+    let weights = model.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    std::fs::write(&weights, bytes).unwrap();
+    let _ = load(&model, &cache, Precision::Fp32);
+    let left = cache_files(&dir);
+    assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(hits(&model, &cache), [true; 3]);
 }
 
