@@ -10,6 +10,7 @@
 //! [`Epilogue`] (residual sum, ReLU) runs on each finished block while it is in cache.
 //! Threads take blocks of rows times groups of panels, and write disjoint parts of the
 //! output. [`Kernel::Portable`] packs nothing: its products go through candle's matmul.
+//! f32 panels may also be mapped from a file an earlier load wrote ([`super::PackedCache`]).
 //!
 //! Weights of lower [`Precision`] are packed in panels of the same width: int8 values with
 //! per-channel scales ([`super::kernel_int8`], any packed kernel), and for the AVX-512
@@ -232,9 +233,7 @@ impl PackedWeight {
         // a few row blocks (eight images) still keep many threads busy.
         let rows_per_task = self.tiling().rows_per_task;
         let row_blocks = m.div_ceil(rows_per_task);
-        let groups = (2 * rayon::current_num_threads())
-            .div_ceil(row_blocks)
-            .clamp(1, panels);
+        let groups = panel_groups(row_blocks, panels, rayon::current_num_threads());
         let per_group = panels.div_ceil(groups);
         (0..row_blocks * groups).into_par_iter().for_each(|job| {
             let (block, group) = (job / groups, job % groups);
@@ -494,6 +493,20 @@ impl Epilogue<'_> {
     }
 }
 
+/// How many groups of panels each block of rows is split into, for `threads` threads: at
+/// least two tasks per thread, and where the panels allow, a task count that is a multiple
+/// of the thread count, so no thread is left with one task more than the others (eight
+/// images are 5 blocks of rows: 5 tasks on 2 threads kept one idle for a sixth of the
+/// product; 10 keep both busy).
+fn panel_groups(row_blocks: usize, panels: usize, threads: usize) -> usize {
+    let least = (2 * threads)
+        .div_ceil(row_blocks.max(1))
+        .clamp(1, panels.max(1));
+    (least..=panels)
+        .find(|g| (row_blocks * g) % threads.max(1) == 0)
+        .unwrap_or(least)
+}
+
 /// A kernel's panel width NR, tile height MR and rows per parallel task.
 #[derive(Clone, Copy)]
 struct Tiling {
@@ -672,6 +685,32 @@ mod tests {
             }
         }
         y
+    }
+
+    /// Tasks come to at least two per thread, and to a multiple of the thread count where
+    /// the panels allow it (ViT-B/32 on AVX2: 48 panels; 5 row blocks are eight images).
+    #[test]
+    fn panel_groups_give_every_thread_the_same_number_of_tasks() {
+        for threads in [1, 2, 3, 4, 8, 16] {
+            for row_blocks in [1, 2, 5, 17, 26] {
+                let groups = panel_groups(row_blocks, 48, threads);
+                let tasks = row_blocks * groups;
+                assert!((1..=48).contains(&groups));
+                assert!(
+                    tasks >= (2 * threads).min(row_blocks * 48),
+                    "{threads} {row_blocks}"
+                );
+                assert_eq!(tasks % threads, 0, "{threads} threads, {row_blocks} blocks");
+            }
+        }
+        assert_eq!(
+            panel_groups(5, 48, 2),
+            2,
+            "eight images on two threads: 10 tasks"
+        );
+        // Too few panels for a multiple: at least two tasks per thread still.
+        assert_eq!(panel_groups(1, 3, 2), 3);
+        assert_eq!(panel_groups(1, 24, 32), 24);
     }
 
     /// Every packed kernel this CPU runs matches an f64 product, across shapes that leave
