@@ -503,7 +503,7 @@ fn panel_groups(row_blocks: usize, panels: usize, threads: usize) -> usize {
         .div_ceil(row_blocks.max(1))
         .clamp(1, panels.max(1));
     (least..=panels)
-        .find(|g| (row_blocks * g) % threads.max(1) == 0)
+        .find(|g| (row_blocks * g).is_multiple_of(threads.max(1)))
         .unwrap_or(least)
 }
 
@@ -700,7 +700,7 @@ mod tests {
                     tasks >= (2 * threads).min(row_blocks * 48),
                     "{threads} {row_blocks}"
                 );
-                assert_eq!(tasks % threads, 0, "{threads} threads, {row_blocks} blocks");
+                assert!(tasks.is_multiple_of(threads), "{threads} threads, {row_blocks} blocks");
             }
         }
         assert_eq!(
