@@ -700,7 +700,10 @@ mod tests {
                     tasks >= (2 * threads).min(row_blocks * 48),
                     "{threads} {row_blocks}"
                 );
-                assert!(tasks.is_multiple_of(threads), "{threads} threads, {row_blocks} blocks");
+                assert!(
+                    tasks.is_multiple_of(threads),
+                    "{threads} threads, {row_blocks} blocks"
+                );
             }
         }
         assert_eq!(

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use candle_core::Tensor;
@@ -265,7 +266,10 @@ pub(super) fn write_cache_file(
         identity: identity.clone(),
         entries,
     })?;
-    let temporary = path.with_extension(format!("{EXTENSION}.tmp-{}", std::process::id()));
+    // Unique to this write: two loads of one model may write at once (the last rename wins).
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+    let write = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_extension(format!("{EXTENSION}.tmp-{}-{write}", std::process::id()));
     let written = (|| {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
         out.write_all(MAGIC)?;

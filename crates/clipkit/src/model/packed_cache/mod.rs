@@ -14,7 +14,8 @@
 //! weight's panels lie. A file that does not match in every respect (a changed checkpoint,
 //! another kernel, a truncated or foreign file) is not used: the load packs as usual and
 //! replaces it. Files are written under a temporary name, synced and renamed, so no reader
-//! sees half a file; writing one replaces the older files of the same weight files.
+//! sees half a file; writing one removes the files no load can use again (their weight files
+//! changed or are gone), so the folder holds one file per model in use.
 //!
 //! The text tower's token embedding (25 M values for CLIP's vocabulary) is kept beside the
 //! panels as plain rows, so it is mapped rather than copied too.
@@ -224,7 +225,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone)]
 pub(super) struct MappedF32 {
     map: Arc<Mmap>,
-    /// Bytes from the start of the file, a multiple of [`ENTRY_ALIGN`].
+    /// Bytes from the start of the file, a multiple of 64.
     offset: usize,
     /// Values.
     len: usize,
