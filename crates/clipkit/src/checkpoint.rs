@@ -94,8 +94,8 @@ impl Checkpoint {
         })
     }
 
-    /// A checkpoint of tensors already in memory (renamed from another layout), reported
-    /// as `origin` in errors.
+    /// A checkpoint of tensors already in memory (renamed from another layout), read from
+    /// the file `origin` and reported as it in errors.
     pub fn from_tensors(origin: &Path, tensors: BTreeMap<String, Tensor>) -> Self {
         Checkpoint {
             origin: origin.to_path_buf(),
@@ -106,12 +106,14 @@ impl Checkpoint {
         }
     }
 
-    /// The safetensors files the tensors are read from; `None` when some tensors came from
-    /// another layout and are already in memory.
-    pub fn weight_files(&self) -> Option<Vec<&Path>> {
-        self.in_memory
-            .is_empty()
-            .then(|| self.files.iter().map(|f| f.path.as_path()).collect())
+    /// The files the tensors come from: the safetensors files they are read from, or for
+    /// tensors already in memory ([`Self::from_tensors`]), the one file they were read from.
+    pub fn weight_files(&self) -> Vec<&Path> {
+        if self.in_memory.is_empty() {
+            self.files.iter().map(|f| f.path.as_path()).collect()
+        } else {
+            vec![self.origin.as_path()]
+        }
     }
 
     /// Counts tensors as read although the network took them from elsewhere (packed

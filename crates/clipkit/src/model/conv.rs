@@ -13,7 +13,7 @@ use candle_core::{Device, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::layers::Linear;
+use super::layers::{tensor_name, Linear};
 use super::load_options::LoadOptions;
 use super::ops::contiguous_f32;
 use super::packed::{Epilogue, InputRows, Matrix};
@@ -75,10 +75,6 @@ impl ConvBatchNorm {
         stride: usize,
         options: LoadOptions,
     ) -> Result<Self> {
-        let weight = vb.get(
-            (out_channels, in_channels, kernel, kernel),
-            &format!("{conv}.weight"),
-        )?;
         let bn = vb.pp(bn);
         let gamma = bn.get(out_channels, "weight")?;
         let beta = bn.get(out_channels, "bias")?;
@@ -86,13 +82,23 @@ impl ConvBatchNorm {
         let var = bn.get(out_channels, "running_var")?;
         let scale = gamma.broadcast_div(&(var + BATCH_NORM_EPS)?.sqrt()?)?; // (C_out)
         let bias = (beta - mean.mul(&scale)?)?;
-        let weight = weight
+        let depth = kernel * kernel * in_channels;
+        let weight = || {
+            vb.get(
+                (out_channels, in_channels, kernel, kernel),
+                &format!("{conv}.weight"),
+            )?
             .permute((0, 2, 3, 1))? // (C_out, k, k, C_in)
             .contiguous()?
-            .reshape((out_channels, kernel * kernel * in_channels))?
-            .broadcast_mul(&scale.unsqueeze(1)?)?;
+            .reshape((out_channels, depth))?
+            .broadcast_mul(&scale.unsqueeze(1)?)
+        };
+        // Packed with the batch norm's scale folded in, under the convolution's name.
+        let key = tensor_name(vb, &format!("{conv}.weight"));
+        let sources = [key.clone()];
+        let shape = (out_channels, depth);
         Ok(ConvBatchNorm {
-            map: Linear::from_parts(weight, Some(bias), options)?,
+            map: Linear::cached(options, &key, &sources, shape, weight, Some(bias))?,
             shape: ConvShape {
                 kernel,
                 stride,

@@ -21,7 +21,10 @@
 //! panels as plain rows, so it is mapped rather than copied too.
 //!
 //! Only fp32 weights of models with at least [`MIN_CACHED_BYTES`] of them are kept (small
-//! models pack in milliseconds), and only from safetensors checkpoints.
+//! models pack in milliseconds). Models of every layout are: a HuggingFace folder's
+//! safetensors are then never read, while an open_clip folder or an OpenAI checkpoint is
+//! still read and renamed whole (their tensors are converted in memory) and only packing is
+//! saved. A ModifiedResNet's convolutions are kept with their batch norm folded in.
 
 mod file;
 
@@ -99,7 +102,7 @@ impl PackedCache {
     /// Starts loading the network whose weights are `weights`, shaped as `architecture` and
     /// held as `options` say: its packed weights come from the cache file when one matches,
     /// and are recorded for one otherwise. Loads the cache cannot serve (another precision,
-    /// unpacked weights, tensors not read from safetensors files) go on without it.
+    /// unpacked weights, weights that train) go on without it.
     pub(crate) fn begin(
         &self,
         weights: &Checkpoint,
@@ -112,15 +115,14 @@ impl PackedCache {
             && !options.input_gradients
             && options.precision == Precision::Fp32
             && PackedWeight::f32_panel_len(kernel, 1, 1).is_some();
-        let session = match (usable, weights.weight_files()) {
-            (true, Some(files)) => match Identity::new(kernel, architecture, &files) {
-                Ok(identity) => Some(Session::open(&self.dir, identity, kernel)),
-                Err(e) => {
-                    tracing::debug!("packed-weight cache not used: {e}");
-                    None
-                }
-            },
-            _ => None,
+        let files = weights.weight_files();
+        let session = match usable.then(|| Identity::new(kernel, architecture, &files)) {
+            Some(Ok(identity)) => Some(Session::open(&self.dir, identity, kernel)),
+            Some(Err(e)) => {
+                tracing::debug!("packed-weight cache not used: {e}");
+                None
+            }
+            None => None,
         };
         *lock(&self.session) = session;
         LoadSession {

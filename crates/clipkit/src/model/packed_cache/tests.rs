@@ -9,12 +9,20 @@ use candle_core::{Device, Tensor};
 
 use super::*;
 use crate::checkpoint::Checkpoint;
+use crate::model::ImageTowerConfig;
 use crate::model_folder::read_model;
 use crate::Clip;
 
-/// A copy of the fixture (so its files can be changed), and an empty cache folder.
+/// A copy of the `clip-a` fixture (so its files can be changed), and an empty cache folder.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/clip-a");
+    setup_fixture("models/clip-a")
+}
+
+/// A copy of the fixture folder `tests/fixtures/{name}`, and an empty cache folder.
+fn setup_fixture(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
     std::fs::create_dir(&model).unwrap();
@@ -117,6 +125,35 @@ fn a_second_load_maps_the_packed_weights_and_computes_the_same() {
     assert_eq!(cache_files(&dir), files, "a hit rewrote the cache");
 }
 
+/// An open_clip folder is read into memory and renamed, so only packing is saved; its
+/// ModifiedResNet's convolutions are kept with their batch norm folded in.
+#[test]
+fn an_open_clip_resnet_folder_is_kept_convolutions_too() {
+    let (_tmp, model, dir) = setup_fixture("openclip/resnet_safetensors");
+    let expected = outputs(&Clip::load(&model).unwrap());
+    let cache = PackedCache::with_min_bytes(&dir, 0);
+    assert_eq!(outputs(&load(&model, &cache, Precision::Fp32)), expected);
+    if !kernel_packs() {
+        assert!(
+            cache_files(&dir).is_empty(),
+            "the portable kernel packs nothing"
+        );
+        return;
+    }
+    assert_eq!(cache_files(&dir).len(), 1);
+    assert_eq!(hits(&model, &cache), [true; 3]);
+    let parts = read_model(&model).unwrap();
+    let ImageTowerConfig::ResNet(resnet) = &parts.architecture.image else {
+        panic!("the fixture has a ModifiedResNet image tower");
+    };
+    let session = cache.begin(&parts.weights, &parts.architecture, LoadOptions::default());
+    // The stem's first convolution: 3 → width / 2 channels, 3 × 3.
+    let stem = cache.lookup("visual.conv1.weight", resnet.width / 2, 27);
+    assert!(stem.is_some(), "the stem convolution was not kept");
+    drop(session);
+    assert_eq!(outputs(&load(&model, &cache, Precision::Fp32)), expected);
+}
+
 #[test]
 fn a_changed_checkpoint_is_packed_again_and_its_file_replaced() {
     let (_tmp, model, dir) = setup();
@@ -134,7 +171,7 @@ fn a_changed_checkpoint_is_packed_again_and_its_file_replaced() {
     assert_eq!(hits(&model, &cache), [false; 3], "a stale file was used");
     // The old file under the new name is refused too: its header names the old weights.
     let parts = read_model(&model).unwrap();
-    let files = parts.weights.weight_files().unwrap();
+    let files = parts.weights.weight_files();
     let identity = Identity::new(Kernel::active(), &parts.architecture, &files).unwrap();
     std::fs::rename(&before[0], dir.join(identity.file_name())).unwrap();
     assert_eq!(
