@@ -69,10 +69,27 @@ fn cache_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The same checkpoint in a new file under the old name: another inode and modification
+/// time, as when a checkpoint is saved again.
+fn rewrite_checkpoint(model: &Path) {
+    let weights = model.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    std::fs::write(&weights, bytes).unwrap();
+}
+
 /// Whether this CPU's kernel packs f32 weights at all (the portable kernel does not, and
-/// then nothing is cached).
+/// then nothing is cached). An AVX2 CPU always packs, unless `CLIPKIT_KERNEL` forces the
+/// portable kernel: the cache is tested wherever it can be.
 fn kernel_packs() -> bool {
-    PackedWeight::f32_panel_len(Kernel::active(), 1, 1).is_some()
+    let packs = PackedWeight::f32_panel_len(Kernel::active(), 1, 1).is_some();
+    assert!(
+        packs
+            || !Kernel::Avx2.is_supported()
+            || std::env::var_os(super::super::KERNEL_ENV).is_some(),
+        "an AVX2 CPU must test the packed-weight cache"
+    );
+    packs
 }
 
 /// What a new load of `model` through `cache` finds in the cache file: whether the first
@@ -163,11 +180,7 @@ fn a_changed_checkpoint_is_packed_again_and_its_file_replaced() {
     let cache = PackedCache::with_min_bytes(&dir, 0);
     let expected = outputs(&load(&model, &cache, Precision::Fp32));
     let before = cache_files(&dir);
-    // A new file under the old name: another inode and modification time.
-    let weights = model.join("model.safetensors");
-    let bytes = std::fs::read(&weights).unwrap();
-    std::fs::remove_file(&weights).unwrap();
-    std::fs::write(&weights, bytes).unwrap();
+    rewrite_checkpoint(&model);
     assert_eq!(hits(&model, &cache), [false; 3], "a stale file was used");
     // The old file under the new name is refused too: its header names the old weights.
     let parts = read_model(&model).unwrap();
@@ -215,10 +228,7 @@ fn files_of_models_that_are_gone_are_removed_when_another_is_written() {
     std::fs::write(dir.join("foreign.packed"), b"something else").unwrap();
     std::fs::remove_dir_all(&other).unwrap();
     // A changed checkpoint makes the next load write a file, which sweeps the folder.
-    let weights = model.join("model.safetensors");
-    let bytes = std::fs::read(&weights).unwrap();
-    std::fs::remove_file(&weights).unwrap();
-    std::fs::write(&weights, bytes).unwrap();
+    rewrite_checkpoint(&model);
     let _ = load(&model, &cache, Precision::Fp32);
     let left = cache_files(&dir);
     assert_eq!(left.len(), 1, "{left:?}");
