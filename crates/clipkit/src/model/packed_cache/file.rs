@@ -2,7 +2,8 @@
 //!
 //! Layout: 16 bytes of [`MAGIC`], the header's length (u64, little-endian), the header (JSON:
 //! the [`Identity`] and an [`Entry`] per weight), zeros to the next 4 KiB, then each entry's
-//! f32 values (little-endian), each starting at a multiple of 64 bytes from the data start.
+//! f32 values in the machine's byte order (the identity names the kernel, so a file is only
+//! read where it was written), each starting at a multiple of 64 bytes from the data start.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -207,6 +208,7 @@ impl Recorded {
     }
 }
 
+/// A cache file that matched the load's identity, mapped, with its entries by key.
 pub(super) struct Hit {
     map: Arc<Mmap>,
     data_start: usize,
