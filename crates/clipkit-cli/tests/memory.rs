@@ -1,11 +1,13 @@
 //! Loading a large checkpoint must not need much more memory than the checkpoint itself:
 //! files are memory-mapped and each tensor's pages released once it has been copied out.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
+use common::clipkit_at;
 
 /// Peak resident memory allowed, as a multiple of the checkpoint's size on disk.
 const MAX_RSS_RATIO: f64 = 1.3;
@@ -115,26 +117,16 @@ fn loading_needs_little_more_memory_than_the_checkpoint() {
     // The first load of a large model also writes its packed-weight cache file: into this
     // test's folder, not the user's.
     let home = dir.path().join("home");
-    let embed = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-            .env("CLIPKIT_HOME", &home)
-            .args([
-                "embed",
-                "--model",
-                dir.path().to_str().unwrap(),
-                "--text",
-                "a photo of a cat",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    };
+    let model = dir.path().to_str().unwrap();
+    let args = [
+        "embed",
+        "--model",
+        model,
+        "--text",
+        "a photo of a cat",
+        "--json",
+    ];
+    let embed = || clipkit_at(&home, &args).ok().stdout();
     let first = embed();
     let peak = children_peak_rss();
     let ratio = peak as f64 / size as f64;

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::clipkit;
 use common::training::{assert_same_weights, kill_after_first_checkpoint, metric_steps, resume};
+use common::{clipkit, clipkit_at};
 
 const STEPS: &str = "8";
 
@@ -78,11 +77,13 @@ fn quickstart_trains_evaluates_installs_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let run = tmp.path().join("run");
-    let output = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .env("CLIPKIT_HOME", &home)
-        .args(["quickstart", "--out"])
-        .arg(&run)
-        .args([
+    let run_arg = run.to_str().unwrap();
+    let json = clipkit_at(
+        &home,
+        &[
+            "quickstart",
+            "--out",
+            run_arg,
             "--steps",
             "4",
             "--batch-size",
@@ -90,15 +91,9 @@ fn quickstart_trains_evaluates_installs_and_reports() {
             "--eval-count",
             "10",
             "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        ],
+    )
+    .json();
     let results = json["results"].as_object().unwrap();
     let keys: Vec<&str> = results.keys().map(String::as_str).collect();
     assert_eq!(
@@ -120,14 +115,5 @@ fn quickstart_trains_evaluates_installs_and_reports() {
     // Installed as the default model: a command without --model uses it.
     let installed = home.join("models").join("default");
     assert!(installed.join("model.safetensors").is_file());
-    let embed = Command::new(env!("CARGO_BIN_EXE_clipkit"))
-        .env("CLIPKIT_HOME", &home)
-        .args(["embed", "--text", "two red circles", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        embed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&embed.stderr)
-    );
+    clipkit_at(&home, &["embed", "--text", "two red circles", "--json"]).ok();
 }

@@ -1,7 +1,7 @@
 //! Running the `clipkit` binary in tests: on failure, print the command, stdout and stderr.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -83,11 +83,14 @@ impl Run {
 
 /// Runs `clipkit ARGS...` with `CLIPKIT_HOME` pointed at an empty place.
 pub fn clipkit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    clipkit_at(&std::env::temp_dir().join("clipkit-tests-no-home"), args)
+}
+
+/// Runs `clipkit ARGS...` with `CLIPKIT_HOME` at `home` (its default model and index, its
+/// packed-weight cache).
+pub fn clipkit_at<S: AsRef<std::ffi::OsStr>>(home: &Path, args: &[S]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clipkit"));
-    cmd.args(args).env(
-        "CLIPKIT_HOME",
-        std::env::temp_dir().join("clipkit-tests-no-home"),
-    );
+    cmd.args(args).env("CLIPKIT_HOME", home);
     let command = format!(
         "clipkit {}",
         args.iter()
