@@ -400,7 +400,7 @@ impl CustomOp2 for AttentionBackward {
 /// The pointers and strides must describe valid, non-overlapping regions of those sizes.
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
-unsafe fn matmul(
+pub(super) unsafe fn matmul(
     m: usize, n: usize, k: usize,
     dst: *mut f32, dst_cs: isize, dst_rs: isize,
     lhs: *const f32, lhs_cs: isize, lhs_rs: isize,

@@ -17,6 +17,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::group_norm_math::{self, Group, GroupGrads};
 use crate::model::grad_ops::add_columns;
 use crate::model::ops::contiguous_f32;
 
@@ -116,22 +117,6 @@ impl Dims {
     }
 }
 
-/// Mean and 1/σ of one group's values (accumulated in f64).
-fn statistics(values: &[f32], eps: f32) -> (f32, f32) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = values
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
-}
-
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
-}
-
 /// Group norm (+ SiLU): (x, gain, bias) → y.
 struct GroupNormOp {
     shape: NormShape,
@@ -163,16 +148,15 @@ impl CustomOp3 for GroupNormOp {
             .zip(x.par_chunks(group_len))
             .enumerate()
             .for_each(|(row, (out, values))| {
-                let (mean, rstd) = statistics(values, self.shape.eps);
                 let first = (row % d.groups) * d.per_group();
-                let channels = out.chunks_mut(spatial).zip(values.chunks(spatial));
-                for (c, (out, values)) in channels.enumerate() {
-                    let (a, b) = (rstd * gain[first + c], bias[first + c]);
-                    for (o, &v) in out.iter_mut().zip(values) {
-                        let z = (v - mean) * a + b;
-                        *o = if self.silu { z * sigmoid(z) } else { z };
-                    }
-                }
+                let group = Group {
+                    gain: &gain[first..first + d.per_group()],
+                    bias: &bias[first..first + d.per_group()],
+                    spatial,
+                    eps: self.shape.eps,
+                    silu: self.silu,
+                };
+                group_norm_math::forward(group, values, out);
             });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -241,44 +225,23 @@ impl CustomOp3 for GroupNormBackward {
                 let mut dz = vec![0f32; group_len];
                 let rows = dx.chunks_mut(group_len).zip(x.chunks(group_len));
                 for (row, ((dx, values), dy)) in rows.zip(dy.chunks(group_len)).enumerate() {
-                    let (mean, rstd) = statistics(values, self.shape.eps);
                     let first = (row % d.groups) * d.per_group();
-                    // dz = dy · (d silu / dz), and the row sums of dxhat and dxhat · xhat.
-                    let (mut sum_dxhat, mut sum_dxhat_xhat) = (0f64, 0f64);
-                    let channels = dz.chunks_mut(spatial).zip(values.chunks(spatial));
-                    for (ch, ((dz, values), dy)) in channels.zip(dy.chunks(spatial)).enumerate() {
-                        let channel = first + ch;
-                        let (g, b) = (gain[channel], self.bias[channel]);
-                        let (mut dgain, mut dbias) = (0f32, 0f32);
-                        for ((dz, &v), &dy) in dz.iter_mut().zip(values).zip(dy) {
-                            let xhat = (v - mean) * rstd;
-                            *dz = if self.silu {
-                                let z = xhat * g + b;
-                                let s = sigmoid(z);
-                                dy * s * (1.0 + z * (1.0 - s))
-                            } else {
-                                dy
-                            };
-                            dgain += *dz * xhat;
-                            dbias += *dz;
-                            let dxhat = f64::from(*dz * g);
-                            sum_dxhat += dxhat;
-                            sum_dxhat_xhat += dxhat * f64::from(xhat);
-                        }
-                        sums[channel] += dgain;
-                        sums[c + channel] += dbias;
-                    }
-                    let n = values.len() as f64;
-                    let (mean_dxhat, mean_dxhat_xhat) =
-                        ((sum_dxhat / n) as f32, (sum_dxhat_xhat / n) as f32);
-                    let channels = dx.chunks_mut(spatial).zip(values.chunks(spatial));
-                    for (ch, ((dx, values), dz)) in channels.zip(dz.chunks(spatial)).enumerate() {
-                        let g = gain[first + ch];
-                        for ((dx, &v), &dz) in dx.iter_mut().zip(values).zip(dz) {
-                            let xhat = (v - mean) * rstd;
-                            *dx = rstd * (dz * g - mean_dxhat - xhat * mean_dxhat_xhat);
-                        }
-                    }
+                    let channels = first..first + d.per_group();
+                    let (dgain, dbias) = sums.split_at_mut(c);
+                    let group = Group {
+                        gain: &gain[channels.clone()],
+                        bias: &self.bias[channels.clone()],
+                        spatial,
+                        eps: self.shape.eps,
+                        silu: self.silu,
+                    };
+                    let grads = GroupGrads {
+                        dx,
+                        dz: &mut dz[..values.len()],
+                        dgain: &mut dgain[channels.clone()],
+                        dbias: &mut dbias[channels],
+                    };
+                    group_norm_math::backward(group, values, dy, grads);
                 }
                 sums
             })

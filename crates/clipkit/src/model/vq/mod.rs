@@ -15,6 +15,7 @@ mod conv;
 mod decoder;
 mod encoder;
 mod group_norm;
+mod group_norm_math;
 mod mid_block;
 mod quantizer;
 mod resnet;
@@ -22,6 +23,7 @@ mod sampling;
 pub mod taming;
 #[cfg(test)]
 mod test_support;
+mod upsample;
 
 use std::collections::HashMap;
 use std::path::Path;

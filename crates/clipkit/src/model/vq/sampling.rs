@@ -9,6 +9,7 @@ use candle_nn::VarBuilder;
 use super::conv::Conv;
 
 use super::resnet::conv3x3;
+use super::upsample::upsample2x;
 
 /// Nearest-neighbour doubling, then a 3×3 convolution `conv`.
 #[derive(Debug, Clone)]
@@ -28,8 +29,7 @@ impl Upsample {
 impl Module for Upsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // (B, C, H, W) → (B, C, 2H, 2W)
-        let (_, _, h, w) = x.dims4()?;
-        self.conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+        self.conv.forward(&upsample2x(x)?)
     }
 }
 
