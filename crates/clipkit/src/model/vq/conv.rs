@@ -351,7 +351,9 @@ impl CustomOp3 for ConvBackward {
             candle_core::bail!("convolution: an output gradient of {} values", dy.len());
         }
         let (image_len, out_len) = (d.image_len().max(1), (o * p).max(1));
-        let mut dx = vec![0f32; x.len()];
+        // Room for dW and db after dx, so appending them does not copy dx.
+        let mut dx = Vec::with_capacity(x.len() + weight.len() + o);
+        dx.resize(x.len(), 0f32);
         // Each chunk of images: its input gradients in place, and its partial dW and db.
         let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
             .par_chunks_mut(image_len * IMAGES_PER_CHUNK)

@@ -214,7 +214,9 @@ impl CustomOp3 for GroupNormBackward {
         }
         let (image_len, c) = (d.image_len().max(1), d.channels);
         let (group_len, spatial) = ((d.per_group() * d.spatial).max(1), d.spatial.max(1));
-        let mut dx = vec![0f32; x.len()];
+        // Room for the gain and bias gradients after dx, so appending them does not copy dx.
+        let mut dx = Vec::with_capacity(x.len() + 2 * c);
+        dx.resize(x.len(), 0f32);
         let partials: Vec<Vec<f32>> = dx
             .par_chunks_mut(image_len * IMAGES_PER_CHUNK)
             .zip(x.par_chunks(image_len * IMAGES_PER_CHUNK))
