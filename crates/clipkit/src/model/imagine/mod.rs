@@ -21,7 +21,8 @@ use std::path::Path;
 use candle_core::{DType, Module, Result as CandleResult, Tensor};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
 
-pub use block::{Block, KvCache, Norm};
+use crate::model::layers::LayerNorm;
+pub use block::{Block, KvCache};
 pub use config::{ImagineConfig, ImagineSizes, VqIdentity, IMAGINE_MODEL_TYPE};
 
 use crate::checkpoint::Checkpoint;
@@ -36,7 +37,7 @@ pub struct ImagineModel {
     wte: Embedding,
     wpe: Tensor,
     blocks: Vec<Block>,
-    ln_f: Norm,
+    ln_f: LayerNorm,
     lm_head: Linear,
 }
 
@@ -62,7 +63,7 @@ impl ImagineModel {
             blocks: (0..config.num_layers)
                 .map(|i| Block::new(vb.pp(format!("h.{i}")), config))
                 .collect::<CandleResult<_>>()?,
-            ln_f: Norm::new(vb.pp("ln_f"), c, config.layer_norm_eps)?,
+            ln_f: LayerNorm::new(vb.pp("ln_f"), c, config.layer_norm_eps)?,
             lm_head: linear_no_bias(c, v, vb.pp("lm_head"))?,
         })
     }
