@@ -9,7 +9,9 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::kernel::Kernel;
-use super::ops::{contiguous_f32, exp_fast, rows_per_task, softmax_rows, SendPtr};
+use super::ops::{
+    contiguous_f32, exp_fast, rows_per_task, softmax_rows, tanh_fast, SendPtr, SQRT_2_OVER_PI,
+};
 use crate::config::Activation;
 
 /// Sums per-task partial column sums into one vector.
@@ -205,13 +207,7 @@ fn gradient_row(
     dbias: &mut [f32],
 ) {
     match activation {
-        Some(Activation::QuickGelu) => quick_gelu_gradient_row(dx, x, bias, dy, dbias),
-        Some(act) => {
-            for i in 0..dx.len() {
-                dx[i] = dy[i] * act.derivative(x[i] + bias[i]);
-                dbias[i] += dx[i];
-            }
-        }
+        Some(act) => activation_gradient_row(act, dx, x, bias, dy, dbias),
         None => {
             dx.copy_from_slice(dy);
             for (b, g) in dbias.iter_mut().zip(dy) {
@@ -221,67 +217,100 @@ fn gradient_row(
     }
 }
 
-/// The quick-GELU row through [`exp_fast`], so the loop vectorises, in the widest registers
-/// the active [`Kernel`] allows.
-fn quick_gelu_gradient_row(dx: &mut [f32], x: &[f32], bias: &[f32], dy: &[f32], dbias: &mut [f32]) {
+/// One row of an activation's backward, in the widest registers the active [`Kernel`]
+/// allows; the GELUs through [`exp_fast`] so their loops vectorise.
+fn activation_gradient_row(
+    act: Activation,
+    dx: &mut [f32],
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    dbias: &mut [f32],
+) {
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
         Kernel::Amx | Kernel::Avx512 => unsafe {
-            quick_gelu_gradient_row_avx512(dx, x, bias, dy, dbias)
+            activation_gradient_row_avx512(act, dx, x, bias, dy, dbias)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { quick_gelu_gradient_row_avx2(dx, x, bias, dy, dbias) },
-        _ => quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias),
+        Kernel::Avx2 => unsafe { activation_gradient_row_avx2(act, dx, x, bias, dy, dbias) },
+        _ => activation_gradient_row_portable(act, dx, x, bias, dy, dbias),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn quick_gelu_gradient_row_avx512(
+unsafe fn activation_gradient_row_avx512(
+    act: Activation,
     dx: &mut [f32],
     x: &[f32],
     bias: &[f32],
     dy: &[f32],
     dbias: &mut [f32],
 ) {
-    quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias);
+    activation_gradient_row_portable(act, dx, x, bias, dy, dbias);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quick_gelu_gradient_row_avx2(
+unsafe fn activation_gradient_row_avx2(
+    act: Activation,
     dx: &mut [f32],
     x: &[f32],
     bias: &[f32],
     dy: &[f32],
     dbias: &mut [f32],
 ) {
-    quick_gelu_gradient_row_portable(dx, x, bias, dy, dbias);
+    activation_gradient_row_portable(act, dx, x, bias, dy, dbias);
 }
 
 #[inline(always)]
-fn quick_gelu_gradient_row_portable(
+fn activation_gradient_row_portable(
+    act: Activation,
     dx: &mut [f32],
     x: &[f32],
     bias: &[f32],
     dy: &[f32],
     dbias: &mut [f32],
 ) {
-    let n = dx
-        .len()
-        .min(x.len())
-        .min(bias.len())
-        .min(dy.len())
-        .min(dbias.len());
-    for i in 0..n {
-        let z = x[i] + bias[i];
-        let s = 1.0 / (1.0 + exp_fast(-1.702 * z));
-        let g = dy[i] * (s + 1.702 * z * s * (1.0 - s));
-        dx[i] = g;
-        dbias[i] += g;
+    #[inline(always)]
+    fn each(
+        dx: &mut [f32],
+        x: &[f32],
+        bias: &[f32],
+        dy: &[f32],
+        dbias: &mut [f32],
+        derivative: impl Fn(f32) -> f32,
+    ) {
+        let n = dx
+            .len()
+            .min(x.len())
+            .min(bias.len())
+            .min(dy.len())
+            .min(dbias.len());
+        for i in 0..n {
+            let g = dy[i] * derivative(x[i] + bias[i]);
+            dx[i] = g;
+            dbias[i] += g;
+        }
     }
+    match act {
+        Activation::QuickGelu => each(dx, x, bias, dy, dbias, |z| {
+            let s = 1.0 / (1.0 + exp_fast(-1.702 * z));
+            s + 1.702 * z * s * (1.0 - s)
+        }),
+        Activation::GeluTanh => each(dx, x, bias, dy, dbias, gelu_tanh_derivative),
+        act => each(dx, x, bias, dy, dbias, |z| act.derivative(z)),
+    }
+}
+
+/// The derivative of tanh-GELU at `x`.
+#[inline(always)]
+fn gelu_tanh_derivative(x: f32) -> f32 {
+    let t = tanh_fast(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x)
 }
 
 impl Activation {
@@ -298,12 +327,7 @@ impl Activation {
                 let pdf = (-0.5 * x * x).exp() * 0.398_942_3; // 1/√(2π)
                 cdf + x * pdf
             }
-            Activation::GeluTanh => {
-                const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-                let t = (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh();
-                0.5 * (1.0 + t)
-                    + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x)
-            }
+            Activation::GeluTanh => gelu_tanh_derivative(x),
             Activation::Relu => {
                 if x > 0.0 {
                     1.0

@@ -122,12 +122,7 @@ impl CustomOp2 for BiasActivationOp {
             .for_each(|(out, x)| {
                 for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
                     match act {
-                        Some(Activation::QuickGelu) => quick_gelu_row(o, row, bias),
-                        Some(act) => {
-                            for i in 0..n {
-                                o[i] = act.scalar(row[i] + bias[i]);
-                            }
-                        }
+                        Some(act) => activation_row(act, o, row, bias),
                         None => {
                             for i in 0..n {
                                 o[i] = row[i] + bias[i];
@@ -163,47 +158,60 @@ impl Activation {
                 0.5 * x
                     * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
             }
-            Activation::GeluTanh => {
-                const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-                0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
-            }
+            Activation::GeluTanh => gelu_tanh(x),
             Activation::Relu => x.max(0.0),
             Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
 }
 
-/// `quick_gelu(x + bias)` over one row, through [`exp_fast`] so the loop vectorises, in the
-/// widest registers the active [`Kernel`] allows.
-fn quick_gelu_row(out: &mut [f32], x: &[f32], bias: &[f32]) {
+/// tanh-GELU, PyTorch's `gelu(approximate="tanh")`, through [`tanh_fast`].
+#[inline(always)]
+pub(super) fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + tanh_fast(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
+}
+
+/// √(2/π), of tanh-GELU.
+pub(super) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// `act(x + bias)` over one row, in the widest registers the active [`Kernel`] allows; the
+/// GELUs through [`exp_fast`] so their loops vectorise.
+fn activation_row(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
     match Kernel::active() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { quick_gelu_row_avx512(out, x, bias) },
+        Kernel::Amx | Kernel::Avx512 => unsafe { activation_row_avx512(act, out, x, bias) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { quick_gelu_row_avx2(out, x, bias) },
-        _ => quick_gelu_row_portable(out, x, bias),
+        Kernel::Avx2 => unsafe { activation_row_avx2(act, out, x, bias) },
+        _ => activation_row_portable(act, out, x, bias),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn quick_gelu_row_avx512(out: &mut [f32], x: &[f32], bias: &[f32]) {
-    quick_gelu_row_portable(out, x, bias);
+unsafe fn activation_row_avx512(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
+    activation_row_portable(act, out, x, bias);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quick_gelu_row_avx2(out: &mut [f32], x: &[f32], bias: &[f32]) {
-    quick_gelu_row_portable(out, x, bias);
+unsafe fn activation_row_avx2(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
+    activation_row_portable(act, out, x, bias);
 }
 
 #[inline(always)]
-fn quick_gelu_row_portable(out: &mut [f32], x: &[f32], bias: &[f32]) {
-    for ((o, &v), &b) in out.iter_mut().zip(x).zip(bias) {
-        let v = v + b;
-        *o = v / (1.0 + exp_fast(-1.702 * v));
+fn activation_row_portable(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
+    #[inline(always)]
+    fn each(out: &mut [f32], x: &[f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+        for ((o, &v), &b) in out.iter_mut().zip(x).zip(bias) {
+            *o = f(v + b);
+        }
+    }
+    match act {
+        Activation::QuickGelu => each(out, x, bias, |v| v / (1.0 + exp_fast(-1.702 * v))),
+        Activation::GeluTanh => each(out, x, bias, gelu_tanh),
+        act => each(out, x, bias, |v| act.scalar(v)),
     }
 }
 
@@ -226,6 +234,14 @@ pub fn exp_fast(x: f32) -> f32 {
     let p = p * r + 1.0;
     let p = p * r + 1.0;
     f32::from_bits(p.to_bits().wrapping_add(((n as i32) << 23) as u32))
+}
+
+/// tanh through [`exp_fast`], `1 − 2 / (e^{2x} + 1)`: absolute error below 3e-7 (near zero
+/// the subtraction costs relative precision, not absolute), ±1 far out. libm's `tanhf` (and
+/// the `expm1f` it calls) was a quarter of a tanh-GELU model's training step.
+#[inline(always)]
+pub fn tanh_fast(x: f32) -> f32 {
+    1.0 - 2.0 / (exp_fast(2.0 * x) + 1.0)
 }
 
 /// Multi-head attention straight from the fused projection: qkv (B, T, 3·C) laid out as
@@ -450,6 +466,22 @@ fn lanes_max(values: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tanh_fast_is_within_3e_7_of_tanh() {
+        let mut worst = 0f64;
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            let error = (f64::from(tanh_fast(x)) - f64::from(x).tanh()).abs();
+            worst = if error.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(error)
+            };
+            x += 0.001_3;
+        }
+        assert!(worst < 3e-7, "worst absolute error {worst}");
+    }
 
     #[test]
     fn exp_fast_is_accurate_to_a_few_ulp() {
