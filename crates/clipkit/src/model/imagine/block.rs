@@ -71,15 +71,23 @@ impl Attention {
         let (b, l, c) = x.dims3()?;
         let scale = 1.0 / ((c / self.heads) as f64).sqrt();
         if cache.is_none() && fused_ok(&[x]) {
-            // [q·scale | k | v] (B, L, 3C), heads side by side in each: the fused op's input.
-            let q = (self.q_proj.forward(x)? * scale)?;
-            let (k, v) = (self.k_proj.forward(x)?, self.v_proj.forward(x)?);
-            let qkv = Tensor::cat(&[&q, &k, &v], D::Minus1)?;
+            // [q·scale | k | v] (B, L, 3C), heads side by side in each, the fused op's input:
+            // one product with the three weights stacked, the query rows scaled.
+            let stack = |part: fn(&Linear) -> Option<&Tensor>| -> Result<Tensor> {
+                let [q, k, v] = [&self.q_proj, &self.k_proj, &self.v_proj].map(part);
+                match (q, k, v) {
+                    (Some(q), Some(k), Some(v)) => Tensor::cat(&[&(q * scale)?, k, v], 0),
+                    _ => candle_core::bail!("imagine attention: a projection without a bias"),
+                }
+            };
+            let weight = stack(|linear| Some(linear.weight()))?;
+            let bias = stack(Linear::bias)?;
+            let qkv = fused_linear(x, &weight, &bias, None)?;
             let context = qkv.apply_op1(AttentionOp {
                 heads: self.heads,
                 causal: true,
             })?;
-            return self.out_proj.forward(&context);
+            return linear_layer(&self.out_proj, &context, None);
         }
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let mut k = self.split_heads(&self.k_proj.forward(x)?)?;
@@ -130,22 +138,41 @@ struct Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // (B, L, C) → (B·L, I): the product, then bias + tanh-GELU in one op.
-        let (b, l, c) = x.dims3()?;
-        let pre = x.reshape((b * l, c))?.matmul(&self.fc.weight().t()?)?;
-        let hidden = match self.fc.bias() {
-            Some(bias) if fused_ok(&[&pre, bias]) => pre.apply_op2(
-                bias,
-                BiasActivationOp {
-                    activation: Some(Activation::GeluTanh),
-                },
-            )?,
-            Some(bias) => pre.broadcast_add(bias)?.gelu()?,
-            None => pre.gelu()?,
-        };
-        let out = self.proj.forward(&hidden)?;
-        out.reshape((b, l, out.dim(1)?))
+        let hidden = linear_layer(&self.fc, x, Some(Activation::GeluTanh))?;
+        linear_layer(&self.proj, &hidden, None)
     }
+}
+
+/// `activation(x Wᵀ + b)` of a [`Linear`] for x (B, L, C_in) → (B, L, C_out), through
+/// [`fused_linear`] when the layer has a bias.
+fn linear_layer(linear: &Linear, x: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
+    match linear.bias() {
+        Some(bias) => fused_linear(x, linear.weight(), bias, activation),
+        None => {
+            let y = linear.forward(x)?;
+            activation.map_or(Ok(y.clone()), |act| act.apply(&y))
+        }
+    }
+}
+
+/// `activation(x Wᵀ + b)` for x (B, L, C_in), W (C_out, C_in), b (C_out): one product, then
+/// the bias (and activation) in one op with its own backward pass where the tensors allow
+/// ([`BiasActivationOp`]; candle's broadcast add reduces over the broadcast axes backward).
+fn fused_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
+    let (b, l, c) = x.dims3()?;
+    let pre = x.reshape((b * l, c))?.matmul(&weight.t()?)?; // (B·L, C_out)
+    let y = if fused_ok(&[&pre, bias]) {
+        pre.apply_op2(bias, BiasActivationOp { activation })?
+    } else {
+        let y = pre.broadcast_add(bias)?;
+        activation.map_or(Ok(y.clone()), |act| act.apply(&y))?
+    };
+    y.reshape((b, l, weight.dim(0)?))
 }
 
 /// One transformer block (`h.{i}.*` in the checkpoint).

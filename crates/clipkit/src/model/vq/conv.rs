@@ -5,7 +5,8 @@
 //! convolution (a dot product per output value) and its bias gradient through a broadcast
 //! reduction; those two were a third of a VQ training step. Here every product is one GEMM
 //! per image over the patch matrix (im2col): forward `Y = W · cols + b`, backward
-//! `dW = Σ dY · colsᵀ`, `db = Σ dY`, `dcols = Wᵀ · dY` folded back onto the input (col2im).
+//! `dW = Σ dY · colsᵀ` (summed as its transpose `cols · dYᵀ`, so `gemm` packs dY rather than
+//! the patches), `db = Σ dY`, `dcols = Wᵀ · dY` folded back onto the input (col2im).
 //! Images run in parallel; the weight and bias gradients are summed over fixed chunks of
 //! images in chunk order, so they are the same bit for bit on every run and thread count.
 //!
@@ -360,7 +361,7 @@ impl CustomOp3 for ConvBackward {
             .zip(x.par_chunks(image_len * IMAGES_PER_CHUNK))
             .zip(dy.par_chunks(out_len * IMAGES_PER_CHUNK))
             .map(|((dx, x), dy)| {
-                let mut dw = vec![0f32; o * ckk];
+                let mut dw_t = vec![0f32; ckk * o];
                 let mut db = vec![0f32; o];
                 let (mut buffer, mut dcols) = (Vec::new(), vec![0f32; ckk * p]);
                 for ((dx, image), dy) in dx
@@ -377,7 +378,7 @@ impl CustomOp3 for ConvBackward {
                     } else {
                         &mut dcols[..]
                     };
-                    // SAFETY: dy (O × P), cols (CKK × P), W (O × CKK), dw (O × CKK) and the
+                    // SAFETY: dy (O × P), cols (CKK × P), W (O × CKK), dWᵀ (CKK × O) and the
                     // patch gradient (CKK × P) are row-major buffers of those sizes, each
                     // written buffer this task's alone.
                     unsafe {
@@ -386,7 +387,7 @@ impl CustomOp3 for ConvBackward {
                             ckk,
                             o,
                             p,
-                            dw.as_mut_ptr(),
+                            dw_t.as_mut_ptr(),
                             1,
                             o as isize,
                             cols.as_ptr(),
@@ -416,12 +417,13 @@ impl CustomOp3 for ConvBackward {
                         d.col2im(&dcols, dx);
                     }
                 }
-                (dw, db)
+                (dw_t, db)
             })
             .collect();
         let mut out = dx;
+        // dW from the summed dWᵀ.
         let (dw_t, db) = partials.into_iter().fold(
-            (vec![0f32; o * ckk], vec![0f32; o]),
+            (vec![0f32; ckk * o], vec![0f32; o]),
             |(dw, db), (pw, pb)| (add_columns(dw, pw), add_columns(db, pb)),
         );
         out.extend((0..o * ckk).map(|i| dw_t[(i % ckk) * o + i / ckk]));
