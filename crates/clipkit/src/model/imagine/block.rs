@@ -1,9 +1,9 @@
 //! One pre-norm transformer block of the text-to-image model (GPT-2's order: x + attn(ln(x)),
 //! then x + mlp(ln(x)), tanh-GELU MLP). Attention is causal; during sampling each block
-//! keeps the keys and values of earlier positions ([`KvCache`]). The layer norms, the MLP's
-//! bias + GELU and, without a cache (training), the attention run as the fused ops the CLIP
-//! towers train with (each with its own backward pass); candle's composite ops, each with a
-//! generic backward, made training 4.6x slower than PyTorch's.
+//! keeps the keys and values of earlier positions ([`KvCache`]). The layer norms, every
+//! linear map's bias (+ GELU) and, without a cache (training), the attention run as the
+//! fused ops the CLIP towers train with, each with its own backward pass (candle's
+//! composite ops, each with a generic backward, made training 4.6x slower than PyTorch).
 //!
 //! Shapes: B = batch, L = new positions, K = cached + new positions, C = hidden size,
 //! H = heads, D = C / H.
@@ -150,7 +150,10 @@ fn linear_layer(linear: &Linear, x: &Tensor, activation: Option<Activation>) -> 
         Some(bias) => fused_linear(x, linear.weight(), bias, activation),
         None => {
             let y = linear.forward(x)?;
-            activation.map_or(Ok(y.clone()), |act| act.apply(&y))
+            match activation {
+                Some(act) => act.apply(&y),
+                None => Ok(y),
+            }
         }
     }
 }
@@ -170,7 +173,10 @@ fn fused_linear(
         pre.apply_op2(bias, BiasActivationOp { activation })?
     } else {
         let y = pre.broadcast_add(bias)?;
-        activation.map_or(Ok(y.clone()), |act| act.apply(&y))?
+        match activation {
+            Some(act) => act.apply(&y)?,
+            None => y,
+        }
     };
     y.reshape((b, l, weight.dim(0)?))
 }

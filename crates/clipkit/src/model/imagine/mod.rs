@@ -21,12 +21,12 @@ use std::path::Path;
 use candle_core::{DType, Module, Result as CandleResult, Tensor};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
 
-use crate::model::layers::LayerNorm;
 pub use block::{Block, KvCache};
 pub use config::{ImagineConfig, ImagineSizes, VqIdentity, IMAGINE_MODEL_TYPE};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::model::layers::LayerNorm;
 use crate::model_folder::atomic_dir::{replace_dir, sync_file, write_synced};
 use crate::model_folder::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 
