@@ -6,6 +6,7 @@
 
 mod architecture;
 mod conv;
+mod cross_entropy;
 mod encoder;
 mod grad_ops;
 mod image_tower;
@@ -26,12 +27,15 @@ mod packed_tiles;
 mod precision;
 mod random;
 mod resnet;
+#[cfg(test)]
+mod test_support;
 mod text;
 mod token_embedding;
 mod vision;
 pub mod vq;
 
 pub use architecture::Architecture;
+pub use cross_entropy::cross_entropy;
 pub use image_tower::{ImageTower, ImageTowerConfig};
 pub use kernel::{cpu_features, Kernel, KernelError, KERNEL_ENV};
 pub use load_options::{LoadOptions, WeightFormat};

@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::clip::l2_normalize;
+use crate::model::cross_entropy;
 
 /// The loss of one batch and the logits it came from.
 #[derive(Debug, Clone)]
@@ -32,8 +33,8 @@ pub fn contrastive_loss(
         .broadcast_mul(&log_scale.exp()?)?; // (N texts, N images)
     let logits_per_image = logits_per_text.t()?;
     let targets = Tensor::arange(0u32, n as u32, &Device::Cpu)?;
-    let text_loss = candle_nn::loss::cross_entropy(&logits_per_text, &targets)?;
-    let image_loss = candle_nn::loss::cross_entropy(&logits_per_image, &targets)?;
+    let text_loss = cross_entropy(&logits_per_text, &targets)?;
+    let image_loss = cross_entropy(&logits_per_image, &targets)?;
     let loss = ((text_loss + image_loss)? * 0.5)?.to_dtype(DType::F32)?;
     Ok(ContrastiveOutput {
         loss,

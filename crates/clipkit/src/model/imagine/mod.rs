@@ -26,6 +26,7 @@ pub use config::{ImagineConfig, ImagineSizes, VqIdentity, IMAGINE_MODEL_TYPE};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::model::cross_entropy;
 use crate::model::layers::LayerNorm;
 use crate::model_folder::atomic_dir::{replace_dir, sync_file, write_synced};
 use crate::model_folder::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
@@ -91,7 +92,17 @@ impl ImagineModel {
     /// Logits (B, L, V) of the next id after each of `ids` (B, L) u32 stream ids. With
     /// `caches`, the ids continue the positions already cached, which are extended.
     pub fn forward(&self, ids: &Tensor, caches: Option<&mut [KvCache]>) -> CandleResult<Tensor> {
-        let (_, l) = ids.dims2()?;
+        let (b, l) = ids.dims2()?;
+        let hidden = self.hidden(ids, caches)?;
+        self.lm_head
+            .forward(&hidden)?
+            .reshape((b, l, self.config.vocab_size()))
+    }
+
+    /// The final hidden states (B·L, C), after `ln_f`, of `ids` (B, L): [`Self::forward`]
+    /// before the output layer.
+    fn hidden(&self, ids: &Tensor, caches: Option<&mut [KvCache]>) -> CandleResult<Tensor> {
+        let (b, l) = ids.dims2()?;
         let past = caches
             .as_ref()
             .and_then(|c| c.first())
@@ -104,20 +115,24 @@ impl ImagineModel {
             );
         }
         let positions = self.wpe.narrow(0, past, l)?;
-        let mut x = self.wte.forward(ids)?.broadcast_add(&positions)?; // (B, L, C)
+        let mut x = self
+            .wte
+            .forward(ids)?
+            .broadcast_add(&positions)?
+            .reshape((b * l, self.config.hidden_size))?;
         match caches {
             Some(caches) => {
                 for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
-                    x = block.forward(&x, Some(cache))?;
+                    x = block.forward(&x, b, Some(cache))?;
                 }
             }
             None => {
                 for block in &self.blocks {
-                    x = block.forward(&x, None)?;
+                    x = block.forward(&x, b, None)?;
                 }
             }
         }
-        self.lm_head.forward(&self.ln_f.forward(&x)?)
+        self.ln_f.forward(&x)
     }
 
     /// The stream (B, T + n) of captions `text` (B, T) and codes `codes` (B, n), both u32.
@@ -140,15 +155,24 @@ impl ImagineModel {
         let n = self.config.image_tokens();
         let (tv, k) = (self.config.text_vocab, self.config.codebook_size);
         let stream = self.stream(text, codes)?;
-        let logits = self.forward(&stream.narrow(1, 0, t + n - 1)?, None)?; // (B, T+n-1, V)
-        let image_logits = logits.narrow(1, t - 1, n)?.narrow(2, tv, k)?;
-        let image = candle_nn::loss::cross_entropy(
-            &image_logits.reshape((b * n, k))?,
-            &codes.flatten_all()?,
-        )?;
-        let text_logits = logits.narrow(1, 0, t - 1)?.narrow(2, 0, tv)?;
-        let text_loss = candle_nn::loss::cross_entropy(
-            &text_logits.reshape((b * (t - 1), tv))?,
+        let l = t + n - 1;
+        let hidden = self.hidden(&stream.narrow(1, 0, l)?, None)?.reshape((
+            b,
+            l,
+            self.config.hidden_size,
+        ))?;
+        // Each position's logits over the columns it is scored on only: the code columns
+        // of the output layer for image positions, the text columns for caption positions.
+        let head = self.lm_head.weight(); // (V, C)
+        let logits = |from: usize, len: usize, columns: usize, count: usize| {
+            hidden
+                .narrow(1, from, len)?
+                .reshape((b * len, self.config.hidden_size))?
+                .matmul(&head.narrow(0, columns, count)?.t()?)
+        };
+        let image = cross_entropy(&logits(t - 1, n, tv, k)?, &codes.flatten_all()?)?;
+        let text_loss = cross_entropy(
+            &logits(0, t - 1, 0, tv)?,
             &text.narrow(1, 1, t - 1)?.flatten_all()?,
         )?;
         let total = (&image + (&text_loss * text_weight)?)?;

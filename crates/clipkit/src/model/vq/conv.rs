@@ -438,7 +438,7 @@ mod tests {
     use candle_core::Var;
 
     use super::*;
-    use crate::model::vq::test_support::{max_difference, random};
+    use crate::model::test_support::{max_difference, random};
 
     /// Forward and every gradient against candle's own convolution and autograd, for each
     /// shape the VQ model uses: 3×3 padded, 3×3 stride 2 unpadded (on an odd side, as after

@@ -261,7 +261,7 @@ mod tests {
     use candle_core::{Device, Module, Var};
 
     use super::*;
-    use crate::model::vq::test_support::{max_difference, random};
+    use crate::model::test_support::{max_difference, random};
 
     /// Output and every gradient against candle_nn's group norm (and candle's SiLU) and
     /// autograd, with and without the SiLU, on an odd batch (a partial chunk) whose values

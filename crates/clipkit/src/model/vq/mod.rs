@@ -21,8 +21,6 @@ mod quantizer;
 mod resnet;
 mod sampling;
 pub mod taming;
-#[cfg(test)]
-mod test_support;
 mod upsample;
 
 use std::collections::HashMap;

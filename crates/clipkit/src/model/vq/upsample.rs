@@ -110,7 +110,7 @@ mod tests {
     use candle_core::Var;
 
     use super::*;
-    use crate::model::vq::test_support::{max_difference, random};
+    use crate::model::test_support::{max_difference, random};
 
     /// Forward and gradient against candle's `upsample_nearest2d` and its autograd, on a
     /// non-square image and several planes.

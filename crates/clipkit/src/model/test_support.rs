@@ -1,11 +1,11 @@
-//! What the unit tests of the VQ model's ops share: deterministic inputs and a NaN-proof
+//! What the unit tests of the model's ops share: deterministic inputs and a NaN-proof
 //! comparison.
 
 use candle_core::{Device, Tensor};
 
 /// A tensor of `shape` with values uniform in [offset − 0.5, offset + 0.5) from `seed`
 /// (xorshift), the same on every run.
-pub(super) fn random(shape: &[usize], seed: u64, offset: f32) -> Tensor {
+pub(crate) fn random(shape: &[usize], seed: u64, offset: f32) -> Tensor {
     let n: usize = shape.iter().product();
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let values: Vec<f32> = (0..n)
@@ -21,7 +21,7 @@ pub(super) fn random(shape: &[usize], seed: u64, offset: f32) -> Tensor {
 
 /// The largest absolute difference of two tensors of the same size; NaN counts as the
 /// largest difference, so it cannot pass a tolerance.
-pub(super) fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+pub(crate) fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
     let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(a.len(), b.len());
