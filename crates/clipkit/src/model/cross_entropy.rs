@@ -8,7 +8,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::ops::{contiguous_f32, exp_fast, fused_ok, rows_per_task};
+use super::kernel::compiled_per_kernel;
+use super::ops::{contiguous_f32, exp_fast, fused_ok, lanes_max, lanes_sum, rows_per_task};
 
 /// Mean over rows of `logsumexp(logits_i) − logits_i[targets_i]`, for logits (N, K) and
 /// targets (N) u32 class indices: the value and gradient of candle_nn's `cross_entropy`,
@@ -46,13 +47,7 @@ impl CustomOp2 for RowCrossEntropy {
             .par_chunks_mut(rows)
             .zip(logits.par_chunks(rows * k))
             .zip(targets.par_chunks(rows))
-            .try_for_each(|((losses, logits), targets)| {
-                for ((loss, row), &t) in losses.iter_mut().zip(logits.chunks_exact(k)).zip(targets)
-                {
-                    *loss = log_sum_exp(row) - row[class(t, k)?];
-                }
-                Ok::<(), candle_core::Error>(())
-            })?;
+            .for_each(|((losses, logits), targets)| row_losses(losses, logits, targets, k));
         Ok((CpuStorage::F32(losses), Shape::from(targets.len())))
     }
 
@@ -98,22 +93,14 @@ impl CustomOp3 for CrossEntropyBackward {
             .par_chunks_mut(rows * k)
             .zip(logits.par_chunks(rows * k))
             .zip(targets.par_chunks(rows).zip(grad.par_chunks(rows)))
-            .try_for_each(|((dlogits, logits), (targets, grad))| {
-                let rows = dlogits.chunks_exact_mut(k).zip(logits.chunks_exact(k));
-                for ((d, row), (&t, &g)) in rows.zip(targets.iter().zip(grad)) {
-                    let lse = log_sum_exp(row);
-                    for (d, &x) in d.iter_mut().zip(row) {
-                        *d = g * exp_fast(x - lse);
-                    }
-                    d[class(t, k)?] -= g;
-                }
-                Ok::<(), candle_core::Error>(())
-            })?;
+            .for_each(|((dlogits, logits), (targets, grad))| {
+                row_gradients(dlogits, logits, targets, grad, k)
+            });
         Ok((CpuStorage::F32(dlogits), l1.shape().clone()))
     }
 }
 
-/// The contiguous logits, targets and K of the two operands, shapes checked.
+/// The contiguous logits, targets and K of the two operands, shapes and targets checked.
 fn operands<'a>(
     s1: &'a CpuStorage,
     l1: &Layout,
@@ -129,26 +116,63 @@ fn operands<'a>(
         Some((start, end)) if end - start == n && l2.shape().rank() == 1 => &targets[start..end],
         _ => candle_core::bail!("cross-entropy targets: expected one index per logit row"),
     };
-    if k == 0 {
-        candle_core::bail!("cross-entropy: no classes");
+    if let Some(&t) = targets.iter().find(|&&t| t as usize >= k) {
+        candle_core::bail!("cross-entropy: target {t} outside the {k} classes");
     }
     Ok((logits, targets, k))
 }
 
-/// The target as a column index, or an error when it names no class.
-fn class(target: u32, k: usize) -> Result<usize> {
-    let t = target as usize;
-    if t >= k {
-        candle_core::bail!("cross-entropy: target {t} outside the {k} classes");
+compiled_per_kernel! {
+    /// Each row's loss `logsumexp(row) − row[target]`, for rows of `k` logits.
+    fn row_losses(
+        losses: &mut [f32],
+        logits: &[f32],
+        targets: &[u32],
+        k: usize,
+    ) => row_losses_portable
+}
+
+#[inline(always)]
+fn row_losses_portable(losses: &mut [f32], logits: &[f32], targets: &[u32], k: usize) {
+    for ((loss, row), &t) in losses.iter_mut().zip(logits.chunks_exact(k)).zip(targets) {
+        *loss = log_sum_exp(row) - row[t as usize];
     }
-    Ok(t)
+}
+
+compiled_per_kernel! {
+    /// Each row's `g · (softmax(row) − onehot(target))`, for rows of `k` logits.
+    fn row_gradients(
+        dlogits: &mut [f32],
+        logits: &[f32],
+        targets: &[u32],
+        grad: &[f32],
+        k: usize,
+    ) => row_gradients_portable
+}
+
+#[inline(always)]
+fn row_gradients_portable(
+    dlogits: &mut [f32],
+    logits: &[f32],
+    targets: &[u32],
+    grad: &[f32],
+    k: usize,
+) {
+    let rows = dlogits.chunks_exact_mut(k).zip(logits.chunks_exact(k));
+    for ((d, row), (&t, &g)) in rows.zip(targets.iter().zip(grad)) {
+        let lse = log_sum_exp(row);
+        for (d, &x) in d.iter_mut().zip(row) {
+            *d = g * exp_fast(x - lse);
+        }
+        d[t as usize] -= g;
+    }
 }
 
 /// `ln Σ_j e^{x_j}`, shifted by the row's maximum.
+#[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&x| exp_fast(x - max)).sum();
-    max + sum.ln()
+    let max = lanes_max(row);
+    max + lanes_sum(row, |x| exp_fast(x - max)).ln()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::Kernel;
+use super::kernel::compiled_per_kernel;
 use super::ops::{
     contiguous_f32, exp_fast, rows_per_task, softmax_rows, tanh_fast, SendPtr, SQRT_2_OVER_PI,
 };
@@ -217,53 +217,18 @@ fn gradient_row(
     }
 }
 
-/// One row of an activation's backward, in the widest registers the active [`Kernel`]
-/// allows; the GELUs through [`exp_fast`] so their loops vectorise.
-fn activation_gradient_row(
-    act: Activation,
-    dx: &mut [f32],
-    x: &[f32],
-    bias: &[f32],
-    dy: &[f32],
-    dbias: &mut [f32],
-) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe {
-            activation_gradient_row_avx512(act, dx, x, bias, dy, dbias)
-        },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { activation_gradient_row_avx2(act, dx, x, bias, dy, dbias) },
-        _ => activation_gradient_row_portable(act, dx, x, bias, dy, dbias),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn activation_gradient_row_avx512(
-    act: Activation,
-    dx: &mut [f32],
-    x: &[f32],
-    bias: &[f32],
-    dy: &[f32],
-    dbias: &mut [f32],
-) {
-    activation_gradient_row_portable(act, dx, x, bias, dy, dbias);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn activation_gradient_row_avx2(
-    act: Activation,
-    dx: &mut [f32],
-    x: &[f32],
-    bias: &[f32],
-    dy: &[f32],
-    dbias: &mut [f32],
-) {
-    activation_gradient_row_portable(act, dx, x, bias, dy, dbias);
+compiled_per_kernel! {
+    /// One row of an activation's backward, in the widest registers the active
+    /// [`Kernel`](crate::model::Kernel)
+    /// allows; the GELUs through [`exp_fast`] so their loops vectorise.
+    fn activation_gradient_row(
+        act: Activation,
+        dx: &mut [f32],
+        x: &[f32],
+        bias: &[f32],
+        dy: &[f32],
+        dbias: &mut [f32],
+    ) => activation_gradient_row_portable
 }
 
 #[inline(always)]

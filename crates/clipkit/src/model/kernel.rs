@@ -183,6 +183,40 @@ pub(super) fn has_feature(_: &str) -> bool {
     false
 }
 
+/// Defines a function that runs `$body`, an `#[inline(always)]` function of the same
+/// arguments, compiled for the active [`Kernel`]: once with AVX-512 F, once with AVX2 + FMA,
+/// once for the baseline target. Loops written to vectorise then use the widest registers
+/// the CPU has, in one binary, without a build flag.
+macro_rules! compiled_per_kernel {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            match $crate::model::Kernel::active() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
+                $crate::model::Kernel::Amx | $crate::model::Kernel::Avx512 => unsafe {
+                    avx512($($arg),*)
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
+                $crate::model::Kernel::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use compiled_per_kernel;
+
 #[cfg(test)]
 mod tests {
     use super::*;

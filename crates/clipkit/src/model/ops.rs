@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use rayon::prelude::*;
 
 use super::grad_ops::{AttentionBackward, BiasActivationBackward, LayerNormBackward};
-use super::kernel::Kernel;
+use super::kernel::compiled_per_kernel;
 use crate::config::Activation;
 
 /// Whether fused kernels may be used: every operand is an f32 tensor on the CPU.
@@ -174,30 +174,16 @@ pub(super) fn gelu_tanh(x: f32) -> f32 {
 /// √(2/π), of tanh-GELU.
 pub(super) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-/// `act(x + bias)` over one row, in the widest registers the active [`Kernel`] allows; the
-/// GELUs through [`exp_fast`] so their loops vectorise.
-fn activation_row(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { activation_row_avx512(act, out, x, bias) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { activation_row_avx2(act, out, x, bias) },
-        _ => activation_row_portable(act, out, x, bias),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn activation_row_avx512(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
-    activation_row_portable(act, out, x, bias);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn activation_row_avx2(act: Activation, out: &mut [f32], x: &[f32], bias: &[f32]) {
-    activation_row_portable(act, out, x, bias);
+compiled_per_kernel! {
+    /// `act(x + bias)` over one row, in the widest registers the active
+    /// [`Kernel`](crate::model::Kernel) allows; the GELUs through [`exp_fast`] so their loops
+    /// vectorise.
+    fn activation_row(
+        act: Activation,
+        out: &mut [f32],
+        x: &[f32],
+        bias: &[f32],
+    ) => activation_row_portable
 }
 
 #[inline(always)]
@@ -219,12 +205,19 @@ fn activation_row_portable(act: Activation, out: &mut [f32], x: &[f32], bias: &[
 /// |r| ≤ ln2/2, a degree-6 polynomial for e^r (relative error < 2e-7 on that range), and 2^n
 /// put into the exponent bits. Inputs beyond ±87 saturate to 0 or a huge finite value, which
 /// is what callers (sigmoids) need.
+///
+/// n comes from adding 1.5·2²³, which rounds x·log₂e to an integer held in the low mantissa
+/// bits: the float n and its bits follow without a conversion. (`round()` then `as i32`,
+/// which saturates, was compiled lane by lane: a scalar conversion, a NaN test and an insert
+/// per value, the bulk of a tanh-GELU's time.)
 #[inline(always)]
 pub fn exp_fast(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUNDER: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 87.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 / 720.0;
     let p = p * r + 1.0 / 120.0;
@@ -233,7 +226,8 @@ pub fn exp_fast(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    f32::from_bits(p.to_bits().wrapping_add(((n as i32) << 23) as u32))
+    let two_to_n = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) << 23;
+    f32::from_bits(p.to_bits().wrapping_add(two_to_n))
 }
 
 /// tanh through [`exp_fast`], `1 − 2 / (e^{2x} + 1)`: absolute error below 3e-7 (near zero
@@ -345,29 +339,9 @@ impl CustomOp1 for AttentionOp {
     }
 }
 
-/// Row-wise softmax of a T×T score matrix; with `causal`, entries above the diagonal get 0.
-pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { softmax_rows_avx512(scores, t, causal) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { softmax_rows_avx2(scores, t, causal) },
-        _ => softmax_rows_portable(scores, t, causal),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn softmax_rows_avx512(scores: &mut [f32], t: usize, causal: bool) {
-    softmax_rows_portable(scores, t, causal);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_rows_avx2(scores: &mut [f32], t: usize, causal: bool) {
-    softmax_rows_portable(scores, t, causal);
+compiled_per_kernel! {
+    /// Row-wise softmax of a T×T score matrix; with `causal`, entries above the diagonal get 0.
+    pub(super) fn softmax_rows(scores: &mut [f32], t: usize, causal: bool) => softmax_rows_portable
 }
 
 /// The softmax rows in plain Rust that vectorises: lane-wise max and sum, [`exp_fast`].
@@ -389,30 +363,16 @@ fn softmax_rows_portable(scores: &mut [f32], t: usize, causal: bool) {
     }
 }
 
-/// Layer norm of the rows of x (…, C) into out: two passes, the mean, then the variance
-/// around it, in the widest registers the active [`Kernel`] allows.
-fn layer_norm_rows(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { layer_norm_rows_avx512(out, x, gain, bias, eps) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { layer_norm_rows_avx2(out, x, gain, bias, eps) },
-        _ => layer_norm_rows_portable(out, x, gain, bias, eps),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn layer_norm_rows_avx512(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
-    layer_norm_rows_portable(out, x, gain, bias, eps);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn layer_norm_rows_avx2(out: &mut [f32], x: &[f32], gain: &[f32], bias: &[f32], eps: f32) {
-    layer_norm_rows_portable(out, x, gain, bias, eps);
+compiled_per_kernel! {
+    /// Layer norm of the rows of x (…, C) into out: two passes, the mean, then the variance
+    /// around it, in the widest registers the active [`Kernel`](crate::model::Kernel) allows.
+    fn layer_norm_rows(
+        out: &mut [f32],
+        x: &[f32],
+        gain: &[f32],
+        bias: &[f32],
+        eps: f32,
+    ) => layer_norm_rows_portable
 }
 
 #[inline(always)]
@@ -434,7 +394,7 @@ const LANES: usize = 16;
 /// Σ f(v) over `values`, in LANES partial sums so the loop vectorises (a single running sum
 /// would serialise every addition).
 #[inline(always)]
-fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(super) fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
@@ -448,7 +408,7 @@ fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 
 /// The largest of `values` (−∞ for none), in LANES partial maxima so the loop vectorises.
 #[inline(always)]
-fn lanes_max(values: &[f32]) -> f32 {
+pub(super) fn lanes_max(values: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks

@@ -1,14 +1,14 @@
 //! The arithmetic of one group of a group norm (and the SiLU after it), forward and
 //! backward, written so its loops vectorise and compiled for the widest registers the active
-//! [`Kernel`] allows.
+//! [`Kernel`](crate::model::Kernel) allows.
 //!
 //! Sums run in eight f32 lanes over blocks of [`BLOCK`] values, and the blocks' sums add up
 //! in f64, so the order (and the result) does not depend on the thread count; the sigmoid
 //! uses [`exp_fast`], not a libm call per value. (Scalar f64 sums and libm's `expf` were
 //! two thirds of the group norms' time in a VQ training step.)
 
+use crate::model::kernel::compiled_per_kernel;
 use crate::model::ops::exp_fast;
-use crate::model::Kernel;
 
 /// Values summed in f32 lanes before their sum is added in f64.
 const BLOCK: usize = 1024;
@@ -32,32 +32,21 @@ pub(super) struct Group<'a> {
     pub silu: bool,
 }
 
-/// `out` = the norm (+ SiLU) of the group's `values` (channel-major, `spatial` per channel).
-pub(super) fn forward(group: Group, values: &[f32], out: &mut [f32]) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { forward_avx512(group, values, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { forward_avx2(group, values, out) },
-        _ => forward_portable(group, values, out),
-    }
+compiled_per_kernel! {
+    /// `out` = the norm (+ SiLU) of the group's `values` (channel-major, `spatial` per channel).
+    pub(super) fn forward(group: Group, values: &[f32], out: &mut [f32]) => forward_portable
 }
 
-/// The group's input gradient into `dx`, from its `values` and output gradient `dy`, and its
-/// channels' gain and bias gradients added to `dgain` and `dbias`; `dz` is scratch of the
-/// group's length.
-pub(super) fn backward(group: Group, values: &[f32], dy: &[f32], grads: GroupGrads) {
-    match Kernel::active() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX-512 F.
-        Kernel::Amx | Kernel::Avx512 => unsafe { backward_avx512(group, values, dy, grads) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the active kernel is one this CPU supports: it has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { backward_avx2(group, values, dy, grads) },
-        _ => backward_portable(group, values, dy, grads),
-    }
+compiled_per_kernel! {
+    /// The group's input gradient into `dx`, from its `values` and output gradient `dy`, and its
+    /// channels' gain and bias gradients added to `dgain` and `dbias`; `dz` is scratch of the
+    /// group's length.
+    pub(super) fn backward(
+        group: Group,
+        values: &[f32],
+        dy: &[f32],
+        grads: GroupGrads,
+    ) => backward_portable
 }
 
 /// Where [`backward`] writes: the group's input gradient, scratch, and its channels' gain
@@ -71,30 +60,6 @@ pub(super) struct GroupGrads<'a> {
     pub dgain: &'a mut [f32],
     /// The channels' bias gradients.
     pub dbias: &'a mut [f32],
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_avx512(group: Group, values: &[f32], out: &mut [f32]) {
-    forward_portable(group, values, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(group: Group, values: &[f32], out: &mut [f32]) {
-    forward_portable(group, values, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn backward_avx512(group: Group, values: &[f32], dy: &[f32], grads: GroupGrads) {
-    backward_portable(group, values, dy, grads);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(group: Group, values: &[f32], dy: &[f32], grads: GroupGrads) {
-    backward_portable(group, values, dy, grads);
 }
 
 #[inline(always)]
