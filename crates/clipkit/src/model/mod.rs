@@ -17,6 +17,7 @@ mod kernel_bf16;
 mod kernel_int8;
 mod kernel_w8a8;
 mod layers;
+mod linear_op;
 mod load_options;
 mod network;
 mod ops;

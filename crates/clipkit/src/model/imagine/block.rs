@@ -18,6 +18,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use super::ImagineConfig;
 use crate::config::Activation;
 use crate::model::layers::LayerNorm;
+use crate::model::linear_op::linear_with_bias;
 use crate::model::ops::{fused_ok, AttentionOp, BiasActivationOp};
 
 /// Keys and values (B, H, K, D) of the positions a block has seen.
@@ -168,24 +169,29 @@ fn linear_layer(linear: &Linear, x: &Tensor, activation: Option<Activation>) -> 
     }
 }
 
-/// `activation(x Wᵀ + b)` for x (N, C_in), W (C_out, C_in), b (C_out): one product, then
-/// the bias (and activation) in one op with its own backward pass where the tensors allow
-/// ([`BiasActivationOp`]; candle's broadcast add reduces over the broadcast axes backward).
+/// `activation(x Wᵀ + b)` for x (N, C_in), W (C_out, C_in), b (C_out), each piece an op
+/// with its own backward pass where the tensors allow: without an activation, the product
+/// and bias as one op ([`linear_with_bias`]); with one, the product, then the bias and activation as
+/// one op ([`BiasActivationOp`], whose backward needs the product kept).
 fn fused_linear(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     activation: Option<Activation>,
 ) -> Result<Tensor> {
+    let Some(act) = activation else {
+        return linear_with_bias(x, weight, bias);
+    };
     let pre = x.matmul(&weight.t()?)?; // (N, C_out)
     if fused_ok(&[&pre, bias]) {
-        pre.apply_op2(bias, BiasActivationOp { activation })
+        pre.apply_op2(
+            bias,
+            BiasActivationOp {
+                activation: Some(act),
+            },
+        )
     } else {
-        let y = pre.broadcast_add(bias)?;
-        match activation {
-            Some(act) => act.apply(&y),
-            None => Ok(y),
-        }
+        act.apply(&pre.broadcast_add(bias)?)
     }
 }
 
