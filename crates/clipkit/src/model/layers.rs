@@ -6,8 +6,9 @@ use candle_nn::VarBuilder;
 use std::sync::Arc;
 
 use super::kernel::Kernel;
+use super::linear_op::linear_with_bias;
 use super::load_options::{LoadOptions, WeightFormat};
-use super::ops::{fused_ok, BiasActivationOp, LayerNormOp};
+use super::ops::{fused_ok, LayerNormOp};
 use super::packed::PackedWeight;
 use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp};
 use super::precision::Precision;
@@ -236,13 +237,9 @@ impl Linear {
                         Tensor::from_vec(rounded, (rows, in_dim), x2.device())?
                     }
                 };
-                let y = x2.matmul(&w.t()?)?;
                 match (&self.bias, with_bias) {
-                    (Some(b), true) if fused_ok(&[&y, b]) => {
-                        y.apply_op2(b, BiasActivationOp { activation: None })?
-                    }
-                    (Some(b), true) => y.broadcast_add(b)?,
-                    _ => y,
+                    (Some(b), true) => linear_with_bias(&x2, w, b)?,
+                    _ => x2.matmul(&w.t()?)?,
                 }
             }
         };
