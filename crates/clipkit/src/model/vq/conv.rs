@@ -102,6 +102,19 @@ struct Dims {
     geometry: Geometry,
 }
 
+/// A block of [`Dims::for_each_block`]: `rows` runs of `len` output positions.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Patch-matrix index of the first run's first position.
+    col: usize,
+    /// Image offset its input starts at.
+    at: usize,
+    /// Positions per run.
+    len: usize,
+    /// Runs, one per output row.
+    rows: usize,
+}
+
 impl Dims {
     fn new(x: &Layout, weight: &Layout, geometry: Geometry) -> Result<Self> {
         let (batch, in_c, h, w) = x.shape().dims4()?;
@@ -155,11 +168,11 @@ impl Dims {
         g.kernel == 1 && g.stride == 1 && g.padding == 0
     }
 
-    /// For each patch-matrix row and output row, the run of output positions whose input is
-    /// inside the image: `f(first column, first input offset, length)`, consecutive columns
-    /// reading inputs `stride` apart (within one image). The one walk shared by im2col and
-    /// col2im.
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
+    /// For each patch-matrix row, the block of output rows whose inputs are inside the image:
+    /// `f(Run { col, at, len, rows })`. Row r of the block is the run of `len` output
+    /// positions from column `col + r·ow`, reading inputs `stride` apart from offset
+    /// `at + r·stride·w` (within one image). The one walk shared by im2col and col2im.
+    fn for_each_block(&self, mut f: impl FnMut(Run)) {
         let Geometry {
             kernel,
             stride,
@@ -181,52 +194,90 @@ impl Dims {
                 let (oy0, rows) = span(kh, self.h, self.oh);
                 for kw in 0..kernel {
                     let (ox0, len) = span(kw, self.w, self.ow);
-                    if len == 0 {
+                    if len == 0 || rows == 0 {
                         continue;
                     }
                     let row = ((c * kernel + kh) * kernel + kw) * p;
-                    for oy in oy0..oy0 + rows {
-                        let (iy, ix) = (oy * stride + kh - padding, ox0 * stride + kw - padding);
-                        f(
-                            row + oy * self.ow + ox0,
-                            (c * self.h + iy) * self.w + ix,
-                            len,
-                        );
-                    }
+                    let (iy, ix) = (oy0 * stride + kh - padding, ox0 * stride + kw - padding);
+                    f(Run {
+                        col: row + oy0 * self.ow + ox0,
+                        at: (c * self.h + iy) * self.w + ix,
+                        len,
+                        rows,
+                    });
                 }
             }
         }
+    }
+
+    /// Whether a block's rows lie `w` apart in both the patch matrix and the image (stride
+    /// 1 and an output as wide as the input, as in a "same" convolution): then a block is
+    /// one stretch of each, with `w − len` positions between its runs.
+    fn rows_are_contiguous(&self) -> bool {
+        self.geometry.stride == 1 && self.ow == self.w
     }
 
     /// Writes the patch matrix of one image into `cols` (CKK × P) where the kernel reads the
     /// image; the positions where it reads padding are left as they are (zero, see
     /// [`Dims::patches`]).
     fn im2col(&self, image: &[f32], cols: &mut [f32]) {
-        let stride = self.geometry.stride;
-        self.for_each_run(|col, at, len| {
-            let dst = &mut cols[col..col + len];
-            if stride == 1 {
-                dst.copy_from_slice(&image[at..at + len]);
-            } else {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = image[at + i * stride];
+        let (stride, ow, w) = (self.geometry.stride, self.ow, self.w);
+        let contiguous = self.rows_are_contiguous();
+        self.for_each_block(|run| {
+            if contiguous {
+                // One copy of the stretch (short copies, one per row, were a call each),
+                // then the padding positions between the runs set back to zero.
+                let span = (run.rows - 1) * w + run.len;
+                cols[run.col..run.col + span].copy_from_slice(&image[run.at..run.at + span]);
+                for r in 0..run.rows - 1 {
+                    cols[run.col + r * w + run.len..run.col + (r + 1) * w].fill(0.0);
+                }
+                return;
+            }
+            for r in 0..run.rows {
+                let (col, at) = (run.col + r * ow, run.at + r * stride * w);
+                let dst = &mut cols[col..col + run.len];
+                if stride == 1 {
+                    dst.copy_from_slice(&image[at..at + run.len]);
+                } else {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = image[at + i * stride];
+                    }
                 }
             }
         });
     }
 
-    /// Adds a (CKK, P) patch-matrix gradient onto the image gradient it came from.
-    fn col2im(&self, cols: &[f32], image: &mut [f32]) {
-        let stride = self.geometry.stride;
-        self.for_each_run(|col, at, len| {
-            let src = &cols[col..col + len];
-            if stride == 1 {
-                for (d, &v) in image[at..at + len].iter_mut().zip(src) {
+    /// Adds a (CKK, P) patch-matrix gradient onto the image gradient it came from. The
+    /// entries at padding positions are gradients of nothing; `cols` is scratch, and they may
+    /// be overwritten.
+    fn col2im(&self, cols: &mut [f32], image: &mut [f32]) {
+        let (stride, ow, w) = (self.geometry.stride, self.ow, self.w);
+        let contiguous = self.rows_are_contiguous();
+        self.for_each_block(|run| {
+            if contiguous {
+                // Zero the padding positions between the runs, then add the stretch whole.
+                for r in 0..run.rows - 1 {
+                    cols[run.col + r * w + run.len..run.col + (r + 1) * w].fill(0.0);
+                }
+                let span = (run.rows - 1) * w + run.len;
+                let src = &cols[run.col..run.col + span];
+                for (d, &v) in image[run.at..run.at + span].iter_mut().zip(src) {
                     *d += v;
                 }
-            } else {
-                for (i, &v) in src.iter().enumerate() {
-                    image[at + i * stride] += v;
+                return;
+            }
+            for r in 0..run.rows {
+                let (col, at) = (run.col + r * ow, run.at + r * stride * w);
+                let src = &cols[col..col + run.len];
+                if stride == 1 {
+                    for (d, &v) in image[at..at + run.len].iter_mut().zip(src) {
+                        *d += v;
+                    }
+                } else {
+                    for (i, &v) in src.iter().enumerate() {
+                        image[at + i * stride] += v;
+                    }
                 }
             }
         });
@@ -414,7 +465,7 @@ impl CustomOp3 for ConvBackward {
                         );
                     }
                     if !d.is_pointwise() {
-                        d.col2im(&dcols, dx);
+                        d.col2im(&mut dcols, dx);
                     }
                 }
                 (dw_t, db)
