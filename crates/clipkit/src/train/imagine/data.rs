@@ -10,6 +10,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::data::shapes::{ShapesConfig, ShapesWorld, Split};
 use crate::error::{Error, Result};
@@ -132,7 +133,10 @@ impl CodePool {
                 codes
             }
         };
+        // Rendering each scene and tokenising its phrasings took seconds at start-up on one
+        // core.
         let captions = (0..count)
+            .into_par_iter()
             .map(|i| {
                 world
                     .sample(i as u64)
