@@ -6,8 +6,8 @@
 //! composite ops, each with a generic backward, made training 4.6x slower than PyTorch).
 //!
 //! Blocks read and write the residual stream as rows (B·L, C), so that no linear map
-//! reshapes its input or output (each reshape costs a zeroed gradient and a sum backward);
-//! only attention sees the batch axis.
+//! reshapes its input or output (candle's backward pass gives every reshape a zeroed
+//! gradient buffer and an add); only attention sees the batch axis.
 //!
 //! Shapes: B = batch, L = new positions, K = cached + new positions, C = hidden size,
 //! H = heads, D = C / H.
@@ -171,8 +171,8 @@ fn linear_layer(linear: &Linear, x: &Tensor, activation: Option<Activation>) -> 
 
 /// `activation(x Wᵀ + b)` for x (N, C_in), W (C_out, C_in), b (C_out), each piece an op
 /// with its own backward pass where the tensors allow: without an activation, the product
-/// and bias as one op ([`linear_with_bias`]); with one, the product, then the bias and activation as
-/// one op ([`BiasActivationOp`], whose backward needs the product kept).
+/// and bias as one op ([`linear_with_bias`]); with one, the product, then the bias and
+/// activation as one op ([`BiasActivationOp`], whose backward needs the product kept).
 fn fused_linear(
     x: &Tensor,
     weight: &Tensor,
