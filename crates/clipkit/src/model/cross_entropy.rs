@@ -18,7 +18,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     if fused_ok(&[logits]) && targets.dtype() == DType::U32 && targets.device().is_cpu() {
         logits
             .contiguous()?
-            .apply_op2(targets, RowCrossEntropy)?
+            .apply_op2(&targets.contiguous()?, RowCrossEntropy)?
             .mean_all()
     } else {
         candle_nn::loss::cross_entropy(logits, targets)

@@ -8,16 +8,15 @@
 //! Shapes: M = rows, K = input width, N = output width.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-
 use rayon::prelude::*;
 
 use super::grad_ops::add_columns;
-use super::ops::{contiguous_f32, rows_per_task};
+use super::ops::{contiguous_f32, fused_ok, rows_per_task};
 
-/// `x Wᵀ + b` for x (M, K), W (N, K) and b (N), through [`LinearOp`] where the tensors
-/// allow (f32 on the CPU), candle's ops otherwise.
+/// `x Wᵀ + b` for x (M, K), W (N, K) and b (N), through one op with its own backward
+/// (`LinearOp`) where the tensors allow (f32 on the CPU), candle's ops otherwise.
 pub fn linear_with_bias(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if super::ops::fused_ok(&[x, weight, bias]) {
+    if fused_ok(&[x, weight, bias]) {
         x.contiguous()?
             .apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp)
     } else {
@@ -26,7 +25,7 @@ pub fn linear_with_bias(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Te
 }
 
 /// The op behind [`linear_with_bias`]: (x, W, b) → x Wᵀ + b.
-pub struct LinearOp;
+struct LinearOp;
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
@@ -132,6 +131,9 @@ impl CustomOp3 for LinearBackward {
                 (dy.as_ptr(), n as isize, 1),
                 (x.as_ptr(), 1, k as isize),
             );
+        }
+        if n == 0 {
+            return Ok((CpuStorage::F32(out), Shape::from(m * k)));
         }
         let rows = rows_per_task(m, n);
         let sums = dy
