@@ -219,8 +219,8 @@ fn gradient_row(
 
 compiled_per_kernel! {
     /// One row of an activation's backward, in the widest registers the active
-    /// [`Kernel`](crate::model::Kernel)
-    /// allows; the GELUs through [`exp_fast`] so their loops vectorise.
+    /// [`Kernel`](crate::model::Kernel) allows; the GELUs through [`exp_fast`] so their loops
+    /// vectorise.
     fn activation_gradient_row(
         act: Activation,
         dx: &mut [f32],

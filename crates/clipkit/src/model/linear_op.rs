@@ -41,13 +41,10 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1, "linear input")?;
-        let w = contiguous_f32(s2, l2, "linear weight")?;
+        let (x, w, [m, k, n]) = input_and_weight(s1, l1, s2, l2)?;
         let b = contiguous_f32(s3, l3, "linear bias")?;
-        let (m, k) = l1.shape().dims2()?;
-        let (n, wk) = l2.shape().dims2()?;
-        if wk != k || b.len() != n {
-            candle_core::bail!("linear: input width {k}, weight {n}×{wk}, bias {}", b.len());
+        if b.len() != n {
+            candle_core::bail!("linear: weight {n}×{k}, bias {}", b.len());
         }
         let mut y = Vec::with_capacity(m * n);
         for _ in 0..m {
@@ -103,11 +100,8 @@ impl CustomOp3 for LinearBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1, "linear input")?;
-        let w = contiguous_f32(s2, l2, "linear weight")?;
+        let (x, w, [m, k, n]) = input_and_weight(s1, l1, s2, l2)?;
         let dy = contiguous_f32(s3, l3, "linear gradient")?;
-        let (m, k) = l1.shape().dims2()?;
-        let (n, _) = l2.shape().dims2()?;
         if dy.len() != m * n {
             candle_core::bail!("linear backward: gradient size mismatch");
         }
@@ -153,6 +147,24 @@ impl CustomOp3 for LinearBackward {
         db.copy_from_slice(&sums);
         Ok((CpuStorage::F32(out), Shape::from((m + n) * k + n)))
     }
+}
+
+/// The contiguous x (M, K) and W (N, K) of a linear map's first two operands, with
+/// [M, K, N]; widths checked.
+fn input_and_weight<'a>(
+    s1: &'a CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(&'a [f32], &'a [f32], [usize; 3])> {
+    let x = contiguous_f32(s1, l1, "linear input")?;
+    let w = contiguous_f32(s2, l2, "linear weight")?;
+    let (m, k) = l1.shape().dims2()?;
+    let (n, wk) = l2.shape().dims2()?;
+    if wk != k {
+        candle_core::bail!("linear: input width {k}, weight {n}×{wk}");
+    }
+    Ok((x, w, [m, k, n]))
 }
 
 /// A pointer with its (column, row) strides.

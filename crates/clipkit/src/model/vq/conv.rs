@@ -217,25 +217,45 @@ impl Dims {
         self.geometry.stride == 1 && self.ow == self.w
     }
 
+    /// The patch-matrix column and image offset where row `r` of `run` starts.
+    fn run_start(&self, run: Run, r: usize) -> (usize, usize) {
+        (
+            run.col + r * self.ow,
+            run.at + r * self.geometry.stride * self.w,
+        )
+    }
+
+    /// The length of a block taken as one stretch, when [`Dims::rows_are_contiguous`].
+    fn stretch(&self, run: Run) -> usize {
+        (run.rows - 1) * self.w + run.len
+    }
+
+    /// Sets the patch-matrix positions between the runs of a contiguous block (padding
+    /// positions inside its stretch) to zero.
+    fn zero_gaps(&self, run: Run, cols: &mut [f32]) {
+        for r in 0..run.rows - 1 {
+            let (col, _) = self.run_start(run, r);
+            cols[col + run.len..col + self.w].fill(0.0);
+        }
+    }
+
     /// Writes the patch matrix of one image into `cols` (CKK × P) where the kernel reads the
     /// image; the positions where it reads padding are left as they are (zero, see
     /// [`Dims::patches`]).
     fn im2col(&self, image: &[f32], cols: &mut [f32]) {
-        let (stride, ow, w) = (self.geometry.stride, self.ow, self.w);
+        let stride = self.geometry.stride;
         let contiguous = self.rows_are_contiguous();
         self.for_each_block(|run| {
             if contiguous {
                 // One copy of the stretch (short copies, one per row, were a call each),
                 // then the padding positions between the runs set back to zero.
-                let span = (run.rows - 1) * w + run.len;
+                let span = self.stretch(run);
                 cols[run.col..run.col + span].copy_from_slice(&image[run.at..run.at + span]);
-                for r in 0..run.rows - 1 {
-                    cols[run.col + r * w + run.len..run.col + (r + 1) * w].fill(0.0);
-                }
+                self.zero_gaps(run, cols);
                 return;
             }
             for r in 0..run.rows {
-                let (col, at) = (run.col + r * ow, run.at + r * stride * w);
+                let (col, at) = self.run_start(run, r);
                 let dst = &mut cols[col..col + run.len];
                 if stride == 1 {
                     dst.copy_from_slice(&image[at..at + run.len]);
@@ -252,15 +272,13 @@ impl Dims {
     /// entries at padding positions are gradients of nothing; `cols` is scratch, and they may
     /// be overwritten.
     fn col2im(&self, cols: &mut [f32], image: &mut [f32]) {
-        let (stride, ow, w) = (self.geometry.stride, self.ow, self.w);
+        let stride = self.geometry.stride;
         let contiguous = self.rows_are_contiguous();
         self.for_each_block(|run| {
             if contiguous {
                 // Zero the padding positions between the runs, then add the stretch whole.
-                for r in 0..run.rows - 1 {
-                    cols[run.col + r * w + run.len..run.col + (r + 1) * w].fill(0.0);
-                }
-                let span = (run.rows - 1) * w + run.len;
+                self.zero_gaps(run, cols);
+                let span = self.stretch(run);
                 let src = &cols[run.col..run.col + span];
                 for (d, &v) in image[run.at..run.at + span].iter_mut().zip(src) {
                     *d += v;
@@ -268,7 +286,7 @@ impl Dims {
                 return;
             }
             for r in 0..run.rows {
-                let (col, at) = (run.col + r * ow, run.at + r * stride * w);
+                let (col, at) = self.run_start(run, r);
                 let src = &cols[col..col + run.len];
                 if stride == 1 {
                     for (d, &v) in image[at..at + run.len].iter_mut().zip(src) {
