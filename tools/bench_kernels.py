@@ -72,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "target/bench-model")
     parser.add_argument("--worker", type=Path, default=ROOT / "target/release/examples/bench_worker")
-    parser.add_argument("--baseline", type=Path, help="another build's bench_worker, measured first")
+    parser.add_argument("--baseline", type=Path,
+                        help="another build's bench_worker, measured first at each precision")
     parser.add_argument("--kernels", default="avx512,avx2,portable",
                         help="kernels of --worker to measure (comma-separated; unsupported ones fail)")
     parser.add_argument("--precisions", default="fp32",
@@ -83,9 +84,13 @@ def main() -> None:
     args = parser.parse_args()
 
     contenders: list[tuple[str, Worker]] = []
-    if args.baseline:
-        contenders.append(("baseline", Worker(args.baseline, args.model, args.threads, None)))
     precisions = list(filter(None, args.precisions.split(",")))
+    if args.baseline:
+        # The other build at each precision measured (its default kernel).
+        for precision in precisions:
+            name = "baseline" if precisions == ["fp32"] else f"baseline/{precision}"
+            contenders.append((name, Worker(args.baseline, args.model, args.threads, None,
+                                            precision)))
     for kernel in filter(None, args.kernels.split(",")):
         for precision in precisions:
             name = kernel if precisions == ["fp32"] else f"{kernel}/{precision}"

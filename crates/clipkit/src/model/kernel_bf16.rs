@@ -8,7 +8,7 @@
 //! exact in f32, so the result differs from an f32 product of the rounded values only by the
 //! order of the f32 sums (and by denormals, which `vdpbf16ps` flushes to zero).
 
-use super::packed_tiles::{Init, AVX512_NR, KC};
+use super::packed_tiles::{prefetch_panel_step, Init, AVX512_NR, KC};
 
 /// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits; NaN stays NaN.
 pub fn round_bf16(x: f32) -> u16 {
@@ -170,6 +170,7 @@ unsafe fn bf16<const R: usize>(
     }
     let as_bh = |v: __m512i| -> __m512bh { std::mem::transmute(v) };
     for kp in 0..pairs {
+        prefetch_panel_step(w, kp);
         let w0 = as_bh(_mm512_loadu_si512(w.add(kp * NR).cast()));
         let w1 = as_bh(_mm512_loadu_si512(w.add(kp * NR + 16).cast()));
         for (r, a) in acc.iter_mut().enumerate() {

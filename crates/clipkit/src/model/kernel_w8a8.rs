@@ -14,7 +14,7 @@
 //! scales and, per depth block, NR corrections; a tile's input is ⌈kc/4⌉ × MR quads.
 
 use super::kernel_int8::quantize_rows;
-use super::packed_tiles::{Init, AVX512_NR, KC};
+use super::packed_tiles::{prefetch_panel_step, Init, AVX512_NR, KC};
 
 /// The unsigned offset `vpdpbusd` needs on the input side.
 const OFFSET: i32 = 128;
@@ -160,6 +160,7 @@ unsafe fn vnni<const R: usize>(
         }
     }
     for kq in 0..quads {
+        prefetch_panel_step(t.w, kq);
         let w0 = _mm512_loadu_si512(t.w.add(kq * NR).cast());
         let w1 = _mm512_loadu_si512(t.w.add(kq * NR + 16).cast());
         for (r, a) in acc.iter_mut().enumerate() {

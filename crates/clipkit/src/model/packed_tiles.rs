@@ -27,6 +27,29 @@ pub(super) const AVX2_MR: usize = 6;
 pub(super) const AVX512_NR: usize = 32;
 /// See [`AVX512_NR`].
 pub(super) const AVX512_MR: usize = 12;
+/// How many depth steps ahead the AVX-512 kernels prefetch their weight panel (2 KiB): 8
+/// to 32 measured alike on a Xeon (Emerald Rapids), none 8–20% slower.
+const PREFETCH_STEPS: usize = 16;
+/// Bytes of one depth step of an AVX-512 panel: 32 channels of f32, of bf16 pairs or of
+/// int8 quads.
+const PANEL_STEP_BYTES: usize = 128;
+
+/// Asks for the panel's lines [`PREFETCH_STEPS`] depth steps after `step` to be brought into
+/// L1. A panel is read once per tile, and without this its lines arrive late: on a Xeon the
+/// f32 kernel waited on them for a tenth of its time. Reading past the panel is harmless.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn prefetch_panel_step<T>(panel: *const T, step: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let ahead = panel
+        .cast::<i8>()
+        .wrapping_add((step + PREFETCH_STEPS) * PANEL_STEP_BYTES);
+    // SAFETY: a prefetch is a hint: it never faults and changes nothing the program sees.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+    }
+}
 
 /// How a tile's accumulators start.
 #[derive(Clone, Copy)]
@@ -194,6 +217,7 @@ unsafe fn avx512<const R: usize>(
         }
     }
     for kk in 0..kc {
+        prefetch_panel_step(w, kk);
         let w0 = _mm512_loadu_ps(w.add(kk * NR));
         let w1 = _mm512_loadu_ps(w.add(kk * NR + 16));
         for (r, a) in acc.iter_mut().enumerate() {
