@@ -209,7 +209,11 @@ impl PackedWeight {
             (Panels::W8a8(_), Some(x)) => Some(kernel_int8::quantize_rows(x, x.len() / k, k)),
             _ => None,
         };
-        let nr = self.tiling().nr;
+        let Tiling {
+            nr,
+            mr,
+            rows_per_task,
+        } = self.tiling();
         let m = x.len();
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias does not match the weight's height");
@@ -217,13 +221,21 @@ impl PackedWeight {
         if let Some(r) = epilogue.residual {
             assert_eq!(r.len(), m * n, "residual does not match the output");
         }
-        let mut y = vec![0f32; m * n];
-        if m == 0 || n == 0 {
-            return y;
-        }
         let mut padded_bias = vec![0f32; n.div_ceil(nr) * nr];
         if let Some(b) = bias {
             padded_bias[..n].copy_from_slice(b);
+        }
+        // The output is not cleared first (a pass over it, in a product that writes each
+        // tile whole in its first depth block).
+        let mut y: Vec<f32> = Vec::with_capacity(m * n);
+        if m == 0 || n == 0 || k == 0 {
+            // No depth block runs: each output is its bias.
+            for _ in 0..m {
+                y.extend_from_slice(&padded_bias[..n]);
+            }
+            // SAFETY: the (M, N) output, whole and this call's alone.
+            unsafe { epilogue.apply(SendPtr(y.as_mut_ptr()), m, n, 0, n) };
+            return y;
         }
         let out = SendPtr(y.as_mut_ptr());
         let panels = n.div_ceil(nr);
@@ -231,7 +243,7 @@ impl PackedWeight {
         // groups of panels, with enough groups for two tasks per thread: few rows (one
         // image) are shared out by panels, so each weight is read by one thread only, and
         // a few row blocks (eight images) still keep many threads busy.
-        let rows_per_task = self.tiling().rows_per_task;
+        let rows_per_task = block_rows(m, rows_per_task, mr);
         let row_blocks = m.div_ceil(rows_per_task);
         let groups = panel_groups(row_blocks, panels, rayon::current_num_threads());
         let per_group = panels.div_ceil(groups);
@@ -258,6 +270,10 @@ impl PackedWeight {
                 block_out,
             );
         });
+        // SAFETY: the tasks' rows and panels cover the (M, N) output, and the first depth
+        // block (k > 0, so it ran) wrote each tile whole from the bias (`Init::Bias`) before
+        // anything read it; the capacity is M·N.
+        unsafe { y.set_len(m * n) };
         y
     }
 
@@ -507,6 +523,15 @@ fn panel_groups(row_blocks: usize, panels: usize, threads: usize) -> usize {
         .unwrap_or(least)
 }
 
+/// Rows per block when `m` rows are cut into blocks of at most `most` rows (a multiple of
+/// `mr`): as many blocks as `most` needs, of equal size rounded up to whole tiles. Each
+/// block reads every panel once, so a short last block (eight images are 400 rows: four
+/// of 96 and one of 16) paid a pass over the weights for a few rows.
+fn block_rows(m: usize, most: usize, mr: usize) -> usize {
+    let blocks = m.div_ceil(most).max(1);
+    (m.div_ceil(blocks).div_ceil(mr) * mr).min(most)
+}
+
 /// A kernel's panel width NR, tile height MR and rows per parallel task.
 #[derive(Clone, Copy)]
 struct Tiling {
@@ -685,6 +710,23 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn row_blocks_are_whole_tiles_of_even_size() {
+        assert_eq!(block_rows(400, 96, 12), 84); // 84 × 4 + 64, not 96 × 4 + 16
+        assert_eq!(block_rows(1600, 96, 12), 96);
+        assert_eq!(block_rows(50, 96, 12), 60);
+        assert_eq!(block_rows(96, 96, 12), 96);
+        assert_eq!(block_rows(0, 96, 12), 0);
+        for m in 1..1000 {
+            let rows = block_rows(m, 96, 12);
+            assert!(
+                rows > 0 && rows <= 96 && rows.is_multiple_of(12),
+                "{m}: {rows}"
+            );
+            assert_eq!(m.div_ceil(rows), m.div_ceil(96), "{m}: {rows}");
+        }
     }
 
     /// Tasks come to at least two per thread, and to a multiple of the thread count where
