@@ -28,15 +28,18 @@ pub(super) const AVX512_NR: usize = 32;
 /// See [`AVX512_NR`].
 pub(super) const AVX512_MR: usize = 12;
 /// How many depth steps ahead the AVX-512 kernels prefetch their weight panel (2 KiB): 8
-/// to 32 measured alike on a Xeon (Emerald Rapids), none 8–20% slower.
+/// to 32 measured alike on a Xeon (Emerald Rapids); without the prefetch, 8–20% slower.
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_STEPS: usize = 16;
 /// Bytes of one depth step of an AVX-512 panel: 32 channels of f32, of bf16 pairs or of
 /// int8 quads.
+#[cfg(target_arch = "x86_64")]
 const PANEL_STEP_BYTES: usize = 128;
 
 /// Asks for the panel's lines [`PREFETCH_STEPS`] depth steps after `step` to be brought into
-/// L1. A panel is read once per tile, and without this its lines arrive late: on a Xeon the
-/// f32 kernel waited on them for a tenth of its time. Reading past the panel is harmless.
+/// L1. A panel is read once per tile, and without this its lines arrive late (on a Xeon the
+/// f32 kernel's loads of them held a quarter of its samples). Reading past the panel is
+/// harmless.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn prefetch_panel_step<T>(panel: *const T, step: usize) {
