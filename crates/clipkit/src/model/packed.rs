@@ -204,9 +204,10 @@ impl PackedWeight {
             let rows = x.materialise(k);
             return self.product(&Matrix::new(&rows, k), bias, epilogue);
         }
+        let m = x.len();
         // w8a8 inputs are quantised per row once, for every task.
         let quantized = match (&self.data, x.matrix()) {
-            (Panels::W8a8(_), Some(x)) => Some(kernel_int8::quantize_rows(x, x.len() / k, k)),
+            (Panels::W8a8(_), Some(x)) => Some(kernel_int8::quantize_rows(x, m, k)),
             _ => None,
         };
         let Tiling {
@@ -214,7 +215,6 @@ impl PackedWeight {
             mr,
             rows_per_task,
         } = self.tiling();
-        let m = x.len();
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias does not match the weight's height");
         }
