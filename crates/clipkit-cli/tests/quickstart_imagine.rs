@@ -208,4 +208,24 @@ fn imagine_quickstart_resumes_a_finished_run_without_retraining() {
         "{}",
         explain(&bad)
     );
+
+    // Another image size is another run, refused over this one; a size the VQ model cannot
+    // divide into codes is refused before anything is trained.
+    for (size, message) in [
+        ("64", "other settings"),
+        ("30", "downscale factor 4, not 30"),
+    ] {
+        let other = quickstart(&home, &run, &["--no-install", "--image-size", size]);
+        assert!(!other.status.success(), "{}", explain(&other));
+        assert!(
+            String::from_utf8_lossy(&other.stderr).contains(message),
+            "{}",
+            explain(&other)
+        );
+    }
+    assert_eq!(
+        (lines("vq"), lines("generator")),
+        (2, 2),
+        "nothing retrained"
+    );
 }

@@ -59,6 +59,11 @@ pub struct Args {
     /// embeddings of each reconstruction and its original (with --imagine; 0: none).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().vq_perceptual_weight)]
     vq_perceptual_weight: f32,
+    /// Side of the training and evaluation images in pixels, a multiple of 4 (with
+    /// --imagine): 32 gives each image an 8 × 8 grid of codes, 64 a 16 × 16 one (four times
+    /// the codes per object, about four times the generator's time per step).
+    #[arg(long, default_value_t = ImagineQuickstartRecipe::default().image_size)]
+    image_size: u32,
     /// Sampling temperature of the evaluation (with --imagine; positive, lower is greedier).
     #[arg(long, default_value_t = ImagineQuickstartRecipe::default().generation.temperature)]
     temperature: f64,
@@ -129,6 +134,7 @@ pub fn run(
         vq_object_weight: args.vq_object_weight,
         vq_codes: args.vq_codes,
         vq_perceptual_weight: args.vq_perceptual_weight,
+        image_size: args.image_size,
         generation: GenerationConfig {
             temperature: args.temperature,
             top_k: super::codes_top_k(args.top_k),
@@ -245,13 +251,7 @@ fn train_generator_stage(
     let tokenizer_json = std::fs::read(tokenizer_dir.join(TOKENIZER_FILE))
         .with_context(|| format!("{}: no tokenizer.json", tokenizer_dir.display()))?;
     let tokenizer = read_tokenizer(tokenizer_dir, sizes.text_length)?;
-    let config = ImagineConfig::over(
-        &sizes,
-        &vq,
-        vq_dir,
-        &tokenizer,
-        ImagineQuickstartRecipe::IMAGE_SIZE,
-    )?;
+    let config = ImagineConfig::over(&sizes, &vq, vq_dir, &tokenizer, recipe.image_size)?;
     let inputs = ImagineInputs {
         vq: &vq,
         tokenizer: &tokenizer,
@@ -323,7 +323,7 @@ fn evaluate(
         .map(|p| {
             let scene = generated::truth_scene(&p.objects)
                 .with_context(|| format!("prompt {:?} cannot be drawn", p.prompt))?;
-            Ok(render(&scene, ImagineQuickstartRecipe::IMAGE_SIZE))
+            Ok(render(&scene, recipe.image_size))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let vq_truth_dir = eval_dir.join("vq_truth");

@@ -1,7 +1,7 @@
 //! The text-to-image quickstart recipe (`clipkit quickstart --imagine`): a VQ autoencoder
-//! and a DALL·E-style generator over its codes, both trained from scratch on 32-pixel
-//! shapes-world images in a bounded time on two cores, then judged on the shapes-world
-//! prompt set against fixed targets. The numbers live here, so the CLI only parses its
+//! and a DALL·E-style generator over its codes, both trained from scratch on shapes-world
+//! images (32 pixels by default) in a bounded time on two cores, then judged on the
+//! shapes-world prompt set against fixed targets. The numbers live here, so the CLI only parses its
 //! flags, trains, installs and prints.
 
 use std::path::Path;
@@ -45,6 +45,9 @@ pub struct ImagineQuickstartRecipe {
     /// Weight of the VQ model's CLIP perceptual term, measured by the reranker
     /// ([`VqRunSettings::perceptual`]; 0: none).
     pub vq_perceptual_weight: f32,
+    /// Side of the images in pixels (a multiple of the VQ model's downscale factor, 4):
+    /// 32 gives an 8 × 8 code grid, 64 a 16 × 16 one.
+    pub image_size: u32,
     /// How the evaluation samples, written into the generator folder so that
     /// `clipkit imagine` samples the same way.
     pub generation: GenerationConfig,
@@ -61,6 +64,7 @@ impl Default for ImagineQuickstartRecipe {
             vq_object_weight: SHAPES_OBJECT_WEIGHT,
             vq_codes: 128,
             vq_perceptual_weight: 0.1,
+            image_size: 32,
             generation: GenerationConfig {
                 temperature: 1.0,
                 top_k: Some(8),
@@ -71,9 +75,6 @@ impl Default for ImagineQuickstartRecipe {
 }
 
 impl ImagineQuickstartRecipe {
-    /// Side of the images in pixels: 32, an 8 × 8 code grid.
-    pub const IMAGE_SIZE: u32 = 32;
-
     /// The VQ architecture: the diffusers `VQModel` layout at three levels of 16, 32 and 32
     /// channels (f = 4), one residual block per level, 16-wide codes, a codebook of
     /// `vq_codes`.
@@ -90,7 +91,7 @@ impl ImagineQuickstartRecipe {
             config: self.vq_config(),
             steps: self.vq_steps,
             batch_size: self.batch_size,
-            image_size: Self::IMAGE_SIZE,
+            image_size: self.image_size,
             learning_rate: 2e-3,
             warmup_steps: 20.min(self.vq_steps.saturating_sub(1)),
             seed: 0,
@@ -105,7 +106,7 @@ impl ImagineQuickstartRecipe {
     }
 
     /// The generator's transformer: 4 blocks of width 128 and 4 heads over 24 caption
-    /// tokens and the 64 codes of an image.
+    /// tokens and the codes of an image (64 at 32 pixels).
     pub fn generator_sizes(&self) -> ImagineSizes {
         ImagineSizes {
             text_length: 24,
@@ -125,7 +126,7 @@ impl ImagineQuickstartRecipe {
             steps: self.generator_steps,
             batch_size: self.batch_size,
             images: self.images,
-            image_size: Self::IMAGE_SIZE,
+            image_size: self.image_size,
             learning_rate: 1e-3,
             warmup_steps: 100.min(self.generator_steps.saturating_sub(1)),
             weight_decay: 0.01,
@@ -142,8 +143,17 @@ impl ImagineQuickstartRecipe {
     }
 
     /// An error naming the first count that is zero, a perceptual weight that is not a
-    /// number ≥ 0, or a sampling option out of range.
+    /// number ≥ 0, an image size the VQ model cannot divide into codes, or a sampling
+    /// option out of range.
     pub fn validate(&self) -> Result<()> {
+        let factor = self.vq_config().downscale_factor();
+        if self.image_size == 0 || self.image_size as usize % factor != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "the image size must be a positive multiple of the VQ model's downscale \
+                 factor {factor}, not {}",
+                self.image_size
+            )));
+        }
         if !(self.vq_perceptual_weight.is_finite() && self.vq_perceptual_weight >= 0.0) {
             return Err(Error::InvalidArgument(format!(
                 "the VQ perceptual weight must be a number ≥ 0, not {}",
@@ -212,10 +222,15 @@ mod tests {
         let clip = Path::new("clip");
         let vq = recipe.vq_settings(clip);
         assert_eq!(vq.perceptual.is_some(), recipe.vq_perceptual_weight > 0.0);
-        assert_eq!(
-            ImagineQuickstartRecipe::IMAGE_SIZE as usize % vq.config.downscale_factor(),
-            0
-        );
+        assert_eq!(recipe.image_size as usize % vq.config.downscale_factor(), 0);
+        for image_size in [0, 30] {
+            let odd = ImagineQuickstartRecipe {
+                image_size,
+                ..recipe
+            };
+            let message = odd.validate().unwrap_err().to_string();
+            assert!(message.contains("downscale factor 4"), "{message}");
+        }
         let tiny = ImagineQuickstartRecipe {
             vq_steps: 1,
             generator_steps: 1,
