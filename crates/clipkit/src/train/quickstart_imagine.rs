@@ -147,7 +147,7 @@ impl ImagineQuickstartRecipe {
     /// option out of range.
     pub fn validate(&self) -> Result<()> {
         let factor = self.vq_config().downscale_factor();
-        if self.image_size == 0 || self.image_size as usize % factor != 0 {
+        if self.image_size == 0 || !(self.image_size as usize).is_multiple_of(factor) {
             return Err(Error::InvalidArgument(format!(
                 "the image size must be a positive multiple of the VQ model's downscale \
                  factor {factor}, not {}",
