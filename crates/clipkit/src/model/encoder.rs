@@ -58,8 +58,9 @@ impl SelfAttention {
         })
     }
 
-    /// x: (B, T, C) → (B, T, C); with `causal`, position t sees positions ≤ t only.
-    fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
+    /// `residual` + attention over x: (B, T, C) → (B, T, C); with `causal`, position t
+    /// sees positions ≤ t only.
+    fn forward(&self, x: &Tensor, causal: bool, residual: &Tensor) -> Result<Tensor> {
         let qkv = self.qkv.forward(x)?; // (B, T, 3C)
         let ctx = if fused_ok(&[&qkv]) {
             qkv.apply_op1(AttentionOp {
@@ -69,7 +70,7 @@ impl SelfAttention {
         } else {
             self.composite(&qkv, causal)?
         };
-        self.out.forward(&ctx)
+        self.out.forward_residual(&ctx, residual)
     }
 
     /// The same attention from candle ops, differentiable: qkv (B, T, 3C) → (B, T, C).
@@ -123,7 +124,8 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `residual` + the MLP of x: (B, T, C) → (B, T, C).
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let pre = self.fc1.product(x)?; // (B, T, I)
         let h = match self.fc1.bias() {
             Some(bias) if fused_ok(&[&pre, bias]) => pre.contiguous()?.apply_op2(
@@ -135,7 +137,7 @@ impl Mlp {
             Some(bias) => self.activation.apply(&pre.broadcast_add(bias)?)?,
             None => self.activation.apply(&pre)?,
         };
-        self.fc2.forward(&h)
+        self.fc2.forward_residual(&h, residual)
     }
 }
 
@@ -158,12 +160,10 @@ impl EncoderLayer {
     }
 
     fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
-        let attended = self
+        let x = self
             .self_attn
-            .forward(&self.layer_norm1.forward(x)?, causal)?;
-        let x = (x + attended)?;
-        let transformed = self.mlp.forward(&self.layer_norm2.forward(&x)?)?;
-        x + transformed
+            .forward(&self.layer_norm1.forward(x)?, causal, x)?;
+        self.mlp.forward(&self.layer_norm2.forward(&x)?, &x)
     }
 }
 

@@ -10,7 +10,7 @@ use super::linear_op::linear_with_bias;
 use super::load_options::{LoadOptions, WeightFormat};
 use super::ops::{fused_ok, LayerNormOp};
 use super::packed::PackedWeight;
-use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp};
+use super::packed_linear::{DifferentiablePackedLinear, PackedLinearOp, PackedResidualLinearOp};
 use super::precision::Precision;
 use crate::config::Activation;
 
@@ -175,6 +175,29 @@ impl Linear {
     /// `x Wᵀ` without the bias: (…, in) → (…, out).
     pub fn product(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, false)
+    }
+
+    /// `x Wᵀ + b + residual`, the residual shaped as the output. With packed weights and
+    /// inputs that track no gradient the residual is added inside the product
+    /// ([`PackedResidualLinearOp`]); otherwise the map, then an add.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Packed { forward, .. }
+                if !x.track_op() && !residual.track_op() && fused_ok(&[x, residual]) =>
+            {
+                let in_dim = forward.in_dim();
+                let rows = x.elem_count() / in_dim.max(1);
+                let x2 = x.reshape((rows, in_dim))?.contiguous()?;
+                let r2 = residual.reshape((rows, forward.out_dim()))?.contiguous()?;
+                let bias = self.bias_values(true)?;
+                let op = PackedResidualLinearOp {
+                    weight: forward,
+                    bias: bias.as_deref(),
+                };
+                x2.apply_op2_no_bwd(&r2, &op)?.reshape(residual.shape())
+            }
+            _ => self.forward(x)? + residual,
+        }
     }
 
     /// The bias, if the map has one.
