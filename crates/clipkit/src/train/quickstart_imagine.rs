@@ -1,8 +1,8 @@
 //! The text-to-image quickstart recipe (`clipkit quickstart --imagine`): a VQ autoencoder
 //! and a DALL·E-style generator over its codes, both trained from scratch on shapes-world
 //! images (32 pixels by default) in a bounded time on two cores, then judged on the
-//! shapes-world prompt set against fixed targets. The numbers live here, so the CLI only parses its
-//! flags, trains, installs and prints.
+//! shapes-world prompt set against fixed targets. The numbers live here, so the CLI only
+//! parses its flags, trains, installs and prints.
 
 use std::path::Path;
 
