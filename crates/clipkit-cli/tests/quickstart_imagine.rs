@@ -212,7 +212,10 @@ fn imagine_quickstart_resumes_a_finished_run_without_retraining() {
     // Another image size is another run, refused over this one; a size the VQ model cannot
     // divide into codes is refused before anything is trained.
     for (size, message) in [
-        ("64", "other settings"),
+        (
+            "64",
+            "other settings (image_size: 32 in the checkpoint, 64 now)",
+        ),
         ("30", "downscale factor 4, not 30"),
     ] {
         let other = quickstart(&home, &run, &["--no-install", "--image-size", size]);

@@ -26,7 +26,9 @@ use super::step::{train_step, StepMetrics};
 use candle_core::Tensor;
 
 use super::metrics_log::MetricsLog;
-use super::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use super::resume_files::{
+    read_trainer_state, restore_optimizer, resume_files, settings_difference,
+};
 use super::varmap::load_tensors;
 use crate::config::ClipConfig;
 use crate::data::PairSource;
@@ -332,10 +334,10 @@ fn resume(
     };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
-            "{} holds a run with other settings ({:?}); resume it with the same options or \
+            "{} holds a run with other settings ({}); resume it with the same options or \
              train into another folder",
             folder.root().display(),
-            state.settings
+            settings_difference(&state.settings, settings)
         )));
     }
     if !state.data.is_empty() && state.data != data {

@@ -18,7 +18,9 @@ use crate::model::vq::VqModel;
 use crate::model_folder::WEIGHTS_FILE;
 use crate::tokenizer::ClipTokenizer;
 use crate::train::metrics_log::MetricsLog;
-use crate::train::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use crate::train::resume_files::{
+    read_trainer_state, restore_optimizer, resume_files, settings_difference,
+};
 use crate::train::varmap::{restore_vars, trainable_vars, var_values};
 use crate::train::{AdamW, AdamWConfig, LrSchedule};
 
@@ -288,10 +290,10 @@ fn resume(
     };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
-            "{} holds a text-to-image run with other settings ({:?}); resume it with the same \
+            "{} holds a text-to-image run with other settings ({}); resume it with the same \
              options and VQ model, or train into another folder",
             dir.display(),
-            state.settings
+            settings_difference(&state.settings, settings)
         )));
     }
     restore_vars(varmap, &dir.join(WEIGHTS_FILE))?;

@@ -20,7 +20,9 @@ use crate::data::shapes::{Sample, ShapesConfig, ShapesWorld, Split};
 use crate::error::{Error, Result};
 use crate::model::vq::{write_vq_folder, VqConfig, VqModel, VQ_WEIGHTS_FILE};
 use crate::train::metrics_log::MetricsLog;
-use crate::train::resume_files::{read_trainer_state, restore_optimizer, resume_files};
+use crate::train::resume_files::{
+    read_trainer_state, restore_optimizer, resume_files, settings_difference,
+};
 use crate::train::varmap::{restore_vars, trainable_vars, var_values};
 use crate::train::{AdamW, AdamWConfig, LrSchedule};
 
@@ -417,10 +419,10 @@ fn resume(
     };
     if state.settings != *settings {
         return Err(Error::InvalidArgument(format!(
-            "{} holds a VQ run with other settings ({:?}); resume it with the same options or \
+            "{} holds a VQ run with other settings ({}); resume it with the same options or \
              train into another folder",
             dir.display(),
-            state.settings
+            settings_difference(&state.settings, settings)
         )));
     }
     restore_vars(varmap, &dir.join(VQ_WEIGHTS_FILE))?;
