@@ -313,9 +313,9 @@ pub fn avg_pool(x: &Tensor, f: usize) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kernel::Kernel;
     use crate::model::packed::PackedWeight;
     use crate::model::precision::Precision;
+    use crate::model::test_support::packed_kernels;
 
     /// relu(conv(x) + bias + residual) computed directly in f64: x (B, H, W, C), w (N, k, k, C).
     #[allow(clippy::too_many_arguments)]
@@ -368,23 +368,18 @@ mod tests {
     #[test]
     fn patch_rows_convolve_as_a_direct_convolution_on_every_kernel() {
         let mut runs = Vec::new();
-        for kernel in [Kernel::Amx, Kernel::Avx512, Kernel::Avx2] {
+        for kernel in packed_kernels() {
             for precision in [
                 Precision::Fp32,
                 Precision::Bf16,
                 Precision::Int8,
                 Precision::W8a8,
             ] {
-                if kernel.is_supported() && PackedWeight::supports(kernel, precision) {
+                if PackedWeight::supports(kernel, precision) {
                     runs.push((kernel, precision));
                 }
             }
         }
-        #[cfg(target_arch = "x86_64")]
-        assert!(
-            !runs.is_empty() || !Kernel::Avx2.is_supported(),
-            "an AVX2 CPU must test a packed kernel"
-        );
         for (kernel, precision) in runs {
             for (dims, n, kernel_side, stride) in [
                 ((2, 9, 7, 3), 5, 3, 2),

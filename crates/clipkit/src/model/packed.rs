@@ -697,6 +697,7 @@ mod compare_in_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::packed_kernels;
     use compare_in_tests as compare;
 
     fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
@@ -762,16 +763,7 @@ mod tests {
     /// partial tiles, partial panels and partial depth blocks, with and without many rows.
     #[test]
     fn every_supported_kernel_matches_a_plain_product_for_awkward_shapes() {
-        let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2]
-            .into_iter()
-            .filter(|k| k.is_supported())
-            .collect();
-        #[cfg(target_arch = "x86_64")]
-        assert!(
-            !kernels.is_empty() || !Kernel::Avx2.is_supported(),
-            "an AVX2 CPU must test a packed kernel"
-        );
-        for kernel in kernels {
+        for kernel in packed_kernels() {
             for (m, n, k) in [
                 (1, 1, 1),
                 (7, 17, 300),

@@ -135,7 +135,7 @@ mod tests {
     use candle_core::Device;
 
     use super::*;
-    use crate::model::kernel::Kernel;
+    use crate::model::test_support::packed_kernels;
 
     /// The residual op is the plain packed product plus the residual, bit for bit (the same
     /// sums in the same order), on every packed kernel this CPU runs; a residual of another
@@ -150,19 +150,10 @@ mod tests {
         };
         let (x, w, r) = (values(m * k, 37), values(n * k, 53), values(m * n, 29));
         let bias = values(n, 11);
-        let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2]
-            .into_iter()
-            .filter(|kernel| kernel.is_supported())
-            .collect();
-        #[cfg(target_arch = "x86_64")]
-        assert!(
-            !kernels.is_empty() || !Kernel::Avx2.is_supported(),
-            "an AVX2 CPU must test a packed kernel"
-        );
         let device = Device::Cpu;
         let xt = Tensor::from_slice(&x, (m, k), &device).unwrap();
         let rt = Tensor::from_slice(&r, (m, n), &device).unwrap();
-        for kernel in kernels {
+        for kernel in packed_kernels() {
             let packed = PackedWeight::pack_for(kernel, &w, n, k).expect("supported");
             let op = PackedResidualLinearOp {
                 weight: &packed,

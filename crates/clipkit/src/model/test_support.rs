@@ -1,7 +1,24 @@
-//! What the unit tests of the model's ops share: deterministic inputs and a NaN-proof
-//! comparison.
+//! What the unit tests of the model's ops share: deterministic inputs, a NaN-proof
+//! comparison and the packed kernels to test.
 
 use candle_core::{Device, Tensor};
+
+use super::kernel::Kernel;
+
+/// The kernels with packed products that this CPU runs; an x86-64 CPU with AVX2 must have
+/// one, so the packed paths are never left untested there.
+pub(crate) fn packed_kernels() -> Vec<Kernel> {
+    let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2]
+        .into_iter()
+        .filter(|kernel| kernel.is_supported())
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        !kernels.is_empty() || !Kernel::Avx2.is_supported(),
+        "an AVX2 CPU must test a packed kernel"
+    );
+    kernels
+}
 
 /// A tensor of `shape` with values uniform in [offset − 0.5, offset + 0.5) from `seed`
 /// (xorshift), the same on every run.
