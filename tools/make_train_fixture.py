@@ -11,6 +11,9 @@ Writes a tiny random CLIP (``config.json`` + ``model.safetensors``, HF layout), 
 * ``loss``: transformers' ``CLIPModel(..., return_loss=True).loss`` (symmetric
   cross-entropy of the scaled cosine similarities), and ``logits_per_image``;
 * ``grad.<name>``: the gradient of that loss for every parameter;
+* ``masked.loss``, ``masked.logits_per_image``, ``masked.grad.<name>``: the same loss
+  with the logits of the ``ALSO_TRUE`` (caption, image) pairs filled with -inf before both
+  cross-entropies (captions known to be true of another image are not negatives);
 * ``step2.<name>``: every parameter after two ``torch.optim.AdamW`` steps on the same batch,
   with clipkit's parameter groups (no weight decay on 1-D parameters - gains, biases, the
   class embedding, the logit scale - nor on token and position embeddings), the gradient
@@ -37,6 +40,8 @@ from transformers import CLIPConfig, CLIPModel  # noqa: E402
 SEED = 7
 LR, BETAS, EPS, WEIGHT_DECAY, CLIP_NORM = 1e-3, (0.9, 0.98), 1e-6, 0.2, 1.0
 EOS, BOS, VOCAB, CONTEXT = 63, 62, 64, 16
+# (caption, image) rows of the batch whose caption is also true of the other image.
+ALSO_TRUE = [(0, 1), (1, 0), (2, 5), (4, 3)]
 
 
 def build_model() -> CLIPModel:
@@ -100,6 +105,21 @@ def main() -> None:
     ref = {"loss": out.loss.detach().reshape(1), "logits_per_image": out.logits_per_image.detach()}
     for name, p in model.named_parameters():
         ref[f"grad.{name}"] = p.grad.detach().clone()
+
+    model.zero_grad()
+    logits_per_text = model(**batch).logits_per_text
+    mask = torch.zeros_like(logits_per_text, dtype=torch.bool)
+    for caption, image in ALSO_TRUE:
+        mask[caption, image] = True
+    masked = logits_per_text.masked_fill(mask, float("-inf"))
+    targets = torch.arange(masked.shape[0])
+    masked_loss = (torch.nn.functional.cross_entropy(masked, targets)
+                   + torch.nn.functional.cross_entropy(masked.t(), targets)) / 2
+    masked_loss.backward()
+    ref["masked.loss"] = masked_loss.detach().reshape(1)
+    ref["masked.logits_per_image"] = masked.detach().t()
+    for name, p in model.named_parameters():
+        ref[f"masked.grad.{name}"] = p.grad.detach().clone()
 
     params = dict(model.named_parameters())
     groups = [

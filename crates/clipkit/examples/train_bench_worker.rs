@@ -74,6 +74,7 @@ fn batch(config: &ClipConfig, b: usize, tokens: usize) -> BoxResult<Batch> {
     Ok(Batch {
         pixels: Tensor::from_vec(pixels, (b, 3, s, s), &Device::Cpu)?,
         ids,
+        also_true: Vec::new(),
     })
 }
 

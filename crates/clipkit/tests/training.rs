@@ -33,6 +33,7 @@ fn batch() -> Batch {
             .into_iter()
             .map(|row| row.into_iter().map(|id| id as u32).collect())
             .collect(),
+        also_true: Vec::new(),
     }
 }
 
@@ -46,7 +47,7 @@ fn loss_of(parameters: &Parameters, batch: &Batch) -> clipkit::train::Contrastiv
     let network = parameters.network().expect("network");
     let images = network.image_features(&batch.pixels).expect("images");
     let texts = network.text_features(&batch.ids).expect("texts");
-    contrastive_loss(&images, &texts, network.log_logit_scale()).expect("loss")
+    contrastive_loss(&images, &texts, network.log_logit_scale(), &batch.also_true).expect("loss")
 }
 
 #[test]
@@ -108,6 +109,57 @@ fn sharded_gradients_match_pytorch() {
             assert!(
                 diff < GRAD_TOLERANCE,
                 "{shards} shards: {name} differs by {diff}"
+            );
+        }
+    }
+}
+
+/// The (caption, image) pairs `tools/make_train_fixture.py` masks (its `ALSO_TRUE`).
+const ALSO_TRUE: [(usize, usize); 4] = [(0, 1), (1, 0), (2, 5), (4, 3)];
+
+#[test]
+fn known_false_negatives_are_masked_as_pytorch_masks_them() {
+    let reference = load("reference.safetensors");
+    let parameters = parameters();
+    let batch = Batch {
+        also_true: ALSO_TRUE.to_vec(),
+        ..batch()
+    };
+    // Masked entries are −∞ on both sides; clamping keeps them comparable (a NaN would not
+    // survive the clamp and fails the comparison).
+    let finite = |t: &Tensor| t.clamp(-1e4f32, 1e4f32).unwrap();
+    let out = loss_of(&parameters, &batch);
+    let logits = out.logits_per_image.to_vec2::<f32>().unwrap();
+    for (caption, image) in ALSO_TRUE {
+        assert_eq!(logits[image][caption], f32::NEG_INFINITY);
+    }
+    common::assert_close(
+        "masked logits_per_image",
+        &finite(&out.logits_per_image),
+        &finite(&reference["masked.logits_per_image"]),
+        GRAD_TOLERANCE,
+    );
+    let unmasked = reference["loss"].to_vec1::<f32>().unwrap()[0];
+    let expected = reference["masked.loss"].to_vec1::<f32>().unwrap()[0];
+    assert!(
+        (unmasked - expected).abs() > 0.01,
+        "the mask changes the loss"
+    );
+    for shards in [1, 3] {
+        let (grads, loss, _) = gradients(&parameters, &batch, shards).expect("gradients");
+        assert!(
+            (loss - expected).abs() < GRAD_TOLERANCE,
+            "{shards} shards: masked loss {loss} vs {expected}"
+        );
+        for (name, var) in parameters.vars() {
+            let grad = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{shards} shards: no gradient for {name}"));
+            common::assert_close(
+                &format!("{shards} shards: masked gradient of {name}"),
+                grad,
+                &reference[&format!("masked.grad.{name}")],
+                GRAD_TOLERANCE,
             );
         }
     }

@@ -1,6 +1,8 @@
 //! The shapes world as a [`PairSource`] of a fixed length.
 
-use super::shapes::{ShapesConfig, ShapesWorld};
+use rayon::prelude::*;
+
+use super::shapes::{Described, ShapesConfig, ShapesWorld};
 use super::source::{out_of_range, Pair, PairSource};
 use crate::error::Result;
 
@@ -72,5 +74,21 @@ impl PairSource for ShapesSource {
 
     fn family_len(&self) -> usize {
         self.world.config().family
+    }
+
+    fn also_true(&self, indices: &[usize]) -> Vec<(usize, usize)> {
+        let described: Vec<Described> = indices
+            .par_iter()
+            .map(|&i| self.world.described(i as u64))
+            .collect();
+        let mut pairs = Vec::new();
+        for (caption, of_caption) in described.iter().enumerate() {
+            for (image, of_image) in described.iter().enumerate() {
+                if caption != image && of_caption.claim.holds_for(&of_image.scene) {
+                    pairs.push((caption, image));
+                }
+            }
+        }
+        pairs
     }
 }

@@ -46,6 +46,16 @@ pub trait PairSource: Send + Sync {
     fn family_len(&self) -> usize {
         1
     }
+
+    /// Within a batch of the samples `indices`, every `(caption, image)` pair of positions
+    /// (never equal) where the caption of one sample is also true of another's image, as
+    /// "a red shape" is of every image with one red object: the contrastive loss must not
+    /// count those as negatives. Sources that cannot tell return none (CLIP's own
+    /// assumption: every other caption of a batch is a negative).
+    fn also_true(&self, indices: &[usize]) -> Vec<(usize, usize)> {
+        let _ = indices;
+        Vec::new()
+    }
 }
 
 /// The error for an index outside `0..len`.

@@ -98,6 +98,65 @@ fn shapes_source_keeps_the_contract_and_matches_the_world() {
 }
 
 #[test]
+fn shapes_source_names_captions_true_of_other_images_of_a_batch() {
+    // Whole-scene captions are true of another scene exactly when both show the same
+    // groups, which the canonical caption spells out.
+    let config = ShapesConfig {
+        layout: Layout::SingleGroup,
+        ..Default::default()
+    };
+    let world = ShapesWorld::new(config).unwrap();
+    let source = ShapesSource::new(config, 400).unwrap();
+    let indices: Vec<usize> = (0..400).step_by(3).collect();
+    let canonical: Vec<String> = indices
+        .iter()
+        .map(|&i| shapes::canonical_caption(&world.scene(i as u64)))
+        .collect();
+    let mut expected = Vec::new();
+    for (c, caption) in canonical.iter().enumerate() {
+        for (i, image) in canonical.iter().enumerate() {
+            if c != i && caption == image {
+                expected.push((c, i));
+            }
+        }
+    }
+    assert!(!expected.is_empty(), "single groups repeat in 134 scenes");
+    assert_eq!(source.also_true(&indices), expected);
+
+    // Attribute captions ("a red shape") are true of family members that share the
+    // attribute, never of the caption's own row.
+    let config = ShapesConfig {
+        family: 6,
+        attribute: 1.0,
+        ..Default::default()
+    };
+    let source = ShapesSource::new(config, 60).unwrap();
+    let indices: Vec<usize> = (0..60).collect();
+    let pairs = source.also_true(&indices);
+    assert!(pairs.len() >= 10, "{pairs:?}");
+    let world = ShapesWorld::new(config).unwrap();
+    for &(caption, image) in &pairs {
+        assert_ne!(caption, image);
+        let claim = world.described(caption as u64).claim;
+        assert!(claim.holds_for(&world.scene(image as u64)));
+    }
+}
+
+#[test]
+fn sources_that_cannot_tell_name_no_false_negatives() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = write_images(dir.path(), 4);
+    let jsonl: String = lines
+        .iter()
+        .map(|(path, caption)| format!("{{\"path\": \"{path}\", \"caption\": \"{caption}\"}}\n"))
+        .collect();
+    let file = dir.path().join("captions.jsonl");
+    std::fs::write(&file, jsonl).unwrap();
+    let source = CaptionsFile::open(&file).unwrap();
+    assert!(source.also_true(&[0, 1, 2, 3]).is_empty());
+}
+
+#[test]
 fn captions_jsonl_reads_good_lines_and_reports_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let images = write_images(dir.path(), 3);

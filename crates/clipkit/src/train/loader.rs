@@ -163,11 +163,13 @@ fn load(
     let mut skipped = Vec::new();
     let mut pixels = Vec::new();
     let mut rows = Vec::new();
-    for item in prepared {
+    let mut kept = Vec::new();
+    for (item, &index) in prepared.into_iter().zip(indices) {
         match item {
             Ok((p, ids)) => {
                 pixels.extend_from_slice(&p);
                 rows.push(ids);
+                kept.push(index);
             }
             Err(message) => skipped.push(message),
         }
@@ -187,7 +189,12 @@ fn load(
     let per_image = pixels.len() / n;
     let side = ((per_image / 3) as f64).sqrt() as usize;
     let pixels = Tensor::from_vec(pixels, (n, 3, side, side), &Device::Cpu)?;
-    Ok((Batch { pixels, ids: rows }, skipped))
+    let batch = Batch {
+        pixels,
+        ids: rows,
+        also_true: source.also_true(&kept),
+    };
+    Ok((batch, skipped))
 }
 
 #[cfg(test)]

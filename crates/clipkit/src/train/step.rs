@@ -22,6 +22,9 @@ pub struct Batch {
     pub pixels: Tensor,
     /// Token ids of the captions, each row padded to the same length.
     pub ids: Vec<Vec<u32>>,
+    /// `(caption, image)` rows whose caption is also true of the other image: left out
+    /// of the loss's negatives ([`PairSource::also_true`](crate::data::PairSource::also_true)).
+    pub also_true: Vec<(usize, usize)>,
 }
 
 /// What one step measured.
@@ -72,6 +75,7 @@ pub fn gradients(
         images.as_tensor(),
         texts.as_tensor(),
         network.log_logit_scale(),
+        &batch.also_true,
     )?;
     let mut grads = out.loss.backward()?;
     let missing = || candle_core::Error::Msg("the loss has no gradient for the features".into());

@@ -20,6 +20,7 @@
 //! ([`attribute_captions`]) names one attribute of a group, its colour ("a red shape") or
 //! its shape ("two stars"), counting every object of the scene that has it.
 
+use super::claim::Claim;
 use super::scene::{Group, Scene};
 use super::vocab::COUNT_WORDS;
 
@@ -84,6 +85,17 @@ pub fn one_group_captions(group: &Group) -> Vec<String> {
 /// over every object of `scene` that has it: true of the scene, and what teaches a model
 /// colours and shapes as separate words it can put together.
 pub fn attribute_captions(scene: &Scene, group: &Group) -> Vec<String> {
+    attribute_phrasings(scene, group)
+        .into_iter()
+        .flat_map(|(_, phrasings)| phrasings)
+        .collect()
+}
+
+/// [`attribute_captions`] by what they claim: the colour captions with their [`Claim`],
+/// then the shape captions with theirs (the two never share a phrasing).
+pub fn attribute_phrasings(scene: &Scene, group: &Group) -> [(Claim, Vec<String>); 2] {
+    let colour = Claim::colour(scene, group.colour);
+    let shape = Claim::shape(scene, group.shape);
     let colours = scene
         .objects
         .iter()
@@ -94,26 +106,30 @@ pub fn attribute_captions(scene: &Scene, group: &Group) -> Vec<String> {
         .iter()
         .filter(|o| o.shape == group.shape)
         .count();
-    let colour = if colours == 1 {
+    let colour_noun = if colours == 1 {
         format!("{} shape", group.colour.name())
     } else {
         format!("{} shapes", group.colour.name())
     };
-    let shape = if shapes == 1 {
+    let shape_noun = if shapes == 1 {
         group.shape.name()
     } else {
         group.shape.plural()
     };
-    let mut out = Vec::new();
-    for (count, rest) in [(colours, colour.as_str()), (shapes, shape)] {
+    let phrasings = |count: usize, rest: &str| {
         let body = counted(count, rest);
+        let mut out = Vec::new();
         for prefix in PREFIXES {
             push_new(&mut out, format!("{prefix}{body}"));
         }
         let verb = if count == 1 { "is" } else { "are" };
         push_new(&mut out, format!("there {verb} {body}"));
-    }
-    out
+        out
+    };
+    [
+        (colour, phrasings(colours, &colour_noun)),
+        (shape, phrasings(shapes, shape_noun)),
+    ]
 }
 
 /// "a red shape", "an ...", "two stars": a noun after its count word or article.

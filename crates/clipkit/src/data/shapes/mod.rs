@@ -18,6 +18,7 @@
 //! colour, shape and count, and [`Layout::SingleObject`] scenes for position.
 
 mod caption;
+mod claim;
 mod folder;
 mod render;
 mod scene;
@@ -28,9 +29,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use caption::{
-    attribute_captions, canonical_caption, captions, group_phrase, join_phrases,
-    one_group_captions, with_article, PREFIXES,
+    attribute_captions, attribute_phrasings, canonical_caption, captions, group_phrase,
+    join_phrases, one_group_captions, with_article, PREFIXES,
 };
+pub use claim::Claim;
 pub use folder::write_shapes_folder;
 pub use render::render;
 use scene::Drawn;
@@ -146,6 +148,19 @@ pub struct Sample {
     pub scene: Scene,
 }
 
+/// A sample as [`ShapesWorld::described`] gives it: everything but the image.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// What the image shows.
+    pub scene: Scene,
+    /// The caption to train on (as [`Sample::caption`]).
+    pub caption: String,
+    /// Every phrasing of the whole scene (as [`Sample::captions`]).
+    pub captions: Vec<String>,
+    /// What `caption` says, to test it against other scenes.
+    pub claim: Claim,
+}
+
 /// A seeded, random-access generator of captioned images.
 #[derive(Debug, Clone)]
 pub struct ShapesWorld {
@@ -195,36 +210,12 @@ impl ShapesWorld {
 
     /// Sample `index`: the same image and captions for the same configuration and index.
     pub fn sample(&self, index: u64) -> Sample {
-        let (Drawn { scene, focus }, mut rng) = self.draw(index);
-        let captions = captions(&scene);
-        let groups = scene.groups();
-        let focus = focus.and_then(|(colour, shape)| {
-            groups
-                .iter()
-                .find(|g| g.colour == colour && g.shape == shape)
-        });
-        // With one-group captions off, no draw is made, so the stream (and every caption)
-        // stays what it was before they existed.
-        let one_group = match focus {
-            Some(group) if self.config.one_group > 0.0 && groups.len() > 1 => {
-                let pick = rng.random_bool(self.config.one_group);
-                pick.then(|| one_group_captions(group))
-            }
-            _ => None,
-        };
-        // Likewise no draw with attribute captions off.
-        let attribute = match focus {
-            Some(group) if self.config.attribute > 0.0 => {
-                let pick = rng.random_bool(self.config.attribute);
-                pick.then(|| attribute_captions(&scene, group))
-            }
-            _ => None,
-        };
-        let pool = attribute
-            .as_ref()
-            .or(one_group.as_ref())
-            .unwrap_or(&captions);
-        let caption = pool[rng.random_range(0..pool.len())].clone();
+        let Described {
+            scene,
+            caption,
+            captions,
+            claim: _,
+        } = self.described(index);
         Sample {
             image: render(&scene, self.config.image_size),
             caption,
@@ -233,7 +224,48 @@ impl ShapesWorld {
         }
     }
 
-    /// The scene of sample `index` and the sample's own stream, positioned after it.
+    /// Sample `index` without its image: the scene, the caption drawn for it and what
+    /// that caption claims.
+    pub fn described(&self, index: u64) -> Described {
+        let (Drawn { scene, focus }, mut rng) = self.draw(index);
+        let captions = captions(&scene);
+        let groups = scene.groups();
+        let focus = focus.and_then(|(colour, shape)| {
+            groups
+                .iter()
+                .find(|g| g.colour == colour && g.shape == shape)
+        });
+        let one_group = match focus {
+            Some(group) if self.config.one_group > 0.0 && groups.len() > 1 => {
+                let pick = rng.random_bool(self.config.one_group);
+                pick.then(|| vec![(Claim::group(group), one_group_captions(group))])
+            }
+            _ => None,
+        };
+        let attribute = match focus {
+            Some(group) if self.config.attribute > 0.0 => {
+                let pick = rng.random_bool(self.config.attribute);
+                pick.then(|| attribute_phrasings(&scene, group).to_vec())
+            }
+            _ => None,
+        };
+        let pool = attribute
+            .or(one_group)
+            .unwrap_or_else(|| vec![(Claim::scene(&scene), captions.clone())]);
+        let options: Vec<(&Claim, &String)> = pool
+            .iter()
+            .flat_map(|(claim, phrasings)| phrasings.iter().map(move |p| (claim, p)))
+            .collect();
+        let (claim, caption) = options[rng.random_range(0..options.len())];
+        let (claim, caption) = (claim.clone(), caption.clone());
+        Described {
+            scene,
+            caption,
+            captions,
+            claim,
+        }
+    }
+
     fn draw(&self, index: u64) -> (Drawn, ChaCha8Rng) {
         let ShapesConfig {
             split,

@@ -556,3 +556,96 @@ fn binding_swaps_trade_two_groups_shapes_and_leave_other_members_alone() {
     }
     assert!(swaps > 50, "{swaps} swaps");
 }
+
+/// A scene of (shape, colour) objects, small and at successive positions.
+fn scene_of(objects: &[(Shape, Colour)]) -> Scene {
+    let positions = [Position::Left, Position::Right, Position::Top];
+    Scene {
+        background: BACKGROUNDS[0],
+        objects: objects
+            .iter()
+            .zip(positions)
+            .map(|(&(shape, colour), position)| Object {
+                shape,
+                colour,
+                size: Size::Small,
+                position,
+                centre: position.anchor(),
+                angle: 0.0,
+                rgb: colour.rgb(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn claims_hold_for_exactly_the_scenes_their_captions_describe() {
+    use Colour::{Blue, Red};
+    use Shape::{Circle, Star};
+    let circle_and_star = scene_of(&[(Circle, Red), (Star, Blue)]);
+    let circle = scene_of(&[(Circle, Red)]);
+    let two_stars = scene_of(&[(Star, Red), (Star, Blue)]);
+    let two_circles = scene_of(&[(Circle, Red), (Circle, Red)]);
+    let scenes = [&circle_and_star, &circle, &two_stars, &two_circles];
+    let red_circle = circle_and_star.groups()[0];
+    // (claim, which of `scenes` it is true of)
+    let cases = [
+        // "a red circle and a blue star"
+        (Claim::scene(&circle_and_star), [true, false, false, false]),
+        // "a red circle", whatever else is there
+        (Claim::group(&red_circle), [true, true, false, false]),
+        // "a red shape": exactly one red object
+        (
+            Claim::colour(&circle_and_star, Red),
+            [true, true, true, false],
+        ),
+        // "a star": exactly one star
+        (
+            Claim::shape(&circle_and_star, Star),
+            [true, false, false, false],
+        ),
+        // "two circles"
+        (
+            Claim::shape(&two_circles, Circle),
+            [false, false, false, true],
+        ),
+    ];
+    for (claim, expected) in cases {
+        let got: Vec<bool> = scenes.iter().map(|s| claim.holds_for(s)).collect();
+        assert_eq!(got, expected, "{claim:?}");
+    }
+}
+
+#[test]
+fn every_caption_drawn_is_claimed_true_of_its_own_scene() {
+    let configs = [
+        ShapesConfig::default(),
+        ShapesConfig {
+            family: 6,
+            one_group: 1.0,
+            ..Default::default()
+        },
+        ShapesConfig {
+            family: 6,
+            one_group: 0.8,
+            attribute: 1.0,
+            swap: 0.5,
+            ..Default::default()
+        },
+    ];
+    for config in configs {
+        let world = ShapesWorld::new(config).unwrap();
+        for index in 0..300 {
+            let described = world.described(index);
+            let sample = world.sample(index);
+            assert_eq!(described.caption, sample.caption);
+            assert_eq!(described.scene, sample.scene);
+            assert!(
+                described.claim.holds_for(&described.scene),
+                "{:?} vs {:?}",
+                described.caption,
+                described.scene
+            );
+        }
+    }
+}
