@@ -66,11 +66,25 @@ fn eval_zeroshot_shapes_json_has_exactly_the_six_keys() {
             "position",
             "shape",
             "top1",
-            "unseen_combinations"
+            "unseen_combinations",
+            "unseen_parts"
         ]
     );
-    for value in out.as_object().unwrap().values() {
-        assert_fraction(value);
+    for (key, value) in out.as_object().unwrap() {
+        match key.as_str() {
+            "unseen_parts" => {
+                assert_eq!(
+                    sorted_keys(value),
+                    ["colour", "colour_alone", "shape", "shape_alone"]
+                );
+                value
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .for_each(assert_fraction);
+            }
+            _ => assert_fraction(value),
+        }
     }
 }
 

@@ -48,7 +48,7 @@ fn colour_folder(root: &Path, n: usize) {
 }
 
 #[test]
-fn shapes_report_has_six_fractions_under_their_json_keys() {
+fn shapes_report_has_its_fractions_under_their_json_keys() {
     let clip = fixture_model();
     let config = ShapesEvalConfig {
         count: 12,
@@ -67,12 +67,24 @@ fn shapes_report_has_six_fractions_under_their_json_keys() {
         "shape",
         "top1",
         "unseen_combinations",
+        "unseen_parts",
     ];
     assert_eq!(keys, want, "exact keys");
     for (name, value) in report.rows() {
         assert!(fraction(value), "{name} = {value}");
         assert_eq!(json[name].as_f64(), Some(value));
     }
+    // A pair is right only where both of its halves are.
+    let parts = report.unseen_parts;
+    for part in [parts.colour, parts.shape] {
+        assert!(
+            fraction(part) && part >= report.unseen_combinations,
+            "{parts:?}"
+        );
+    }
+    assert!(fraction(parts.colour_alone) && fraction(parts.shape_alone));
+    assert!(parts.colour + parts.shape - 1.0 <= report.unseen_combinations + 1e-9);
+    assert_eq!(json["unseen_parts"]["shape"].as_f64(), Some(parts.shape));
 }
 
 #[test]

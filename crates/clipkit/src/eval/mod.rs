@@ -33,6 +33,6 @@ pub use linear_probe::{LinearProbe, ProbeConfig};
 pub use metrics::{Confusion, Recall};
 pub use retrieval::RetrievalReport;
 pub use shapes::{
-    evaluate_shapes, probe_shapes, ShapesEvalConfig, ShapesProbeReport, ShapesReport,
+    evaluate_shapes, probe_shapes, PairParts, ShapesEvalConfig, ShapesProbeReport, ShapesReport,
 };
 pub use zeroshot::ZeroShotReport;

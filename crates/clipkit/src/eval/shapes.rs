@@ -10,6 +10,7 @@
 //! | `colour`, `shape`, `count` | N [`Layout::SingleGroup`] Test scenes (one group, 1–3 identical objects) | 8 colours / 7 shapes / 3 counts, each phrase naming the class with every value of the other two ("two red circles") |
 //! | `position` | N [`Layout::SingleObject`] Test scenes | 5 positions ("a red circle on the left", every colour and shape) |
 //! | `unseen_combinations` | N SingleGroup [`Split::Unseen`] scenes (held-out colour–shape pairs only) | all 56 colour × shape pairs, over counts |
+//! | `unseen_parts` | the same scenes | the chosen pair's colour and shape right apart; colour and shape asked alone, as `colour` and `shape` |
 //! | `top1` | N [`Layout::Mixed`] Test scenes (1–3 groups) | the distinct canonical captions of those N scenes ("two red circles and a blue star") |
 //!
 //! `top1` is full-caption classification: right when the chosen caption is the scene's own
@@ -55,7 +56,7 @@ impl Default for ShapesEvalConfig {
 }
 
 /// Zero-shot accuracies on the held-out shapes streams, fractions in 0..1 (see the module
-/// docs for what each one asks). Serialises to exactly these six keys.
+/// docs for what each one asks). Serialises to these six keys and `unseen_parts`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ShapesReport {
     /// Colour of single-group Test scenes, among 8.
@@ -70,6 +71,23 @@ pub struct ShapesReport {
     pub unseen_combinations: f64,
     /// Full-caption classification of mixed Test scenes.
     pub top1: f64,
+    /// Which half of the pair chosen for Unseen scenes is right: where composition fails.
+    pub unseen_parts: PairParts,
+}
+
+/// How often the colour and the shape of a chosen colour–shape pair are right, apart, and
+/// how often each is right when asked alone (as `colour` and `shape` ask it of Test scenes):
+/// a shape misread even alone is the image side's failure, not only the pair prompt's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PairParts {
+    /// Fraction of chosen pairs with the scene's colour.
+    pub colour: f64,
+    /// Fraction of chosen pairs with the scene's shape.
+    pub shape: f64,
+    /// Colour asked alone, among 8.
+    pub colour_alone: f64,
+    /// Shape asked alone, among 7.
+    pub shape_alone: f64,
 }
 
 impl ShapesReport {
@@ -361,11 +379,34 @@ pub fn evaluate_shapes(
         .zip(Attribute::Shape.labels(&unseen.scenes))
         .map(|(c, s)| c.saturating_mul(Shape::ALL.len()).saturating_add(s))
         .collect();
-    let unseen_combinations = zero_shot_accuracy(
-        &unseen.embeds,
-        &ensemble_prompts(&text_embeds, &pair_rows)?,
-        &unseen_truth,
-    )?;
+    let unseen_scores = unseen
+        .embeds
+        .matmul(&ensemble_prompts(&text_embeds, &pair_rows)?.t()?)?;
+    let chosen = metrics::argmax(&metrics::rows(&unseen_scores)?);
+    let unseen_combinations = metrics::accuracy(&chosen, &unseen_truth);
+    let part = |of: fn(usize) -> usize| {
+        let chosen: Vec<usize> = chosen.iter().map(|&p| of(p)).collect();
+        let truth: Vec<usize> = unseen_truth.iter().map(|&p| of(p)).collect();
+        metrics::accuracy(&chosen, &truth)
+    };
+    let alone = |attribute: Attribute| -> Result<f64> {
+        let rows = &attribute_rows[Attribute::ALL
+            .iter()
+            .position(|&a| a == attribute)
+            .unwrap_or_default()];
+        let truth = attribute.labels(&unseen.scenes);
+        zero_shot_accuracy(
+            &unseen.embeds,
+            &ensemble_prompts(&text_embeds, rows)?,
+            &truth,
+        )
+    };
+    let unseen_parts = PairParts {
+        colour: part(|pair| pair / Shape::ALL.len()),
+        shape: part(|pair| pair % Shape::ALL.len()),
+        colour_alone: alone(Attribute::Colour)?,
+        shape_alone: alone(Attribute::Shape)?,
+    };
     let caption_truth: Vec<usize> = mixed_captions
         .iter()
         .map(|c| candidates.binary_search(c).unwrap_or(0))
@@ -383,6 +424,7 @@ pub fn evaluate_shapes(
         position,
         unseen_combinations,
         top1,
+        unseen_parts,
     })
 }
 

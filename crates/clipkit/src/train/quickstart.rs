@@ -136,6 +136,7 @@ pub fn check_targets(report: &ShapesReport) -> Vec<TargetCheck> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::shapes::PairParts;
 
     #[test]
     fn the_recipe_names_a_real_preset_and_every_target_a_real_row() {
@@ -148,6 +149,12 @@ mod tests {
             position: 0.0,
             unseen_combinations: 0.0,
             top1: 0.0,
+            unseen_parts: PairParts {
+                colour: 0.0,
+                shape: 0.0,
+                colour_alone: 0.0,
+                shape_alone: 0.0,
+            },
         };
         let rows = report.rows().map(|(name, _)| name);
         for (name, _) in QUICKSTART_TARGETS {
