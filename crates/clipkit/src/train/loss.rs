@@ -78,3 +78,19 @@ pub fn pair_accuracy(logits_per_image: &Tensor) -> Result<f32> {
     };
     Ok((hits(logits_per_image)? + hits(&logits_per_image.t()?)?) / 2.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_cannot_be_its_own_false_negative() {
+        let features = Tensor::ones((3, 4), DType::F32, &Device::Cpu).unwrap();
+        let scale = Tensor::new(0f32, &Device::Cpu).unwrap();
+        for bad in [(1, 1), (0, 3), (5, 0)] {
+            let err = contrastive_loss(&features, &features, &scale, &[bad]).unwrap_err();
+            assert!(err.to_string().contains("batch of 3"), "{err}");
+        }
+        assert!(contrastive_loss(&features, &features, &scale, &[(0, 2)]).is_ok());
+    }
+}
