@@ -235,6 +235,8 @@ impl ShapesWorld {
                 .iter()
                 .find(|g| g.colour == colour && g.shape == shape)
         });
+        // With one-group captions off, no draw is made, so the stream (and every caption)
+        // stays what it was before they existed.
         let one_group = match focus {
             Some(group) if self.config.one_group > 0.0 && groups.len() > 1 => {
                 let pick = rng.random_bool(self.config.one_group);
@@ -242,6 +244,7 @@ impl ShapesWorld {
             }
             _ => None,
         };
+        // Likewise no draw with attribute captions off.
         let attribute = match focus {
             Some(group) if self.config.attribute > 0.0 => {
                 let pick = rng.random_bool(self.config.attribute);
@@ -256,6 +259,7 @@ impl ShapesWorld {
             .iter()
             .flat_map(|(claim, phrasings)| phrasings.iter().map(move |p| (claim, p)))
             .collect();
+        // One draw over the pool's phrasings, in the order they always had.
         let (claim, caption) = options[rng.random_range(0..options.len())];
         let (claim, caption) = (claim.clone(), caption.clone());
         Described {
@@ -266,6 +270,7 @@ impl ShapesWorld {
         }
     }
 
+    /// The scene of sample `index` and the sample's own stream, positioned after it.
     fn draw(&self, index: u64) -> (Drawn, ChaCha8Rng) {
         let ShapesConfig {
             split,
