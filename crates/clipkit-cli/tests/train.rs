@@ -104,12 +104,17 @@ fn quickstart_trains_evaluates_installs_and_reports() {
             "position",
             "shape",
             "top1",
-            "unseen_combinations"
+            "unseen_combinations",
+            "unseen_parts"
         ]
     );
+    let parts = results["unseen_parts"].as_object().unwrap();
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert!(results
-        .values()
-        .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
+        .iter()
+        .filter(|(key, _)| key.as_str() != "unseen_parts")
+        .chain(parts)
+        .all(|(_, v)| (0.0..=1.0).contains(&v.as_f64().unwrap())));
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("data:image/png;base64,") && report.contains("unseen_combinations"));
     // Installed as the default model: a command without --model uses it.
