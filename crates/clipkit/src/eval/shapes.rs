@@ -265,10 +265,18 @@ impl PromptBank {
     }
 }
 
-/// Accuracy of nearest-class predictions of unit image embeddings (N, E).
-fn zero_shot_accuracy(images: &Tensor, classes: &Tensor, truth: &[usize]) -> Result<f64> {
+/// The nearest class of each unit image embedding (N, E) among class embeddings (C, E).
+fn zero_shot_choices(images: &Tensor, classes: &Tensor) -> Result<Vec<usize>> {
     let scores = metrics::rows(&images.matmul(&classes.t()?)?)?;
-    Ok(metrics::accuracy(&metrics::argmax(&scores), truth))
+    Ok(metrics::argmax(&scores))
+}
+
+/// Accuracy of [`zero_shot_choices`] against `truth`.
+fn zero_shot_accuracy(images: &Tensor, classes: &Tensor, truth: &[usize]) -> Result<f64> {
+    Ok(metrics::accuracy(
+        &zero_shot_choices(images, classes)?,
+        truth,
+    ))
 }
 
 /// Scenes of one stream and their unit image embeddings (N, E).
@@ -363,15 +371,21 @@ pub fn evaluate_shapes(
     );
     let text_embeds = clip.embed_texts(&bank.texts)?;
 
+    let attribute_classes: Vec<Tensor> = attribute_rows
+        .iter()
+        .map(|rows| ensemble_prompts(&text_embeds, rows))
+        .collect::<Result<_>>()?;
+    // `Attribute::ALL` lists the attributes in declaration order.
+    let classes_of = |attribute: Attribute| &attribute_classes[attribute as usize];
     let mut scores = [0.0; 4];
-    for ((score, attribute), rows) in scores.iter_mut().zip(Attribute::ALL).zip(&attribute_rows) {
+    for (score, attribute) in scores.iter_mut().zip(Attribute::ALL) {
         let data = if attribute == Attribute::Position {
             &object
         } else {
             &group
         };
         let truth = attribute.labels(&data.scenes);
-        *score = zero_shot_accuracy(&data.embeds, &ensemble_prompts(&text_embeds, rows)?, &truth)?;
+        *score = zero_shot_accuracy(&data.embeds, classes_of(attribute), &truth)?;
     }
     let unseen_truth: Vec<usize> = Attribute::Colour
         .labels(&unseen.scenes)
@@ -379,27 +393,17 @@ pub fn evaluate_shapes(
         .zip(Attribute::Shape.labels(&unseen.scenes))
         .map(|(c, s)| c.saturating_mul(Shape::ALL.len()).saturating_add(s))
         .collect();
-    let unseen_scores = unseen
-        .embeds
-        .matmul(&ensemble_prompts(&text_embeds, &pair_rows)?.t()?)?;
-    let chosen = metrics::argmax(&metrics::rows(&unseen_scores)?);
+    let pair_classes = ensemble_prompts(&text_embeds, &pair_rows)?;
+    let chosen = zero_shot_choices(&unseen.embeds, &pair_classes)?;
     let unseen_combinations = metrics::accuracy(&chosen, &unseen_truth);
     let part = |of: fn(usize) -> usize| {
         let chosen: Vec<usize> = chosen.iter().map(|&p| of(p)).collect();
         let truth: Vec<usize> = unseen_truth.iter().map(|&p| of(p)).collect();
         metrics::accuracy(&chosen, &truth)
     };
-    let alone = |attribute: Attribute| -> Result<f64> {
-        let rows = &attribute_rows[Attribute::ALL
-            .iter()
-            .position(|&a| a == attribute)
-            .unwrap_or_default()];
+    let alone = |attribute: Attribute| {
         let truth = attribute.labels(&unseen.scenes);
-        zero_shot_accuracy(
-            &unseen.embeds,
-            &ensemble_prompts(&text_embeds, rows)?,
-            &truth,
-        )
+        zero_shot_accuracy(&unseen.embeds, classes_of(attribute), &truth)
     };
     let unseen_parts = PairParts {
         colour: part(|pair| pair / Shape::ALL.len()),
