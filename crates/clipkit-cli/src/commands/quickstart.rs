@@ -90,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shapes_one_group: shapes.one_group,
         shapes_attribute: shapes.attribute,
         shapes_swap: shapes.swap,
+        shapes_colour_spread: shapes.colour_spread,
     };
     let summary = train(&out, &model, &data, &recipe.settings())?;
 

@@ -88,6 +88,11 @@ pub struct DataArgs {
     /// circle and a blue star"), so only binding tells them apart (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = super::unit_interval)]
     pub shapes_swap: f64,
+    /// How far a shapes-world object's fill may stray from its colour's usual shade, in
+    /// levels per channel (0 to 255; 0 = a few levels). Each colour word then covers a
+    /// range of shades, still nearest its own, so shapes are seen in more colour mixes.
+    #[arg(long, default_value_t = 0)]
+    pub shapes_colour_spread: u8,
 }
 
 /// The run's optimisation settings.
@@ -255,6 +260,7 @@ fn shapes_config(data: &DataArgs) -> ShapesConfig {
         one_group: data.shapes_one_group,
         attribute: data.shapes_attribute,
         swap: data.shapes_swap,
+        colour_spread: data.shapes_colour_spread,
         split: Split::Train,
         ..ShapesConfig::default()
     }

@@ -61,6 +61,10 @@ impl PairSource for ShapesSource {
             let percent = 100.0 * c.swap;
             levers.push_str(&format!(", {percent:.0}% of families binding swaps"));
         }
+        if c.colour_spread > 0 {
+            let spread = c.colour_spread;
+            levers.push_str(&format!(", fills spread ±{spread} levels"));
+        }
         format!(
             "shapes world: {} samples, {} split, {} scenes{families}{one_group}{levers}, {}x{} px, seed {}",
             self.count,

@@ -111,6 +111,14 @@ pub struct ShapesConfig {
     /// a scene of one group, or a swap leaving the split, keeps the member's own scene.
     /// 0 to 1.
     pub swap: f64,
+    /// How far an object's fill may stray from its colour's nominal value, in levels per
+    /// channel (default 0: a few levels, [`scene`]'s usual jitter). With S > 0 every fill is
+    /// drawn within ±S and kept only while it is still nearer its own colour's nominal
+    /// value than any other's and stands out from the background, so each colour word
+    /// covers a region of shades rather than one point and a shape is seen in more mixes
+    /// of the three channels, while no object of the Train split takes the look of a
+    /// held-out pair.
+    pub colour_spread: u8,
 }
 
 /// The largest [`ShapesConfig::family`]: two colours × three shapes.
@@ -127,6 +135,7 @@ impl Default for ShapesConfig {
             one_group: 0.0,
             attribute: 0.0,
             swap: 0.0,
+            colour_spread: 0,
         }
     }
 }
@@ -279,7 +288,7 @@ impl ShapesWorld {
             ..
         } = self.config;
         let mut own = self.rng(index, Stream::Sample);
-        let drawn = if family == 1 {
+        let mut drawn = if family == 1 {
             scene::sample_scene(&mut own, split, layout)
         } else {
             let size = family as u64;
@@ -304,6 +313,10 @@ impl ShapesWorld {
                 None => member_scene(index, member, &mut own),
             }
         };
+        if self.config.colour_spread > 0 {
+            let mut pick = self.rng(index, Stream::Colour);
+            scene::spread_colours(&mut drawn.scene, self.config.colour_spread, &mut pick);
+        }
         (drawn, own)
     }
 
@@ -331,6 +344,8 @@ enum Stream {
     Family = 1,
     /// Whether a family is a family of binding swaps.
     Swap = 2,
+    /// Spread objects' fills (drawn apart, so with no spread every draw stays what it was).
+    Colour = 3,
 }
 
 #[cfg(test)]

@@ -288,6 +288,53 @@ fn place(
     }
 }
 
+/// Draws per object before a spread gives up and keeps the object's usual fill.
+const SPREAD_TRIES: usize = 16;
+/// Least distance of a spread fill from the background (Euclidean, sRGB levels): the
+/// dimmest nominal colour, green on the olive background, sits at 98.
+const MIN_CONTRAST: f32 = 80.0;
+
+/// Redraws every object's fill within ±`spread` levels per channel of its colour's
+/// nominal value, keeping the first draw still nearest that nominal value among all
+/// colours and at least [`MIN_CONTRAST`] from the background; an object with no such draw
+/// in [`SPREAD_TRIES`] keeps its fill. The named colour of each object, and so every
+/// caption, stays true.
+pub(crate) fn spread_colours(scene: &mut Scene, spread: u8, rng: &mut impl Rng) {
+    let background = scene.background;
+    for object in &mut scene.objects {
+        let fits = |rgb: [u8; 3]| {
+            nearest_colour(rgb) == object.colour && distance(rgb, background) >= MIN_CONTRAST
+        };
+        let spread = i16::from(spread);
+        if let Some(rgb) = (0..SPREAD_TRIES)
+            .map(|_| jitter(rng, object.colour.rgb(), spread))
+            .find(|&rgb| fits(rgb))
+        {
+            object.rgb = rgb;
+        }
+    }
+}
+
+/// The colour whose nominal value is nearest `rgb` (the first on a tie).
+pub(crate) fn nearest_colour(rgb: [u8; 3]) -> Colour {
+    let mut best = Colour::ALL[0];
+    for &colour in Colour::ALL {
+        if distance(rgb, colour.rgb()) < distance(rgb, best.rgb()) {
+            best = colour;
+        }
+    }
+    best
+}
+
+/// Euclidean distance of two sRGB values, in levels.
+fn distance(a: [u8; 3], b: [u8; 3]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, y)| (f32::from(x) - f32::from(y)).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
 fn jitter(rng: &mut impl Rng, rgb: [u8; 3], amount: i16) -> [u8; 3] {
     rgb.map(|c| (i16::from(c) + rng.random_range(-amount..=amount)).clamp(0, 255) as u8)
 }

@@ -557,6 +557,56 @@ fn binding_swaps_trade_two_groups_shapes_and_leave_other_members_alone() {
     assert!(swaps > 50, "{swaps} swaps");
 }
 
+#[test]
+fn a_colour_spread_moves_fills_only_and_keeps_each_nearest_its_own_colour() {
+    let config = ShapesConfig {
+        family: 6,
+        one_group: 0.8,
+        ..Default::default()
+    };
+    let plain = ShapesWorld::new(config).unwrap();
+    let spread = ShapesWorld::new(ShapesConfig {
+        colour_spread: 60,
+        ..config
+    })
+    .unwrap();
+    let (mut objects, mut beyond_jitter) = (0, 0);
+    for index in 0..300u64 {
+        let (before, after) = (plain.described(index), spread.described(index));
+        assert_eq!(before.caption, after.caption, "sample {index}");
+        assert_eq!(before.scene.background, after.scene.background);
+        assert_eq!(before.scene.objects.len(), after.scene.objects.len());
+        for (b, a) in before.scene.objects.iter().zip(&after.scene.objects) {
+            assert_eq!((b.shape, b.colour, b.size), (a.shape, a.colour, a.size));
+            assert_eq!((b.centre, b.angle), (a.centre, a.angle));
+            for object in [b, a] {
+                assert_eq!(
+                    scene::nearest_colour(object.rgb),
+                    object.colour,
+                    "{object:?}"
+                );
+            }
+            let nominal = a.colour.rgb();
+            let moved = (0..3)
+                .map(|c| (i16::from(a.rgb[c]) - i16::from(nominal[c])).abs())
+                .max()
+                .unwrap_or(0);
+            assert!(moved <= 60, "{a:?} moved {moved} levels");
+            let contrast: f32 = (0..3)
+                .map(|c| (f32::from(a.rgb[c]) - f32::from(after.scene.background[c])).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            assert!(contrast >= 80.0, "{a:?} on {:?}", after.scene.background);
+            objects += 1;
+            beyond_jitter += usize::from(moved > 10);
+        }
+    }
+    assert!(
+        beyond_jitter * 2 > objects,
+        "{beyond_jitter} of {objects} spread"
+    );
+}
+
 /// A scene of (shape, colour) objects, small and at successive positions.
 fn scene_of(objects: &[(Shape, Colour)]) -> Scene {
     let positions = [Position::Left, Position::Right, Position::Top];
