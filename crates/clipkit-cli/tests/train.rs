@@ -109,11 +109,14 @@ fn quickstart_trains_evaluates_installs_and_reports() {
         ]
     );
     let parts = results["unseen_parts"].as_object().unwrap();
-    assert_eq!(parts.len(), 4, "{parts:?}");
+    assert_eq!(parts.len(), 5, "{parts:?}");
+    let pairs = parts["pairs"].as_object().unwrap();
+    assert_eq!(pairs.len(), 8, "{pairs:?}");
     assert!(results
         .iter()
         .filter(|(key, _)| key.as_str() != "unseen_parts")
-        .chain(parts)
+        .chain(parts.iter().filter(|(key, _)| key.as_str() != "pairs"))
+        .chain(pairs.iter().filter(|(_, v)| !v.is_null()))
         .all(|(_, v)| (0.0..=1.0).contains(&v.as_f64().unwrap())));
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("data:image/png;base64,") && report.contains("unseen_combinations"));

@@ -85,6 +85,19 @@ fn shapes_report_has_its_fractions_under_their_json_keys() {
     assert!(fraction(parts.colour_alone) && fraction(parts.shape_alone));
     assert!(parts.colour + parts.shape - 1.0 <= report.unseen_combinations + 1e-9);
     assert_eq!(json["unseen_parts"]["shape"].as_f64(), Some(parts.shape));
+    // Each held-out pair's own accuracy, and the pairs between them make up the whole.
+    let by_pair = json["unseen_parts"]["pairs"].as_object().unwrap();
+    assert_eq!(by_pair.len(), 8, "{by_pair:?}");
+    let fractions: Vec<f64> = parts.pairs.0.iter().flatten().copied().collect();
+    assert!(!fractions.is_empty() && fractions.iter().all(|&f| fraction(f)));
+    let (lowest, highest) = fractions
+        .iter()
+        .fold((1.0f64, 0.0f64), |(lo, hi), &f| (lo.min(f), hi.max(f)));
+    assert!(
+        lowest <= report.unseen_combinations && report.unseen_combinations <= highest,
+        "{fractions:?} around {}",
+        report.unseen_combinations
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! | `colour`, `shape`, `count` | N [`Layout::SingleGroup`] Test scenes (one group, 1–3 identical objects) | 8 colours / 7 shapes / 3 counts, each phrase naming the class with every value of the other two ("two red circles") |
 //! | `position` | N [`Layout::SingleObject`] Test scenes | 5 positions ("a red circle on the left", every colour and shape) |
 //! | `unseen_combinations` | N SingleGroup [`Split::Unseen`] scenes (held-out colour–shape pairs only) | all 56 colour × shape pairs, over counts |
-//! | `unseen_parts` | the same scenes | the chosen pair's colour and shape right apart; colour and shape asked alone, as `colour` and `shape` |
+//! | `unseen_parts` | the same scenes | the chosen pair's colour and shape right apart; colour and shape asked alone, as `colour` and `shape`; the pair accuracy of each held-out pair's scenes (`pairs`) |
 //! | `top1` | N [`Layout::Mixed`] Test scenes (1–3 groups) | the distinct canonical captions of those N scenes ("two red circles and a blue star") |
 //!
 //! `top1` is full-caption classification: right when the chosen caption is the scene's own
@@ -27,8 +27,9 @@ use super::linear_probe::{LinearProbe, ProbeConfig};
 use super::metrics;
 use crate::clip::Clip;
 use crate::data::shapes::{
-    canonical_caption, group_phrase, Colour, Group, Layout, Position, Scene, Shape, ShapesConfig,
-    ShapesWorld, Size, Split, COUNT_WORDS, MAX_COUNT, PREFIXES,
+    canonical_caption, group_phrase, held_out_combinations, Colour, Group, Layout, Position, Scene,
+    Shape, ShapesConfig, ShapesWorld, Size, Split, COUNT_WORDS, HELD_OUT_COUNT, MAX_COUNT,
+    PREFIXES,
 };
 use crate::error::Result;
 use crate::zeroshot::ensemble_prompts;
@@ -88,6 +89,53 @@ pub struct PairParts {
     pub colour_alone: f64,
     /// Shape asked alone, among 7.
     pub shape_alone: f64,
+    /// Pair accuracy of each held-out pair's scenes apart: composition rarely fails
+    /// evenly, one pair can be read every time while another's shape is taken for a
+    /// seen partner's.
+    pub pairs: HeldOutPairs,
+}
+
+/// A fraction for each held-out colour–shape pair, in [`held_out_combinations`] order;
+/// `None` for a pair none of the scenes showed. Serialises as a map from the pair's words
+/// ("red star") to the fraction, or null.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldOutPairs(pub [Option<f64>; HELD_OUT_COUNT]);
+
+impl HeldOutPairs {
+    /// Accuracy of `chosen` against `truth` (pair indices `colour × 7 + shape`) over the
+    /// scenes of each held-out pair.
+    fn measure(chosen: &[usize], truth: &[usize]) -> Self {
+        let mut fractions = [None; HELD_OUT_COUNT];
+        for (fraction, &(colour, shape)) in fractions.iter_mut().zip(held_out_combinations()) {
+            let pair = colour.index() * Shape::ALL.len() + shape.index();
+            let (right, seen) = chosen
+                .iter()
+                .zip(truth)
+                .filter(|(_, &t)| t == pair)
+                .fold((0usize, 0usize), |(r, n), (&c, _)| {
+                    (r + usize::from(c == pair), n + 1)
+                });
+            *fraction = (seen > 0).then(|| right as f64 / seen as f64);
+        }
+        HeldOutPairs(fractions)
+    }
+
+    /// Each pair's words ("red star") with its fraction, in [`held_out_combinations`] order.
+    pub fn named(&self) -> impl Iterator<Item = (String, Option<f64>)> + '_ {
+        held_out_combinations()
+            .iter()
+            .zip(self.0)
+            .map(|((colour, shape), fraction)| (format!("{colour} {shape}"), fraction))
+    }
+}
+
+impl Serialize for HeldOutPairs {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.named())
+    }
 }
 
 impl ShapesReport {
@@ -410,6 +458,7 @@ pub fn evaluate_shapes(
         shape: part(|pair| pair % Shape::ALL.len()),
         colour_alone: alone(Attribute::Colour)?,
         shape_alone: alone(Attribute::Shape)?,
+        pairs: HeldOutPairs::measure(&chosen, &unseen_truth),
     };
     let caption_truth: Vec<usize> = mixed_captions
         .iter()
@@ -507,4 +556,33 @@ pub fn probe_shapes(
         linear_probe: scores(probed),
         zero_shot: scores(zero),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pair index as the unseen question numbers pairs: colour × 7 + shape.
+    fn pair(colour: Colour, shape: Shape) -> usize {
+        colour.index() * Shape::ALL.len() + shape.index()
+    }
+
+    #[test]
+    fn held_out_pairs_are_scored_apart_and_named_in_order() {
+        let red_star = pair(Colour::Red, Shape::Star);
+        let red_circle = pair(Colour::Red, Shape::Circle);
+        let blue_triangle = pair(Colour::Blue, Shape::Triangle);
+        let truth = [red_star, red_star, red_star, red_star, blue_triangle];
+        let chosen = [red_star, red_circle, red_star, red_star, blue_triangle];
+        let pairs = HeldOutPairs::measure(&chosen, &truth);
+        let named: Vec<(String, Option<f64>)> = pairs.named().collect();
+        assert_eq!(named.len(), HELD_OUT_COUNT);
+        assert_eq!(named[0], ("red star".to_owned(), Some(0.75)));
+        assert_eq!(named[2], ("blue triangle".to_owned(), Some(1.0)));
+        assert_eq!(named[1], ("green heart".to_owned(), None));
+        let json = serde_json::to_value(pairs).unwrap();
+        assert_eq!(json["red star"].as_f64(), Some(0.75));
+        assert!(json["green heart"].is_null());
+        assert_eq!(json.as_object().map(|m| m.len()), Some(HELD_OUT_COUNT));
+    }
 }

@@ -136,7 +136,8 @@ pub fn check_targets(report: &ShapesReport) -> Vec<TargetCheck> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::shapes::PairParts;
+    use crate::data::shapes::HELD_OUT_COUNT;
+    use crate::eval::shapes::{HeldOutPairs, PairParts};
 
     #[test]
     fn the_recipe_names_a_real_preset_and_every_target_a_real_row() {
@@ -154,6 +155,7 @@ mod tests {
                 shape: 0.0,
                 colour_alone: 0.0,
                 shape_alone: 0.0,
+                pairs: HeldOutPairs([None; HELD_OUT_COUNT]),
             },
         };
         let rows = report.rows().map(|(name, _)| name);

@@ -72,6 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for (name, acc) in report.rows() {
                 println!("  {name:<20} {}", percent(acc));
             }
+            println!("  unseen combinations pair by pair:");
+            for (pair, fraction) in report.unseen_parts.pairs.named() {
+                let shown = fraction.map_or_else(|| "no images".to_owned(), percent);
+                println!("    {pair:<18} {shown}");
+            }
         }
         return Ok(());
     }

@@ -39,7 +39,7 @@ use scene::Drawn;
 pub use scene::{Group, Layout, Object, Scene};
 pub use vocab::{
     held_out_combinations, is_held_out, Colour, Position, Shape, Size, BACKGROUNDS, COUNT_WORDS,
-    MAX_COUNT,
+    HELD_OUT_COUNT, MAX_COUNT,
 };
 
 use crate::error::{Error, Result};

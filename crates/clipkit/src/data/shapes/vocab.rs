@@ -195,7 +195,7 @@ pub const BACKGROUNDS: [[u8; 3]; 5] = [
 /// colour, every shape held out at least once, so a model must compose a colour it knows
 /// with a shape it knows to name them.
 pub fn held_out_combinations() -> &'static [(Colour, Shape)] {
-    const HELD_OUT: [(Colour, Shape); 8] = [
+    const HELD_OUT: [(Colour, Shape); HELD_OUT_COUNT] = [
         (Colour::Red, Shape::Star),
         (Colour::Green, Shape::Heart),
         (Colour::Blue, Shape::Triangle),
@@ -207,6 +207,9 @@ pub fn held_out_combinations() -> &'static [(Colour, Shape)] {
     ];
     &HELD_OUT
 }
+
+/// How many (colour, shape) combinations [`held_out_combinations`] holds out.
+pub const HELD_OUT_COUNT: usize = 8;
 
 /// Whether a combination is held out of training.
 pub fn is_held_out(colour: Colour, shape: Shape) -> bool {
