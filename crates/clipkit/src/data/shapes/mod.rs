@@ -112,12 +112,12 @@ pub struct ShapesConfig {
     /// 0 to 1.
     pub swap: f64,
     /// How far an object's fill may stray from its colour's nominal value, in levels per
-    /// channel (default 0: a few levels, [`scene`]'s usual jitter). With S > 0 every fill is
+    /// channel (default 0: the usual jitter of a few levels). With S > 0 every fill is
     /// drawn within ±S and kept only while it is still nearer its own colour's nominal
     /// value than any other's and stands out from the background, so each colour word
     /// covers a region of shades rather than one point and a shape is seen in more mixes
-    /// of the three channels, while no object of the Train split takes the look of a
-    /// held-out pair.
+    /// of the three channels, while every object stays nearest the colour its captions
+    /// name (a Train object is never nearer a held-out pair's colour than its own).
     pub colour_spread: u8,
 }
 
