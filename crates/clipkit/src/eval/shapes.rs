@@ -102,12 +102,12 @@ pub struct PairParts {
 pub struct HeldOutPairs(pub [Option<f64>; HELD_OUT_COUNT]);
 
 impl HeldOutPairs {
-    /// Accuracy of `chosen` against `truth` (pair indices `colour × 7 + shape`) over the
+    /// Accuracy of `chosen` against `truth` (as [`pair_index`] numbers pairs) over the
     /// scenes of each held-out pair.
     fn measure(chosen: &[usize], truth: &[usize]) -> Self {
         let mut fractions = [None; HELD_OUT_COUNT];
         for (fraction, &(colour, shape)) in fractions.iter_mut().zip(held_out_combinations()) {
-            let pair = colour.index() * Shape::ALL.len() + shape.index();
+            let pair = pair_index(colour.index(), shape.index());
             let (right, seen) = chosen
                 .iter()
                 .zip(truth)
@@ -313,6 +313,14 @@ impl PromptBank {
     }
 }
 
+/// The class number of a colour–shape pair among all 56, from the colour's and the
+/// shape's (`usize::MAX` stays out of range).
+fn pair_index(colour: usize, shape: usize) -> usize {
+    colour
+        .saturating_mul(Shape::ALL.len())
+        .saturating_add(shape)
+}
+
 /// The nearest class of each unit image embedding (N, E) among class embeddings (C, E).
 fn zero_shot_choices(images: &Tensor, classes: &Tensor) -> Result<Vec<usize>> {
     let scores = metrics::rows(&images.matmul(&classes.t()?)?)?;
@@ -439,7 +447,7 @@ pub fn evaluate_shapes(
         .labels(&unseen.scenes)
         .into_iter()
         .zip(Attribute::Shape.labels(&unseen.scenes))
-        .map(|(c, s)| c.saturating_mul(Shape::ALL.len()).saturating_add(s))
+        .map(|(c, s)| pair_index(c, s))
         .collect();
     let pair_classes = ensemble_prompts(&text_embeds, &pair_rows)?;
     let chosen = zero_shot_choices(&unseen.embeds, &pair_classes)?;
@@ -562,9 +570,8 @@ pub fn probe_shapes(
 mod tests {
     use super::*;
 
-    /// Pair index as the unseen question numbers pairs: colour × 7 + shape.
     fn pair(colour: Colour, shape: Shape) -> usize {
-        colour.index() * Shape::ALL.len() + shape.index()
+        pair_index(colour.index(), shape.index())
     }
 
     #[test]
