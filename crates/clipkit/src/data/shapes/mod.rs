@@ -38,8 +38,8 @@ pub use render::render;
 use scene::Drawn;
 pub use scene::{Group, Layout, Object, Scene};
 pub use vocab::{
-    held_out_combinations, is_held_out, Colour, Position, Shape, Size, BACKGROUNDS, COUNT_WORDS,
-    HELD_OUT_COUNT, MAX_COUNT,
+    held_out_combinations, is_held_out, rgb_distance, Colour, Position, Shape, Size, BACKGROUNDS,
+    COUNT_WORDS, HELD_OUT_COUNT, MAX_COUNT,
 };
 
 use crate::error::{Error, Result};

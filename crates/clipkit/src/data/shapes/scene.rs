@@ -7,7 +7,9 @@
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 
-use super::vocab::{is_held_out, Colour, Position, Shape, Size, BACKGROUNDS, MAX_COUNT};
+use super::vocab::{
+    is_held_out, rgb_distance, Colour, Position, Shape, Size, BACKGROUNDS, MAX_COUNT,
+};
 use super::Split;
 
 /// Which scenes a world draws.
@@ -301,11 +303,11 @@ const MIN_CONTRAST: f32 = 80.0;
 /// caption, stays true.
 pub(crate) fn spread_colours(scene: &mut Scene, spread: u8, rng: &mut impl Rng) {
     let background = scene.background;
+    let spread = i16::from(spread);
     for object in &mut scene.objects {
         let fits = |rgb: [u8; 3]| {
-            nearest_colour(rgb) == object.colour && distance(rgb, background) >= MIN_CONTRAST
+            Colour::nearest(rgb).0 == object.colour && rgb_distance(rgb, background) >= MIN_CONTRAST
         };
-        let spread = i16::from(spread);
         if let Some(rgb) = (0..SPREAD_TRIES)
             .map(|_| jitter(rng, object.colour.rgb(), spread))
             .find(|&rgb| fits(rgb))
@@ -313,26 +315,6 @@ pub(crate) fn spread_colours(scene: &mut Scene, spread: u8, rng: &mut impl Rng) 
             object.rgb = rgb;
         }
     }
-}
-
-/// The colour whose nominal value is nearest `rgb` (the first on a tie).
-pub(crate) fn nearest_colour(rgb: [u8; 3]) -> Colour {
-    let mut best = Colour::ALL[0];
-    for &colour in Colour::ALL {
-        if distance(rgb, colour.rgb()) < distance(rgb, best.rgb()) {
-            best = colour;
-        }
-    }
-    best
-}
-
-/// Euclidean distance of two sRGB values, in levels.
-fn distance(a: [u8; 3], b: [u8; 3]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, y)| (f32::from(x) - f32::from(y)).powi(2))
-        .sum::<f32>()
-        .sqrt()
 }
 
 fn jitter(rng: &mut impl Rng, rgb: [u8; 3], amount: i16) -> [u8; 3] {

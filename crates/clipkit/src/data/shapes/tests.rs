@@ -580,11 +580,7 @@ fn a_colour_spread_moves_fills_only_and_keeps_each_nearest_its_own_colour() {
             assert_eq!((b.shape, b.colour, b.size), (a.shape, a.colour, a.size));
             assert_eq!((b.centre, b.angle), (a.centre, a.angle));
             for object in [b, a] {
-                assert_eq!(
-                    scene::nearest_colour(object.rgb),
-                    object.colour,
-                    "{object:?}"
-                );
+                assert_eq!(Colour::nearest(object.rgb).0, object.colour, "{object:?}");
             }
             let nominal = a.colour.rgb();
             let moved = (0..3)
@@ -592,10 +588,7 @@ fn a_colour_spread_moves_fills_only_and_keeps_each_nearest_its_own_colour() {
                 .max()
                 .unwrap_or(0);
             assert!(moved <= 60, "{a:?} moved {moved} levels");
-            let contrast: f32 = (0..3)
-                .map(|c| (f32::from(a.rgb[c]) - f32::from(after.scene.background[c])).powi(2))
-                .sum::<f32>()
-                .sqrt();
+            let contrast = rgb_distance(a.rgb, after.scene.background);
             assert!(contrast >= 80.0, "{a:?} on {:?}", after.scene.background);
             objects += 1;
             beyond_jitter += usize::from(moved > 10);

@@ -140,6 +140,28 @@ impl Colour {
             Colour::White => [245, 245, 245],
         }
     }
+
+    /// The colour whose nominal value is nearest `rgb` ([`rgb_distance`]; the first in
+    /// [`Colour::ALL`] on a tie), with that distance.
+    pub fn nearest(rgb: [u8; 3]) -> (Colour, f32) {
+        let mut best = (Colour::Red, f32::INFINITY);
+        for &colour in Colour::ALL {
+            let distance = rgb_distance(colour.rgb(), rgb);
+            if distance < best.1 {
+                best = (colour, distance);
+            }
+        }
+        best
+    }
+}
+
+/// Euclidean distance of two sRGB values, in levels.
+pub fn rgb_distance(a: [u8; 3], b: [u8; 3]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, y)| (f32::from(x) - f32::from(y)).powi(2))
+        .sum::<f32>()
+        .sqrt()
 }
 
 impl Size {

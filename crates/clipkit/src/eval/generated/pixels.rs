@@ -11,7 +11,7 @@
 
 use image::RgbImage;
 
-use crate::data::shapes::{Colour, Position, BACKGROUNDS};
+use crate::data::shapes::{rgb_distance, Colour, Position, BACKGROUNDS};
 
 use super::prompts::PromptObject;
 
@@ -54,20 +54,10 @@ impl Blob {
 
 /// The palette colour of one pixel, `None` for background.
 pub fn pixel_colour(rgb: [u8; 3]) -> Option<Colour> {
-    let distance = |c: [u8; 3]| {
-        c.iter()
-            .zip(rgb)
-            .map(|(&a, b)| (f32::from(a) - f32::from(b)).powi(2))
-            .sum::<f32>()
-            .sqrt()
-    };
-    let (colour, d) = Colour::ALL
-        .iter()
-        .map(|&c| (c, distance(c.rgb())))
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (colour, d) = Colour::nearest(rgb);
     let background = BACKGROUNDS
         .iter()
-        .map(|&b| distance(b))
+        .map(|&b| rgb_distance(b, rgb))
         .fold(f32::INFINITY, f32::min);
     (d <= MAX_COLOUR_DISTANCE && d < background).then_some(colour)
 }
