@@ -96,16 +96,7 @@ pub fn attribute_captions(scene: &Scene, group: &Group) -> Vec<String> {
 pub fn attribute_phrasings(scene: &Scene, group: &Group) -> [(Claim, Vec<String>); 2] {
     let colour = Claim::colour(scene, group.colour);
     let shape = Claim::shape(scene, group.shape);
-    let colours = scene
-        .objects
-        .iter()
-        .filter(|o| o.colour == group.colour)
-        .count();
-    let shapes = scene
-        .objects
-        .iter()
-        .filter(|o| o.shape == group.shape)
-        .count();
+    let (colours, shapes) = (colour.count(), shape.count());
     let colour_noun = if colours == 1 {
         format!("{} shape", group.colour.name())
     } else {

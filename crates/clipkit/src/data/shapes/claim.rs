@@ -81,9 +81,13 @@ impl Claim {
 
     /// Whether `scene` shows what the claim says (sizes and positions aside).
     pub fn holds_for(&self, scene: &Scene) -> bool {
-        let named: usize = self.phrases.iter().map(|p| p.count).sum();
         self.phrases.iter().all(|p| p.holds_for(scene))
-            && (!self.whole_scene || named == scene.objects.len())
+            && (!self.whole_scene || self.count() == scene.objects.len())
+    }
+
+    /// How many objects the claim names, over all its phrases ("two red shapes": 2).
+    pub fn count(&self) -> usize {
+        self.phrases.iter().map(|p| p.count).sum()
     }
 }
 
