@@ -1,7 +1,8 @@
 //! `clipkit train` and `clipkit quickstart` end to end: a short run writes a loadable model,
 //! metrics and curves; a run killed with SIGKILL resumes from its last checkpoint and ends
-//! where an uninterrupted run ends; a resume with other settings or data is refused; quickstart
-//! evaluates, reports and installs the default model.
+//! where an uninterrupted run ends; a resume with other settings or data is refused, and so
+//! are settings no run can follow; quickstart evaluates, reports and installs the default
+//! model.
 
 mod common;
 
@@ -70,6 +71,26 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     let mut other_data = train_args(&killed);
     other_data.extend(["--shapes-one-group".into(), "0.3".into()]);
     clipkit(&other_data).assert_fails_naming("other data");
+}
+
+/// Settings no run can follow are refused by name before anything is drawn or written.
+#[test]
+fn impossible_settings_are_named_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    for (flag, value, culprit) in [
+        ("--steps", "0", "0 steps"),
+        ("--batch-size", "1", "batch size 1"),
+        ("--checkpoint-every", "0", "a checkpoint every 0 steps"),
+    ] {
+        let mut args = train_args(&out);
+        let at = args.iter().position(|a| a == flag).unwrap() + 1;
+        args[at] = value.into();
+        let run = clipkit(&args);
+        run.assert_fails_naming(culprit);
+        assert!(!run.stderr().contains("weights on"), "{}", run.explain());
+        assert!(!out.exists(), "{flag} {value} left {}", out.display());
+    }
 }
 
 #[test]

@@ -170,6 +170,7 @@ pub fn train(
     data: &DataArgs,
     settings: &RunSettings,
 ) -> anyhow::Result<RunSummary> {
+    settings.validate()?;
     let data = open_data(data)?;
     let start = starting_point(model, &data, settings.seed)?;
     let source = match data {

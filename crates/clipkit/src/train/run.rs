@@ -64,6 +64,24 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// Refuses settings no run can follow, naming the setting: no steps, a batch of fewer
+    /// than two pairs (a contrastive batch needs a negative), checkpoints every 0 steps.
+    pub fn validate(&self) -> Result<()> {
+        let problem = if self.steps == 0 {
+            "0 steps: a run needs at least one".to_string()
+        } else if self.batch_size < 2 {
+            format!(
+                "batch size {}: contrastive training needs at least 2 pairs per batch",
+                self.batch_size
+            )
+        } else if self.checkpoint_every == 0 {
+            "a checkpoint every 0 steps: give at least 1".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidArgument(problem))
+    }
+
     fn schedule(&self) -> LrSchedule {
         LrSchedule {
             peak: self.learning_rate,
@@ -226,13 +244,7 @@ pub fn run(
     preparation: Arc<Preparation>,
     mut observe: impl FnMut(Progress),
 ) -> Result<RunSummary> {
-    if settings.steps == 0 || settings.batch_size < 2 || settings.checkpoint_every == 0 {
-        return Err(Error::InvalidArgument(
-            "a run needs at least one step, batches of at least two pairs and checkpoints \
-             every one or more steps"
-                .into(),
-        ));
-    }
+    settings.validate()?;
     fs::create_dir_all(folder.root()).map_err(|e| Error::io(folder.root(), e))?;
     let mut optimizer = AdamW::new(parameters.trainable(), settings.adamw())?;
     let data = source.describe();
