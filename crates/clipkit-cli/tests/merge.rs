@@ -159,11 +159,9 @@ fn merge_failures_name_the_culprit() {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (fixture_model("clip-a"), fixture_model("clip-b"));
     let out = root.path().join("out");
-    // clip-b differs from clip-a in every config field; the first in order is named.
-    fail_naming(
-        &merge("0.5", &a, &b, &out),
-        "field `logit_scale_init_value`",
-    );
+    // clip-b differs from clip-a in every config field; the first in order that matters to
+    // the weights is named, once.
+    fail_naming(&merge("0.5", &a, &b, &out), "field `projection_dim`");
     fail_naming(&merge("1.5", &a, &a, &out), "outside 0..1");
     fail_naming(&merge("half", &a, &a, &out), "not a number");
     fail_naming(

@@ -425,6 +425,40 @@ fn dupes_groups_copies_of_one_image() {
     );
 }
 
+/// A similarity floor or weight that is no number in range is refused before anything is
+/// read: NaN once made `dupes` join every image into one group.
+#[test]
+fn similarity_flags_refuse_what_no_similarity_can_be() {
+    let s = setup(2);
+    for value in ["nan", "2", "-1.5", "inf"] {
+        clipkit(&["dupes", "--index", &s.store, "--threshold", value]).fails_naming(value);
+        let search = ["search", "cat", "--index", &s.store, "--model", &s.model];
+        clipkit(&[&search[..], &["--min-score", value]].concat()).fails_naming(value);
+    }
+    for value in ["nan", "inf"] {
+        let args = [
+            "search",
+            "cat",
+            "--image",
+            "x.png",
+            "--image-weight",
+            value,
+            "--index",
+            &s.store,
+            "--model",
+            &s.model,
+        ];
+        clipkit(&args).fails_naming("not a finite number");
+    }
+    clipkit(&index_args(&s.images, &s.store, &s.model, "4")).ok();
+    let everything = clipkit(&["dupes", "--index", &s.store, "--threshold", "-1", "--json"]).json();
+    assert_eq!(
+        everything["groups"].as_array().map(Vec::len),
+        Some(1),
+        "{everything}"
+    );
+}
+
 #[test]
 fn an_index_refuses_another_model_and_a_corrupt_store_names_its_file() {
     let s = setup(4);

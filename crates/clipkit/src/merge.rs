@@ -21,8 +21,8 @@ pub struct WiseFt {
 }
 
 impl WiseFt {
-    /// Reads both model folders; an error names the first config field or tensor in which
-    /// they differ.
+    /// Reads both model folders; an error names the first config field (the initial
+    /// `logit_scale_init_value` aside) or tensor in which they differ.
     pub fn open(base_dir: &Path, finetuned_dir: &Path) -> Result<Self> {
         let base = ModelFolder::read(base_dir)?;
         let finetuned = ModelFolder::read(finetuned_dir)?;
@@ -31,11 +31,16 @@ impl WiseFt {
             right: finetuned_dir.to_path_buf(),
             message,
         };
-        let to_value = |config| {
+        // The starting value of the learned temperature says nothing about the weights (the
+        // learned `logit_scale` is a tensor, merged like the others), and tools write it
+        // with other digits (2.6592 against ln(1/0.07)).
+        let comparable = |folder: &ModelFolder| {
+            let mut config = folder.config.clone();
+            config.logit_scale_init_value = 0.0;
             serde_json::to_value(config)
                 .map_err(|e| Error::InvalidArgument(format!("cannot compare configs: {e}")))
         };
-        let (a, b) = (to_value(&base.config)?, to_value(&finetuned.config)?);
+        let (a, b) = (comparable(&base)?, comparable(&finetuned)?);
         if let Some((field, x, y)) = first_difference(&a, &b, String::new()) {
             return Err(incompatible(format!(
                 "{CONFIG_FILE} field `{field}` is {x} in one and {y} in the other"

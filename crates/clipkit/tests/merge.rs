@@ -124,6 +124,18 @@ fn different_configs_are_refused_naming_the_field() {
 }
 
 #[test]
+fn the_initial_temperature_is_no_difference() {
+    let root = tempfile::tempdir().unwrap();
+    let (base, _) = pair(root.path());
+    let mut other = folder(32);
+    other.config.logit_scale_init_value = 2.6592;
+    let dir = root.path().join("other-init");
+    write_model_folder(&dir, &other).unwrap();
+    let merged = WiseFt::open(&base, &dir).unwrap().at(0.5).unwrap();
+    assert_eq!(merged.config.logit_scale_init_value, 2.6592);
+}
+
+#[test]
 fn mismatched_or_missing_tensors_are_refused_naming_the_tensor() {
     let root = tempfile::tempdir().unwrap();
     let (base, _) = pair(root.path());

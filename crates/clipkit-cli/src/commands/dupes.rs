@@ -10,7 +10,7 @@ use super::store_arg::IndexArg;
 #[derive(clap::Args)]
 pub struct Args {
     /// Cosine similarity from which two images count as near-duplicates.
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_parser = super::cosine)]
     threshold: f32,
     #[command(flatten)]
     index: IndexArg,

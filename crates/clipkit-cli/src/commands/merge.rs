@@ -60,13 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let wise = WiseFt::open(&args.base, &args.finetuned).with_context(|| {
-        format!(
-            "cannot merge {} and {}",
-            args.base.display(),
-            args.finetuned.display()
-        )
-    })?;
+    // The library's error names both folders and the first difference.
+    let wise = WiseFt::open(&args.base, &args.finetuned)?;
     for (alpha, out) in outputs {
         write_model_folder(&out, &wise.at(alpha)?)
             .with_context(|| format!("cannot write {}", out.display()))?;

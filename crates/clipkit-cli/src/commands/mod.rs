@@ -57,6 +57,27 @@ pub fn unit_interval(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a cosine similarity (`--threshold`, `--min-score`): a number from -1 to 1, for
+/// clap's `value_parser` (with `allow_negative_numbers`); NaN and infinities are refused, as
+/// no similarity compares with them.
+pub fn cosine(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if (-1.0..=1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} is not a cosine similarity: give a number from -1 to 1"
+        )),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// Parses a weight that may be negative (`--image-weight`): any finite number.
+pub fn finite(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{text:?} is not a finite number")),
+    }
+}
+
 /// Parses a count that must be at least 1 (`--top-k`, `--batch-size`), for clap's
 /// `value_parser`; negative numbers reach it (`allow_negative_numbers`) so `--top-k -1` is
 /// answered with this message rather than clap's "unexpected argument".

@@ -21,13 +21,13 @@ pub struct Args {
     #[arg(long = "image", value_name = "PATH")]
     images: Vec<PathBuf>,
     /// Weight of each example image when mixed with text.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = crate::commands::finite)]
     image_weight: f32,
     /// Results to show.
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     top_k: usize,
     /// Drop results scoring below this cosine similarity.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::commands::cosine)]
     min_score: Option<f32>,
     #[command(flatten)]
     model: ModelArg,

@@ -16,7 +16,8 @@ pub struct Group {
     pub members: Vec<Hit>,
 }
 
-/// Groups of at least two items whose similarity reaches `threshold`, largest first.
+/// Groups of at least two items whose similarity reaches `threshold`, largest first (none
+/// for a NaN threshold).
 pub fn near_duplicates(store: &dyn VectorStore, threshold: f32) -> Result<Vec<Group>> {
     let items = store.items()?;
     let mut parent: HashMap<ItemId, ItemId> = items.iter().map(|i| (i.id, i.id)).collect();
@@ -26,7 +27,9 @@ pub fn near_duplicates(store: &dyn VectorStore, threshold: f32) -> Result<Vec<Gr
             continue;
         };
         for hit in store.search(&vector, NEIGHBOURS)? {
-            if hit.id == item.id || hit.score < threshold {
+            // False for a NaN threshold or score, so NaN joins nothing.
+            let similar = hit.score >= threshold;
+            if hit.id == item.id || !similar {
                 continue;
             }
             union(&mut parent, item.id, hit.id);
