@@ -131,6 +131,34 @@ fn tokenize_json_contract_and_truncation_flag() {
         out.stderr().contains("truncated"),
         "truncation must be reported on stderr"
     );
+    assert_eq!(texts[0]["unknown_words"], serde_json::json!([]));
+}
+
+/// Words a fitted vocabulary cannot represent add no tokens; tokenize names them, as
+/// embed, classify and search do.
+#[test]
+fn tokenize_names_the_words_a_fitted_vocabulary_drops() {
+    let out = clipkit(&[
+        "tokenize",
+        "--model",
+        model("quickstart").to_str().unwrap(),
+        "--text",
+        "a red circle",
+        "--text",
+        "a dog on a red beach",
+        "--json",
+    ]);
+    let json = out.json();
+    assert_eq!(json["texts"][0]["unknown_words"], serde_json::json!([]));
+    assert_eq!(
+        json["texts"][1]["unknown_words"],
+        serde_json::json!(["dog", "beach"])
+    );
+    assert!(
+        out.stderr().contains("\"dog\", \"beach\""),
+        "{}",
+        out.stderr()
+    );
 }
 
 #[test]

@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .flat_map(|t| labels.iter().map(move |l| t.replace("{}", l)))
         .collect();
-    let unknown_words = unknown_words(&clip, &prompts)?;
+    let unknown_words = unknown_words(clip.tokenizer(), &prompts)?;
 
     let bar = progress::bar(args.images.len(), "classifying");
     let embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|t| clip.tokenizer().unknown_words(t))
         .collect::<Result<_, _>>()?;
-    unknown_words(&clip, &args.texts)?;
+    unknown_words(clip.tokenizer(), &args.texts)?;
     let ids: Vec<Vec<u32>> = tokens.iter().map(|t| t.ids.clone()).collect();
     let text_embeds = clip.embed_token_ids(&ids)?;
 

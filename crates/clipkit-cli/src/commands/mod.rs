@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clipkit::model::{LoadOptions, PackedCache, Precision};
-use clipkit::tokenizer::Vocabulary;
+use clipkit::tokenizer::{ClipTokenizer, Vocabulary};
 use clipkit::Clip;
 
 /// Loads a model folder with the given batch size and weight precision, naming the folder
@@ -107,10 +107,13 @@ pub fn warn_truncated(text: &str, context_length: usize) {
 /// The words of `texts` the model's tokenizer cannot represent (see
 /// [`clipkit::tokenizer::ClipTokenizer::unknown_words`]), once each; warns on stderr naming
 /// them when there are any.
-pub fn unknown_words<S: AsRef<str>>(clip: &Clip, texts: &[S]) -> anyhow::Result<Vec<String>> {
+pub fn unknown_words<S: AsRef<str>>(
+    tokenizer: &ClipTokenizer,
+    texts: &[S],
+) -> anyhow::Result<Vec<String>> {
     let mut words: Vec<String> = Vec::new();
     for text in texts {
-        for word in clip.tokenizer().unknown_words(text.as_ref())? {
+        for word in tokenizer.unknown_words(text.as_ref())? {
             if !words.contains(&word) {
                 words.push(word);
             }
@@ -118,7 +121,7 @@ pub fn unknown_words<S: AsRef<str>>(clip: &Clip, texts: &[S]) -> anyhow::Result<
     }
     if !words.is_empty() {
         let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
-        let why = match clip.tokenizer().vocabulary() {
+        let why = match tokenizer.vocabulary() {
             Vocabulary::Closed => {
                 "its vocabulary was fitted to its training captions (the quickstart model \
                  knows only the shapes world), so these words read as nothing and results \

@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let unknown_words = unknown_words(
-        &clip,
+        clip.tokenizer(),
         &terms.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
     )?;
     let query = query_vector(&clip, text.as_deref(), &args.images, args.image_weight)?;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clipkit::model_folder;
 use serde::Serialize;
 
-use super::{warn_truncated, ModelArg};
+use super::{unknown_words, warn_truncated, ModelArg};
 
 /// Arguments of `clipkit tokenize`.
 #[derive(clap::Args)]
@@ -19,7 +19,7 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     texts: Vec<String>,
-    /// Print JSON.
+    /// Print JSON: {"texts": [{"text", "ids", "truncated", "unknown_words"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -34,6 +34,8 @@ struct Tokens {
     text: String,
     ids: Vec<u32>,
     truncated: bool,
+    /// Words the tokenizer cannot represent (they add no tokens of their own).
+    unknown_words: Vec<String>,
 }
 
 /// Runs `clipkit tokenize`.
@@ -60,10 +62,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if t.truncated {
             warn_truncated(&text, context);
         }
+        let unknown_words = unknown_words(&tokenizer, &[&text])?;
         texts.push(Tokens {
             text,
             ids: t.ids,
             truncated: t.truncated,
+            unknown_words,
         });
     }
     if args.json {
