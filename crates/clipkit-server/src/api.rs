@@ -2,7 +2,9 @@
 //! [`AppState::blocking`], and shape the answer.
 //!
 //! - `GET /api/health` → `{"status": "ok", "images", "model", "dim"}`
-//! - `GET /api/search?q=TEXT&top_k=N&min_score=S` → `{"results": [{"id", "path", "score"}]}`
+//! - `GET /api/search?q=TEXT&top_k=N&min_score=S` → `{"results": [{"id", "path", "score"}],
+//!   "unknown_words": [words of the query the model's vocabulary cannot represent]}`;
+//!   `top_k` at least 1, `min_score` a cosine from -1 to 1
 //! - `POST /api/search` (multipart: `q`, `image` files, `top_k`, `min_score`) → the same,
 //!   for image-to-image and mixed queries
 //! - `POST /api/classify` (multipart: `image` files, `label` fields, `template` fields) →
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::{Multipart, Query, State};
 use axum::Json;
+use clipkit::search::query::parse;
 use clipkit::search::{nearest, query_vector};
 use clipkit::zeroshot::{TemplateSet, ZeroShotClassifier};
 use serde::{Deserialize, Serialize};
@@ -42,6 +45,14 @@ pub struct Found {
     score: f32,
 }
 
+/// A search's answer: the results, best first, and the query's words the model cannot
+/// represent (they read as nothing, so results for them mean little).
+#[derive(Serialize)]
+pub struct Answer {
+    results: Vec<Found>,
+    unknown_words: Vec<String>,
+}
+
 /// `GET /api/health`.
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let store = state.store();
@@ -57,27 +68,27 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub async fn search_get(
     State(state): State<Arc<AppState>>,
     Query(p): Query<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
-    let results = state
+) -> Result<Json<Answer>, ApiError> {
+    let answer = state
         .blocking(move |s| search(s, Some(p.q), &[], p.top_k, p.min_score))
         .await?;
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(answer))
 }
 
 /// `POST /api/search`: example images, optionally mixed with text.
 pub async fn search_post(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Answer>, ApiError> {
     let form = upload::read(multipart).await?;
     let top_k = parse_opt(&form, "top_k")?;
     let min_score = parse_opt(&form, "min_score")?;
-    let results = form
+    let answer = form
         .process(&state, move |s, form| {
             search(s, form.first("q"), &form.file_paths(), top_k, min_score)
         })
         .await?;
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(answer))
 }
 
 /// `POST /api/classify`: zero-shot classification of uploaded images.
@@ -99,25 +110,45 @@ pub async fn embed(
     form.process(&state, embed_form).await.map(Json)
 }
 
-/// The transport-free search: query vector, nearest items, score floor.
+/// The transport-free search: query vector, nearest items, score floor, and the query's
+/// unknown words. `top_k` below 1 and a `min_score` that is no cosine are refused, as the
+/// CLI refuses them.
 pub fn search(
     state: &AppState,
     text: Option<String>,
     images: &[&std::path::Path],
     top_k: Option<usize>,
     min_score: Option<f32>,
-) -> Result<Vec<Found>, ApiError> {
+) -> Result<Answer, ApiError> {
+    if top_k == Some(0) {
+        return Err(ApiError::BadRequest("top_k must be at least 1".into()));
+    }
+    if let Some(min) = min_score.filter(|m| !(-1.0..=1.0).contains(m)) {
+        return Err(ApiError::BadRequest(format!(
+            "min_score {min} is not a cosine similarity: give a number from -1 to 1"
+        )));
+    }
     let text = text.filter(|t| !t.trim().is_empty());
     let top_k = top_k.unwrap_or(20).min(state.limits.max_top_k);
+    let terms = match &text {
+        Some(text) => parse(text)?,
+        None => Vec::new(),
+    };
+    let texts: Vec<&str> = terms.iter().map(|t| t.text.as_str()).collect();
+    let unknown_words = state.clip.tokenizer().unknown_words_in(&texts)?;
     let query = query_vector(&state.clip, text.as_deref(), images, 1.0)?;
-    Ok(nearest(&*state.store(), &query, top_k, min_score)?
+    let results = nearest(&*state.store(), &query, top_k, min_score)?
         .into_iter()
         .map(|h| Found {
             id: h.id,
             path: state.named.display(&h.path),
             score: h.score,
         })
-        .collect())
+        .collect();
+    Ok(Answer {
+        results,
+        unknown_words,
+    })
 }
 
 fn classify_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {

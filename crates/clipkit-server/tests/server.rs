@@ -38,6 +38,11 @@ fn fixture_image(name: &str) -> PathBuf {
 
 /// A temporary index of 12 generated images plus two fixture pictures, and the state over it.
 fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
+    state_for(&model_dir(), limits)
+}
+
+/// [`state_with`] over the model at `model_dir`.
+fn state_for(model_dir: &Path, limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
@@ -51,8 +56,8 @@ fn state_with(limits: Limits) -> (tempfile::TempDir, Arc<AppState>) {
     for name in ["photo.webp", "tall_rgb.jpg"] {
         std::fs::copy(fixture_image(name), photos.join(name)).unwrap();
     }
-    let clip = Clip::load(&model_dir()).unwrap();
-    let model = model_identity(&model_dir()).unwrap();
+    let clip = Clip::load(model_dir).unwrap();
+    let model = model_identity(model_dir).unwrap();
     let location = StoreLocation::Folder(tmp.path().join("index"));
     let mut store = open_or_create(&location, &model, clip.embedding_dim()).unwrap();
     indexer::index_folders(
@@ -159,6 +164,14 @@ async fn api_routes_answer_their_contracts() {
     assert!(results
         .iter()
         .all(|r| r["id"].is_u64() && r["path"].is_string() && r["score"].is_f64()));
+
+    assert_eq!(found["unknown_words"], serde_json::json!([]), "{found}");
+    for bad in ["top_k=0", "min_score=nan", "min_score=1.5", "min_score=-2"] {
+        let (status, err) = get_json(&state, &format!("/api/search?q=red&{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        let (name, _) = bad.split_once('=').unwrap();
+        assert!(err["error"].as_str().unwrap().contains(name), "{err}");
+    }
 
     let (status, err) = get_json(&state, "/api/search?q=%22unclosed").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -914,9 +927,11 @@ fn page_end_to_end_in_headless_chromium() {
         );
         return;
     };
-    let (_tmp, state) = state_with(Limits::default());
+    // The quickstart model's fitted vocabulary has no "dog": the page says so.
+    let quickstart = model_dir().join("../quickstart");
+    let (_tmp, state) = state_for(&quickstart, Limits::default());
     let addr = start_server(state);
-    let url = format!("http://{addr}/?q=red%20square");
+    let url = format!("http://{addr}/?q=red%20square%20dog");
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e");
     std::fs::create_dir_all(&out_dir).unwrap();
     let profile = tempfile::tempdir().unwrap();
@@ -946,6 +961,10 @@ fn page_end_to_end_in_headless_chromium() {
         html.contains("data-state=\"done\""),
         "the page did not finish its search:\n{html}\n{}",
         String::from_utf8_lossy(&dom.stderr)
+    );
+    assert!(
+        html.contains("does not know “dog”"),
+        "the page names the unknown word:\n{html}"
     );
     let cards = html.matches("class=\"card\"").count();
     assert_eq!(cards, 14, "one card per indexed image:\n{html}");

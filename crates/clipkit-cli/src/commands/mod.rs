@@ -111,14 +111,7 @@ pub fn unknown_words<S: AsRef<str>>(
     tokenizer: &ClipTokenizer,
     texts: &[S],
 ) -> anyhow::Result<Vec<String>> {
-    let mut words: Vec<String> = Vec::new();
-    for text in texts {
-        for word in tokenizer.unknown_words(text.as_ref())? {
-            if !words.contains(&word) {
-                words.push(word);
-            }
-        }
-    }
+    let words = tokenizer.unknown_words_in(texts)?;
     if !words.is_empty() {
         let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
         let why = match tokenizer.vocabulary() {

@@ -175,6 +175,20 @@ impl ClipTokenizer {
         Ok(found)
     }
 
+    /// [`ClipTokenizer::unknown_words`] of several texts, once each, in order of first
+    /// appearance.
+    pub fn unknown_words_in<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<String>> {
+        let mut found: Vec<String> = Vec::new();
+        for text in texts {
+            for word in self.unknown_words(text.as_ref())? {
+                if !found.contains(&word) {
+                    found.push(word);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Ids the tokenizer can produce (vocabulary plus added tokens).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
