@@ -8,9 +8,10 @@
 //! - `POST /api/search` (multipart: `q`, `image` files, `top_k`, `min_score`) → the same,
 //!   for image-to-image and mixed queries
 //! - `POST /api/classify` (multipart: `image` files, `label` fields, `template` fields) →
-//!   `{"results": [{"name", "labels": [{"label", "prob"}]}]}`
+//!   `{"results": [{"name", "labels": [{"label", "prob"}]}], "unknown_words"}`
 //! - `POST /api/embed` (multipart: `text` fields, `image` files) →
-//!   `{"dim", "texts": [{"text", "embedding"}], "images": [{"name", "embedding"}]}`
+//!   `{"dim", "texts": [{"text", "embedding", "unknown_words"}], "images": [{"name",
+//!   "embedding"}]}`
 //!
 //! Every failure answers `{"error": message}` with a 4xx or 5xx status; a message about an
 //! uploaded image names it by its multipart file name.
@@ -97,8 +98,7 @@ pub async fn classify(
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let form = upload::read(multipart).await?;
-    let results = form.process(&state, classify_form).await?;
-    Ok(Json(json!({ "results": results })))
+    form.process(&state, classify_form).await.map(Json)
 }
 
 /// `POST /api/embed`: embeddings of texts and uploaded images.
@@ -176,7 +176,7 @@ fn classify_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
             json!({ "name": name, "labels": labels })
         })
         .collect();
-    Ok(Value::Array(results))
+    Ok(json!({ "results": results, "unknown_words": classifier.unknown_words() }))
 }
 
 fn embed_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
@@ -198,7 +198,10 @@ fn embed_form(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         .map_err(clipkit::Error::from)?;
     Ok(json!({
         "dim": state.clip.embedding_dim(),
-        "texts": texts.iter().zip(text_embeds).map(|(t, e)| json!({"text": t, "embedding": e})).collect::<Vec<_>>(),
+        "texts": texts.iter().zip(text_embeds).map(|(t, e)| {
+            let unknown = state.clip.tokenizer().unknown_words(t)?;
+            Ok(json!({"text": t, "embedding": e, "unknown_words": unknown}))
+        }).collect::<Result<Vec<_>, clipkit::Error>>()?,
         "images": form.files.iter().zip(image_embeds).map(|((_, n, _), e)| json!({"name": n, "embedding": e})).collect::<Vec<_>>(),
     }))
 }

@@ -200,6 +200,11 @@ async fn api_routes_answer_their_contracts() {
     let total: f64 = labels.iter().map(|l| l["prob"].as_f64().unwrap()).sum();
     assert_eq!(labels.len(), 2);
     assert!((total - 1.0).abs() < 1e-4);
+    assert_eq!(
+        classified["unknown_words"],
+        serde_json::json!([]),
+        "{classified}"
+    );
 
     let (status, embedded) = post_form(
         &state,
@@ -209,6 +214,7 @@ async fn api_routes_answer_their_contracts() {
     .await;
     assert_eq!(status, StatusCode::OK, "{embedded}");
     assert_eq!(embedded["dim"], 24);
+    assert_eq!(embedded["texts"][0]["unknown_words"], serde_json::json!([]));
     assert_eq!(
         embedded["texts"][0]["embedding"].as_array().unwrap().len(),
         24

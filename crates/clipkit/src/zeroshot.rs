@@ -124,6 +124,8 @@ pub struct LabelScore {
 /// Labels embedded once, ready to classify any number of images.
 pub struct ZeroShotClassifier {
     labels: Vec<String>,
+    /// Words of the prompts the model's tokenizer cannot represent.
+    unknown_words: Vec<String>,
     /// (L, E), unit rows.
     class_embeds: Tensor,
     logit_scale: f32,
@@ -138,6 +140,7 @@ impl ZeroShotClassifier {
             .iter()
             .flat_map(|label| templates.iter().map(move |t| fill_template(t, label)))
             .collect();
+        let unknown_words = clip.tokenizer().unknown_words_in(&prompts)?;
         let embeds = clip.embed_texts(&prompts)?; // (L·T, E)
         let t = templates.len() as u32;
         let rows: Vec<Vec<u32>> = (0..labels.len() as u32)
@@ -146,6 +149,7 @@ impl ZeroShotClassifier {
         let class_embeds = ensemble_prompts(&embeds, &rows)?; // (L, E)
         Ok(ZeroShotClassifier {
             labels: labels.to_vec(),
+            unknown_words,
             class_embeds,
             logit_scale: clip.logit_scale()?,
         })
@@ -154,6 +158,12 @@ impl ZeroShotClassifier {
     /// The labels, in the order scores refer to them.
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// The words of the prompts (every label in every template) the model's tokenizer cannot
+    /// represent, once each: they read as nothing, so labels made of them mean little.
+    pub fn unknown_words(&self) -> &[String] {
+        &self.unknown_words
     }
 
     /// The ensembled class embeddings (L, E).

@@ -7,7 +7,7 @@ use clipkit::zeroshot::ZeroShotClassifier;
 use serde::Serialize;
 
 use super::templates::TemplateArgs;
-use super::{check_image_paths, load_model, unknown_words, ModelArg, PrecisionArg};
+use super::{check_image_paths, load_model, warn_unknown_words, ModelArg, PrecisionArg};
 use crate::progress;
 
 /// Arguments of `clipkit classify`.
@@ -69,11 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.precision.precision,
     )?;
     let classifier = ZeroShotClassifier::new(&clip, &labels, &templates)?;
-    let prompts: Vec<String> = templates
-        .iter()
-        .flat_map(|t| labels.iter().map(move |l| t.replace("{}", l)))
-        .collect();
-    let unknown_words = unknown_words(clip.tokenizer(), &prompts)?;
+    let unknown_words = classifier.unknown_words().to_vec();
+    warn_unknown_words(clip.tokenizer(), &unknown_words);
 
     let bar = progress::bar(args.images.len(), "classifying");
     let embeds = clip.embed_image_files(&args.images, |done| bar.set_position(done as u64))?;

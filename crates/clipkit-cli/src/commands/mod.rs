@@ -112,23 +112,30 @@ pub fn unknown_words<S: AsRef<str>>(
     texts: &[S],
 ) -> anyhow::Result<Vec<String>> {
     let words = tokenizer.unknown_words_in(texts)?;
-    if !words.is_empty() {
-        let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
-        let why = match tokenizer.vocabulary() {
-            Vocabulary::Closed => {
-                "its vocabulary was fitted to its training captions (the quickstart model \
-                 knows only the shapes world), so these words read as nothing and results \
-                 for them are meaningless; for a real CLIP run `clipkit models pull \
-                 openai/clip-vit-base-patch32` and pass --model openai/clip-vit-base-patch32"
-            }
-            Vocabulary::Open => "they hold characters outside its vocabulary",
-        };
-        eprintln!(
-            "warning: the model does not know {}: {why}",
-            quoted.join(", ")
-        );
-    }
+    warn_unknown_words(tokenizer, &words);
     Ok(words)
+}
+
+/// Warns on stderr naming `words`, which `tokenizer` cannot represent, and why that matters
+/// for its kind of vocabulary; nothing when there are none.
+pub fn warn_unknown_words(tokenizer: &ClipTokenizer, words: &[String]) {
+    if words.is_empty() {
+        return;
+    }
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    let why = match tokenizer.vocabulary() {
+        Vocabulary::Closed => {
+            "its vocabulary was fitted to its training captions (the quickstart model \
+             knows only the shapes world), so these words read as nothing and results \
+             for them are meaningless; for a real CLIP run `clipkit models pull \
+             openai/clip-vit-base-patch32` and pass --model openai/clip-vit-base-patch32"
+        }
+        Vocabulary::Open => "they hold characters outside its vocabulary",
+    };
+    eprintln!(
+        "warning: the model does not know {}: {why}",
+        quoted.join(", ")
+    );
 }
 
 /// Says once, on stderr, that a model with a fitted vocabulary knows only the world it was
