@@ -238,4 +238,9 @@ fn eval_fails_cleanly_on_missing_inputs() {
         "/no/such/shard.tar",
     ])
     .assert_fails_naming("/no/such/shard.tar");
+    // No images to ask: refused by name, never a tensor error with a backtrace.
+    for question in ["zeroshot", "retrieval", "linear-probe"] {
+        clipkit(&["eval", question, "--model", &m, "--shapes", "--count", "0"])
+            .assert_fails_naming("--count");
+    }
 }

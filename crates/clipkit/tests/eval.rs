@@ -101,6 +101,19 @@ fn shapes_report_has_its_fractions_under_their_json_keys() {
 }
 
 #[test]
+fn a_shapes_evaluation_of_no_images_is_refused() {
+    let config = ShapesEvalConfig {
+        count: 0,
+        ..Default::default()
+    };
+    let err = eval::evaluate_shapes(&fixture_model(), &config, |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("at least one image"), "{err}");
+}
+
+#[test]
 fn shapes_probe_and_zero_shot_are_fractions() {
     let clip = fixture_model();
     let config = ShapesEvalConfig {

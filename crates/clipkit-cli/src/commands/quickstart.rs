@@ -24,14 +24,14 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Optimiser steps (the default takes about ten minutes on two quiet cores).
-    #[arg(long, default_value_t = QuickstartRecipe::default().steps, conflicts_with = "imagine")]
+    #[arg(long, default_value_t = QuickstartRecipe::default().steps, conflicts_with = "imagine", allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     steps: usize,
     /// Pairs per batch (default 126, a multiple of six keeps every family of variants in one
     /// batch; with --imagine default 32, for both trainers).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     batch_size: Option<usize>,
     /// Held-out images per evaluation question.
-    #[arg(long, default_value_t = QuickstartRecipe::default().eval_count, conflicts_with = "imagine")]
+    #[arg(long, default_value_t = QuickstartRecipe::default().eval_count, conflicts_with = "imagine", allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     eval_count: usize,
     /// Train the text-to-image generator instead: a VQ autoencoder and a transformer over
     /// its codes, judged on the shapes-world prompt set and installed as the default

@@ -31,7 +31,7 @@ use crate::data::shapes::{
     Shape, ShapesConfig, ShapesWorld, Size, Split, COUNT_WORDS, HELD_OUT_COUNT, MAX_COUNT,
     PREFIXES,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::zeroshot::ensemble_prompts;
 
 /// What to evaluate on.
@@ -383,12 +383,18 @@ fn embed_stream(
 }
 
 /// Runs every question of the module docs. `progress(done, total)` follows the images
-/// generated and embedded (4 × `count` in all).
+/// generated and embedded (4 × `count` in all). A `count` of 0 is refused: no accuracy
+/// can be measured on no images.
 pub fn evaluate_shapes(
     clip: &Clip,
     config: &ShapesEvalConfig,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ShapesReport> {
+    if config.count == 0 {
+        return Err(Error::InvalidArgument(
+            "the shapes evaluation needs at least one image per question".into(),
+        ));
+    }
     let total = 4 * config.count;
     let mut done = 0;
     let mut step = |n: usize| {

@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// How many samples (indices 0..N).
-    #[arg(long, value_name = "N")]
-    count: u64,
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
+    count: usize,
     /// Seed of the random stream.
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
@@ -42,12 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         layout: Layout::from_name(&args.layout).context("unknown layout")?,
         ..ShapesConfig::default()
     })?;
-    let bar = progress::bar(
-        usize::try_from(args.count).unwrap_or(usize::MAX),
-        "generating",
-    );
-    let captions =
-        write_shapes_folder(&world, &args.out, args.count, |done| bar.set_position(done))?;
+    let bar = progress::bar(args.count, "generating");
+    let captions = write_shapes_folder(&world, &args.out, args.count as u64, |done| {
+        bar.set_position(done)
+    })?;
     bar.finish_and_clear();
     eprintln!("wrote {} images and {}", args.count, captions.display());
     Ok(())

@@ -38,7 +38,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ShapesArgs {
     /// Shapes images per question.
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    #[arg(long, value_name = "N", default_value_t = 500, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     count: usize,
     /// Seed of the evaluation streams.
     #[arg(long, value_name = "S", default_value_t = 0)]
