@@ -91,6 +91,18 @@ fn impossible_settings_are_named_and_nothing_is_written() {
         assert!(!run.stderr().contains("weights on"), "{}", run.explain());
         assert!(!out.exists(), "{flag} {value} left {}", out.display());
     }
+    for (flag, value) in [
+        ("--lr", "nan"),
+        ("--lr", "0"),
+        ("--min-lr", "inf"),
+        ("--weight-decay", "nan"),
+        ("--max-grad-norm", "nan"),
+    ] {
+        let mut args = train_args(&out);
+        args.extend([flag.to_string(), value.to_string()]);
+        clipkit(&args).assert_fails_naming(flag);
+        assert!(!out.exists(), "{flag} {value} left {}", out.display());
+    }
 }
 
 #[test]

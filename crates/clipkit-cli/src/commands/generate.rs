@@ -14,7 +14,7 @@ use clipkit::{Clip, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::{positive_count, unit_interval};
+use super::{non_negative, positive_count, positive_number, unit_interval};
 
 /// Frames on the contact sheet of a run.
 const SHEET_FRAMES: usize = 16;
@@ -307,21 +307,5 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
     match text.split_once(['x', 'X']) {
         Some((w, h)) => Ok((side(w)?, side(h)?)),
         None => side(text).map(|n| (n, n)),
-    }
-}
-
-/// Parses a finite number > 0.
-fn positive_number(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{text:?} is not a number > 0")),
-    }
-}
-
-/// Parses a finite number ≥ 0.
-fn non_negative(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{text:?} is not a number ≥ 0")),
     }
 }

@@ -70,6 +70,22 @@ pub fn cosine(text: &str) -> Result<f32, String> {
     }
 }
 
+/// Parses a finite number > 0 (a learning rate, a step size), for clap's `value_parser`.
+pub fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{text:?} is not a number > 0")),
+    }
+}
+
+/// Parses a finite number ≥ 0 (a weight, a decay), for clap's `value_parser`.
+pub fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{text:?} is not a number ≥ 0")),
+    }
+}
+
 /// Parses a weight that may be negative (`--image-weight`): any finite number.
 pub fn finite(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {

@@ -105,19 +105,19 @@ pub struct SettingsArgs {
     #[arg(long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::commands::positive_count)]
     pub batch_size: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = crate::commands::positive_number)]
     pub lr: f64,
     /// Linear warm-up steps.
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,
     /// Final learning rate of the cosine decay.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = crate::commands::non_negative)]
     pub min_lr: f64,
     /// Decoupled weight decay of weight matrices.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::commands::non_negative)]
     pub weight_decay: f64,
     /// Clip gradients to this global norm (0 disables).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::commands::non_negative)]
     pub max_grad_norm: f64,
     /// Seed of the initial weights and of the sample order.
     #[arg(long, default_value_t = 0)]

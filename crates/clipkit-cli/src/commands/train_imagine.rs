@@ -51,16 +51,16 @@ pub struct Args {
     #[arg(long, default_value_t = 32)]
     pub image_size: u32,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::positive_number)]
     pub lr: f64,
     /// Linear warm-up steps.
     #[arg(long, default_value_t = 100)]
     pub warmup: usize,
     /// AdamW weight decay of the linear maps.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = super::non_negative)]
     pub weight_decay: f64,
     /// Weight of the caption tokens' loss (DALL·E weighs text 1 : 7 against image).
-    #[arg(long, default_value_t = 0.125)]
+    #[arg(long, default_value_t = 0.125, value_parser = super::non_negative)]
     pub text_weight: f64,
     /// Chance of training on the empty caption instead (for classifier-free guidance).
     #[arg(long, default_value_t = 0.1, value_parser = super::unit_interval)]

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 32)]
     pub image_size: u32,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = super::positive_number)]
     pub lr: f64,
     /// Linear warm-up steps.
     #[arg(long, default_value_t = 20)]

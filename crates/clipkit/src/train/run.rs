@@ -65,7 +65,8 @@ pub struct RunSettings {
 
 impl RunSettings {
     /// Refuses settings no run can follow, naming the setting: no steps, a batch of fewer
-    /// than two pairs (a contrastive batch needs a negative), checkpoints every 0 steps.
+    /// than two pairs (a contrastive batch needs a negative), checkpoints every 0 steps, a
+    /// learning rate, decay or clip norm that is no finite number in its range.
     pub fn validate(&self) -> Result<()> {
         let problem = if self.steps == 0 {
             "0 steps: a run needs at least one".to_string()
@@ -76,6 +77,17 @@ impl RunSettings {
             )
         } else if self.checkpoint_every == 0 {
             "a checkpoint every 0 steps: give at least 1".to_string()
+        } else if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            format!("learning rate {}: give a number > 0", self.learning_rate)
+        } else if !(self.min_learning_rate >= 0.0 && self.min_learning_rate.is_finite()) {
+            format!(
+                "final learning rate {}: give a number ≥ 0",
+                self.min_learning_rate
+            )
+        } else if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            format!("weight decay {}: give a number ≥ 0", self.weight_decay)
+        } else if let Some(norm) = self.max_grad_norm.filter(|n| !(*n > 0.0 && n.is_finite())) {
+            format!("gradient clip norm {norm}: give a number > 0")
         } else {
             return Ok(());
         };
@@ -385,4 +397,100 @@ fn save_checkpoint(
         &folder.checkpoint(),
         &assets.folder(parameters.values()?, extra),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> RunSettings {
+        RunSettings {
+            steps: 10,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            warmup_steps: 2,
+            min_learning_rate: 0.0,
+            weight_decay: 0.1,
+            max_grad_norm: Some(1.0),
+            seed: 0,
+            checkpoint_every: 5,
+        }
+    }
+
+    #[test]
+    fn validate_names_each_setting_no_run_can_follow() {
+        assert!(valid().validate().is_ok());
+        assert!(RunSettings {
+            max_grad_norm: None,
+            ..valid()
+        }
+        .validate()
+        .is_ok());
+        let cases: [(RunSettings, &str); 8] = [
+            (
+                RunSettings {
+                    steps: 0,
+                    ..valid()
+                },
+                "0 steps",
+            ),
+            (
+                RunSettings {
+                    batch_size: 1,
+                    ..valid()
+                },
+                "batch size 1",
+            ),
+            (
+                RunSettings {
+                    checkpoint_every: 0,
+                    ..valid()
+                },
+                "checkpoint every 0",
+            ),
+            (
+                RunSettings {
+                    learning_rate: f64::NAN,
+                    ..valid()
+                },
+                "learning rate NaN",
+            ),
+            (
+                RunSettings {
+                    learning_rate: 0.0,
+                    ..valid()
+                },
+                "learning rate 0",
+            ),
+            (
+                RunSettings {
+                    min_learning_rate: f64::INFINITY,
+                    ..valid()
+                },
+                "final learning rate inf",
+            ),
+            (
+                RunSettings {
+                    weight_decay: -0.1,
+                    ..valid()
+                },
+                "weight decay -0.1",
+            ),
+            (
+                RunSettings {
+                    max_grad_norm: Some(f64::NAN),
+                    ..valid()
+                },
+                "clip norm NaN",
+            ),
+        ];
+        for (settings, culprit) in cases {
+            let err = settings
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(culprit), "{culprit}: {err:?}");
+        }
+    }
 }
