@@ -6,68 +6,33 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_UP_BLOCK};
 use super::conv::Conv;
 use super::group_norm::GroupNorm;
+use super::level::{Level, LevelShape};
 use super::mid_block::MidBlock;
-use super::resnet::{conv3x3, norm, ResnetBlock};
+use super::resnet::{conv3x3, norm};
 use super::sampling::Upsample;
 
 /// One decoder level (`up_blocks.k`, lowest resolution first): `layers_per_block + 1`
 /// residual blocks, each followed by attention in an `AttnUpDecoderBlock2D`, then an
 /// upsampler unless it is the last level.
-#[derive(Debug, Clone)]
-struct UpLevel {
-    resnets: Vec<ResnetBlock>,
-    attentions: Vec<AttentionBlock>,
-    upsample: Option<Upsample>,
-}
-
-impl UpLevel {
-    fn new(vb: VarBuilder, cfg: &VqConfig, k: usize, in_c: usize) -> Result<Self> {
-        let levels = cfg.block_out_channels.len();
-        let out_c = cfg.block_out_channels[levels - 1 - k];
-        let groups = cfg.norm_num_groups;
-        let with_attention = cfg.up_block_types[k] == ATTN_UP_BLOCK;
-        let mut resnets = Vec::new();
-        let mut attentions = Vec::new();
-        for j in 0..cfg.layers_per_block + 1 {
-            let c = if j == 0 { in_c } else { out_c };
-            resnets.push(ResnetBlock::new(vb.pp("resnets").pp(j), c, out_c, groups)?);
-            if with_attention {
-                attentions.push(AttentionBlock::new(
-                    vb.pp("attentions").pp(j),
-                    out_c,
-                    groups,
-                )?);
-            }
-        }
-        let upsample = if k + 1 == levels {
-            None
-        } else {
-            Some(Upsample::new(vb.pp("upsamplers").pp("0"), out_c)?)
-        };
-        Ok(UpLevel {
-            resnets,
-            attentions,
-            upsample,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = x.clone();
-        for (j, resnet) in self.resnets.iter().enumerate() {
-            h = resnet.forward(&h)?;
-            if let Some(attention) = self.attentions.get(j) {
-                h = attention.forward(&h)?;
-            }
-        }
-        match &self.upsample {
-            Some(up) => up.forward(&h),
-            None => Ok(h),
-        }
-    }
+fn up_level(vb: VarBuilder, cfg: &VqConfig, k: usize, in_c: usize) -> Result<Level<Upsample>> {
+    let levels = cfg.block_out_channels.len();
+    let out_c = cfg.block_out_channels[levels - 1 - k];
+    let upsample = if k + 1 == levels {
+        None
+    } else {
+        Some(Upsample::new(vb.pp("upsamplers").pp("0"), out_c)?)
+    };
+    let shape = LevelShape {
+        in_c,
+        out_c,
+        blocks: cfg.layers_per_block + 1,
+        attention: cfg.up_block_types[k] == ATTN_UP_BLOCK,
+        groups: cfg.norm_num_groups,
+    };
+    Level::new(&vb, shape, upsample)
 }
 
 /// `conv_in`, `mid_block`, the levels `up_blocks.*`, `conv_norm_out`, SiLU, `conv_out`.
@@ -75,7 +40,7 @@ impl UpLevel {
 pub struct Decoder {
     conv_in: Conv,
     mid: MidBlock,
-    levels: Vec<UpLevel>,
+    levels: Vec<Level<Upsample>>,
     norm_out: GroupNorm,
     conv_out: Conv,
 }
@@ -88,7 +53,7 @@ impl Decoder {
         let mut levels = Vec::new();
         let mut in_c = top;
         for k in 0..channels.len() {
-            levels.push(UpLevel::new(vb.pp("up_blocks").pp(k), cfg, k, in_c)?);
+            levels.push(up_level(vb.pp("up_blocks").pp(k), cfg, k, in_c)?);
             in_c = channels[channels.len() - 1 - k];
         }
         Ok(Decoder {

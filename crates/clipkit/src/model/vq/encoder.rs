@@ -7,74 +7,44 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::attention::AttentionBlock;
 use super::config::{VqConfig, ATTN_DOWN_BLOCK};
 use super::conv::Conv;
 use super::group_norm::GroupNorm;
+use super::level::{Level, LevelShape};
 use super::mid_block::MidBlock;
-use super::resnet::{conv3x3, norm, ResnetBlock};
+use super::resnet::{conv3x3, norm};
 use super::sampling::Downsample;
 
 /// One encoder level (`down_blocks.i`): residual blocks, each followed by attention in an
 /// `AttnDownEncoderBlock2D`, then a downsampler unless it is the last level.
-#[derive(Debug, Clone)]
-struct DownLevel {
-    resnets: Vec<ResnetBlock>,
-    attentions: Vec<AttentionBlock>,
-    downsample: Option<Downsample>,
-}
-
-impl DownLevel {
-    fn new(vb: VarBuilder, cfg: &VqConfig, level: usize, in_c: usize) -> Result<Self> {
-        let out_c = cfg.block_out_channels[level];
-        let groups = cfg.norm_num_groups;
-        let with_attention = cfg.down_block_types[level] == ATTN_DOWN_BLOCK;
-        let mut resnets = Vec::new();
-        let mut attentions = Vec::new();
-        for j in 0..cfg.layers_per_block {
-            let c = if j == 0 { in_c } else { out_c };
-            resnets.push(ResnetBlock::new(vb.pp("resnets").pp(j), c, out_c, groups)?);
-            if with_attention {
-                attentions.push(AttentionBlock::new(
-                    vb.pp("attentions").pp(j),
-                    out_c,
-                    groups,
-                )?);
-            }
-        }
-        let last = level + 1 == cfg.block_out_channels.len();
-        let downsample = if last {
-            None
-        } else {
-            Some(Downsample::new(vb.pp("downsamplers").pp("0"), out_c)?)
-        };
-        Ok(DownLevel {
-            resnets,
-            attentions,
-            downsample,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = x.clone();
-        for (j, resnet) in self.resnets.iter().enumerate() {
-            h = resnet.forward(&h)?;
-            if let Some(attention) = self.attentions.get(j) {
-                h = attention.forward(&h)?;
-            }
-        }
-        match &self.downsample {
-            Some(down) => down.forward(&h),
-            None => Ok(h),
-        }
-    }
+fn down_level(
+    vb: VarBuilder,
+    cfg: &VqConfig,
+    level: usize,
+    in_c: usize,
+) -> Result<Level<Downsample>> {
+    let out_c = cfg.block_out_channels[level];
+    let last = level + 1 == cfg.block_out_channels.len();
+    let downsample = if last {
+        None
+    } else {
+        Some(Downsample::new(vb.pp("downsamplers").pp("0"), out_c)?)
+    };
+    let shape = LevelShape {
+        in_c,
+        out_c,
+        blocks: cfg.layers_per_block,
+        attention: cfg.down_block_types[level] == ATTN_DOWN_BLOCK,
+        groups: cfg.norm_num_groups,
+    };
+    Level::new(&vb, shape, downsample)
 }
 
 /// `conv_in`, the levels `down_blocks.*`, `mid_block`, `conv_norm_out`, SiLU, `conv_out`.
 #[derive(Debug, Clone)]
 pub struct Encoder {
     conv_in: Conv,
-    levels: Vec<DownLevel>,
+    levels: Vec<Level<Downsample>>,
     mid: MidBlock,
     norm_out: GroupNorm,
     conv_out: Conv,
@@ -89,7 +59,7 @@ impl Encoder {
         let mut levels = Vec::new();
         let mut in_c = channels[0];
         for (level, &out_c) in channels.iter().enumerate() {
-            levels.push(DownLevel::new(
+            levels.push(down_level(
                 vb.pp("down_blocks").pp(level),
                 cfg,
                 level,

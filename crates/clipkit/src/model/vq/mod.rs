@@ -16,6 +16,7 @@ mod decoder;
 mod encoder;
 mod group_norm;
 mod group_norm_math;
+mod level;
 mod mid_block;
 mod quantizer;
 mod resnet;
