@@ -7,6 +7,9 @@
 //! per image over the patch matrix (im2col): forward `Y = W · cols + b`, backward
 //! `dW = Σ dY · colsᵀ` (summed as its transpose `cols · dYᵀ`, so `gemm` packs dY rather than
 //! the patches), `db = Σ dY`, `dcols = Wᵀ · dY` folded back onto the input (col2im).
+//! On AVX-512, 3×3 stride-1 padded convolutions of 8 channels or more (all of a VQ model's
+//! but its RGB input, its strided downsamplers and 1×1 shortcuts) skip the patch matrix and
+//! run as tap products over the padded image ([`super::conv_taps`]).
 //! Images run in parallel; the weight and bias gradients are summed over fixed chunks of
 //! images in chunk order, so they are the same bit for bit on every run and thread count.
 //!
@@ -19,11 +22,16 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::conv_taps::{TapScratch, Taps};
 use crate::model::grad_ops::{add_columns, matmul, matmul_accumulate};
 use crate::model::ops::contiguous_f32;
 
 /// Images per task of the weight-gradient sums (fixed, so the sum order never changes).
 const IMAGES_PER_CHUNK: usize = 4;
+
+/// Input channels from which a 3×3 "same" convolution runs as tap products: an RGB input's
+/// patch matrix is small, and its one product deeper than nine taps of three channels.
+const MIN_TAP_CHANNELS: usize = 8;
 
 /// A square convolution with a bias, zero padding on every side, and a stride.
 #[derive(Debug, Clone)]
@@ -160,6 +168,19 @@ impl Dims {
 
     fn image_len(&self) -> usize {
         self.in_c * self.h * self.w
+    }
+
+    /// The convolution as tap products ([`Taps`]) when it is 3×3, stride 1, padding 1 over
+    /// at least [`MIN_TAP_CHANNELS`] channels, and the CPU runs them.
+    fn taps(&self) -> Option<Taps> {
+        let g = self.geometry;
+        let fits = g.kernel == 3 && g.stride == 1 && g.padding == 1;
+        (fits && self.in_c >= MIN_TAP_CHANNELS && Taps::supported()).then_some(Taps {
+            in_c: self.in_c,
+            out_c: self.out_c,
+            h: self.h,
+            w: self.w,
+        })
     }
 
     /// Whether the patch matrix is the image itself (1×1, stride 1, no padding).
@@ -348,33 +369,41 @@ impl CustomOp3 for ConvOp {
             );
         }
         let (p, ckk) = (d.p(), d.ckk());
+        let taps = d.taps().map(|taps| (taps, taps.forward_weights(weight)));
         let mut y = vec![0f32; d.batch * d.out_c * p];
         y.par_chunks_mut((d.out_c * p).max(1))
             .zip(x.par_chunks(d.image_len().max(1)))
-            .for_each_init(Vec::new, |buffer, (out, image)| {
-                for (row, &b) in out.chunks_exact_mut(p.max(1)).zip(bias) {
-                    row.fill(b);
-                }
-                let cols = d.patches(image, buffer);
-                // SAFETY: W (O × CKK), cols (CKK × P) and out (O × P) are row-major buffers
-                // of exactly those sizes; out is this task's alone.
-                unsafe {
-                    matmul_accumulate(
-                        d.out_c,
-                        p,
-                        ckk,
-                        out.as_mut_ptr(),
-                        1,
-                        p as isize,
-                        weight.as_ptr(),
-                        1,
-                        ckk as isize,
-                        cols.as_ptr(),
-                        1,
-                        p as isize,
-                    );
-                }
-            });
+            .for_each_init(
+                <(Vec<f32>, TapScratch)>::default,
+                |(buffer, scratch), (out, image)| {
+                    if let Some((taps, tap_weights)) = &taps {
+                        taps.forward(image, tap_weights, bias, out, scratch);
+                        return;
+                    }
+                    for (row, &b) in out.chunks_exact_mut(p.max(1)).zip(bias) {
+                        row.fill(b);
+                    }
+                    let cols = d.patches(image, buffer);
+                    // SAFETY: W (O × CKK), cols (CKK × P) and out (O × P) are row-major buffers
+                    // of exactly those sizes; out is this task's alone.
+                    unsafe {
+                        matmul_accumulate(
+                            d.out_c,
+                            p,
+                            ckk,
+                            out.as_mut_ptr(),
+                            1,
+                            p as isize,
+                            weight.as_ptr(),
+                            1,
+                            ckk as isize,
+                            cols.as_ptr(),
+                            1,
+                            p as isize,
+                        );
+                    }
+                },
+            );
         Ok((CpuStorage::F32(y), (d.batch, d.out_c, d.oh, d.ow).into()))
     }
 
@@ -421,6 +450,7 @@ impl CustomOp3 for ConvBackward {
             candle_core::bail!("convolution: an output gradient of {} values", dy.len());
         }
         let (image_len, out_len) = (d.image_len().max(1), (o * p).max(1));
+        let taps = d.taps().map(|taps| (taps, taps.backward_weights(weight)));
         // Room for dW and db after dx, so appending them does not copy dx.
         let mut dx = Vec::with_capacity(x.len() + weight.len() + o);
         dx.resize(x.len(), 0f32);
@@ -432,7 +462,11 @@ impl CustomOp3 for ConvBackward {
             .map(|((dx, x), dy)| {
                 let mut dw_t = vec![0f32; ckk * o];
                 let mut db = vec![0f32; o];
-                let (mut buffer, mut dcols) = (Vec::new(), vec![0f32; ckk * p]);
+                let mut scratch = TapScratch::default();
+                let (mut buffer, mut dcols) = (Vec::new(), Vec::new());
+                if taps.is_none() {
+                    dcols.resize(ckk * p, 0f32);
+                }
                 for ((dx, image), dy) in dx
                     .chunks_mut(image_len)
                     .zip(x.chunks(image_len))
@@ -440,6 +474,10 @@ impl CustomOp3 for ConvBackward {
                 {
                     for (b, row) in db.iter_mut().zip(dy.chunks_exact(p.max(1))) {
                         *b += row.iter().sum::<f32>();
+                    }
+                    if let Some((taps, tap_weights)) = &taps {
+                        taps.backward(image, tap_weights, dy, &mut dw_t, dx, &mut scratch);
+                        continue;
                     }
                     let cols = d.patches(image, &mut buffer);
                     let dcols_into = if d.is_pointwise() {
@@ -512,7 +550,9 @@ mod tests {
     /// Forward and every gradient against candle's own convolution and autograd, for each
     /// shape the VQ model uses: 3×3 padded, 3×3 stride 2 unpadded (on an odd side, as after
     /// the downsampler's one-sided padding; candle's own gradient is wrong where the stride
-    /// does not divide the side), 1×1; an odd batch (a partial chunk), non-square images.
+    /// does not divide the side), 1×1; an odd batch (a partial chunk), non-square images;
+    /// 3×3 padded convolutions of few channels (patch matrix) and of many (tap products),
+    /// one of them on a single row.
     #[test]
     fn matches_candle_convolution_and_its_gradients() {
         let cases = [
@@ -520,6 +560,9 @@ mod tests {
             (3, 2, 0, 4, 4, 9, 9),
             (1, 1, 0, 6, 5, 9, 8),
             (3, 1, 1, 2, 7, 5, 11),
+            (3, 1, 1, 8, 5, 6, 7),
+            (3, 1, 1, 12, 16, 1, 9),
+            (3, 1, 1, 16, 13, 9, 8),
         ];
         for (case, &(kernel, stride, padding, in_c, out_c, h, w)) in cases.iter().enumerate() {
             let seed = case as u64 * 10;
@@ -567,8 +610,14 @@ mod tests {
 
     #[test]
     fn gradients_are_the_same_on_every_thread_count() {
-        let x = Var::from_tensor(&random(&[7, 3, 6, 6], 1, 0.0)).unwrap();
-        let weight = Var::from_tensor(&random(&[4, 3, 3, 3], 2, 0.0)).unwrap();
+        for in_c in [3, MIN_TAP_CHANNELS] {
+            gradients_match_across_thread_counts(in_c);
+        }
+    }
+
+    fn gradients_match_across_thread_counts(in_c: usize) {
+        let x = Var::from_tensor(&random(&[7, in_c, 6, 6], 1, 0.0)).unwrap();
+        let weight = Var::from_tensor(&random(&[4, in_c, 3, 3], 2, 0.0)).unwrap();
         let conv = Conv {
             weight: weight.as_tensor().clone(),
             bias: random(&[4], 3, 0.0),

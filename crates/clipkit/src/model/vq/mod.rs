@@ -12,6 +12,7 @@
 mod attention;
 mod config;
 mod conv;
+mod conv_taps;
 mod decoder;
 mod encoder;
 mod group_norm;
