@@ -5,14 +5,14 @@
 //! output position is one window of it: from `kh·(W+2) + kw`, `H·(W+2)` positions long,
 //! channels a padded plane apart. Computed at the padded width ("wide": two columns per row
 //! that are not outputs, dropped at the end), the convolution is a sum over channels and taps
-//! of weight × window, which [`product`] runs as tiles of 12 output channels × 32 positions
+//! of weight × window, which `Taps::product` runs as tiles of 12 output channels × 32 positions
 //! held in registers. The patch-matrix path ([`super::conv`]) wrote nine copies of each image
-//! and `gemm` packed them again; with depth C·9 and one padded copy, the products run near
-//! the FMA units' rate.
+//! and `gemm` packed them again; here one padded copy is made (the VQ trainer's figures
+//! against that path and PyTorch are in the README).
 //!
 //! Backward: the input gradient is the same product over the padded output gradient with
 //! the kernel flipped and its channels swapped; the weight gradient, a sum over positions,
-//! is `dWᵀ[c, tap] += Σ_l window(c, tap)[l] · dY_wideᵀ[l]` ([`weight_gradient`]'s tiles of
+//! is `dWᵀ[c, tap] += Σ_l window(c, tap)[l] · dY_wideᵀ[l]` (in tiles of
 //! 12 (channel, tap) rows × 32 output channels), where `dY_wide` is the padded output
 //! gradient read from its first inside position (its padding is the wide layout's zero
 //! extra columns).
