@@ -552,7 +552,7 @@ mod tests {
     /// the downsampler's one-sided padding; candle's own gradient is wrong where the stride
     /// does not divide the side), 1×1; an odd batch (a partial chunk), non-square images;
     /// 3×3 padded convolutions of few channels (patch matrix) and of many (tap products),
-    /// one of them on a single row.
+    /// one of them on a single row, one of more channels than a pass of the product takes.
     #[test]
     fn matches_candle_convolution_and_its_gradients() {
         let cases = [
@@ -563,6 +563,7 @@ mod tests {
             (3, 1, 1, 8, 5, 6, 7),
             (3, 1, 1, 12, 16, 1, 9),
             (3, 1, 1, 16, 13, 9, 8),
+            (3, 1, 1, 20, 18, 5, 6),
         ];
         for (case, &(kernel, stride, padding, in_c, out_c, h, w)) in cases.iter().enumerate() {
             let seed = case as u64 * 10;

@@ -284,6 +284,10 @@ mod avx512 {
     /// Positions per tile: two 16-lane registers.
     const TILE: usize = 32;
 
+    /// Input channels per pass of the product, so that a tile's weights (16 channels × 9
+    /// taps × 12 output channels, 6.9 KiB) and input rows stay in L1.
+    const CHANNEL_BLOCK: usize = 16;
+
     /// Rows of a tile: 12 where there are as many left, then 8, 4, 1.
     fn block(left: usize) -> usize {
         match left {
@@ -301,20 +305,24 @@ mod avx512 {
     /// The CPU must have AVX-512 F, and `p` describe buffers of its sizes.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn product(p: &Product) {
-        let mut o0 = 0;
-        while o0 < p.out_c {
-            let block = block(p.out_c - o0);
-            let mut l0 = 0;
-            while l0 < p.positions {
-                match block {
-                    12 => tile::<12>(p, o0, l0),
-                    8 => tile::<8>(p, o0, l0),
-                    4 => tile::<4>(p, o0, l0),
-                    _ => tile::<1>(p, o0, l0),
+        for c0 in (0..p.in_c).step_by(CHANNEL_BLOCK) {
+            let channels = c0..(c0 + CHANNEL_BLOCK).min(p.in_c);
+            let mut o0 = 0;
+            while o0 < p.out_c {
+                let block = block(p.out_c - o0);
+                let mut l0 = 0;
+                while l0 < p.positions {
+                    let channels = channels.clone();
+                    match block {
+                        12 => tile::<12>(p, o0, l0, channels),
+                        8 => tile::<8>(p, o0, l0, channels),
+                        4 => tile::<4>(p, o0, l0, channels),
+                        _ => tile::<1>(p, o0, l0, channels),
+                    }
+                    l0 += TILE;
                 }
-                l0 += TILE;
+                o0 += block;
             }
-            o0 += block;
         }
     }
 
@@ -330,16 +338,27 @@ mod avx512 {
     /// Output channels `o0..o0 + OB`, positions `l0..l0 + 32` (those below `positions`).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile<const OB: usize>(p: &Product, o0: usize, l0: usize) {
+    unsafe fn tile<const OB: usize>(
+        p: &Product,
+        o0: usize,
+        l0: usize,
+        channels: std::ops::Range<usize>,
+    ) {
         let (m0, m1) = (mask(l0, p.positions), mask(l0 + 16, p.positions));
+        let out = |j: usize| p.out.wrapping_add((o0 + j) * p.positions + l0);
         let mut acc = [[_mm512_setzero_ps(); 2]; OB];
-        if let Some(bias) = p.bias {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_ps(*bias.add(o0 + j));
-                *acc = [b, b];
+        for (j, acc) in acc.iter_mut().enumerate() {
+            if channels.start > 0 {
+                // A later block of channels adds to what the earlier ones wrote.
+                *acc = [
+                    _mm512_maskz_loadu_ps(m0, out(j)),
+                    _mm512_maskz_loadu_ps(m1, out(j).wrapping_add(16)),
+                ];
+            } else if let Some(bias) = p.bias {
+                *acc = [_mm512_set1_ps(*bias.add(o0 + j)); 2];
             }
         }
-        for c in 0..p.in_c {
+        for c in channels {
             let src = p.src.wrapping_add(c * p.plane + l0);
             let weights = p.weights.add(c * TAPS * p.out_c + o0);
             for (t, &offset) in p.offsets.iter().enumerate() {
@@ -356,9 +375,8 @@ mod avx512 {
             }
         }
         for (j, acc) in acc.iter().enumerate() {
-            let out = p.out.wrapping_add((o0 + j) * p.positions + l0);
-            _mm512_mask_storeu_ps(out, m0, acc[0]);
-            _mm512_mask_storeu_ps(out.wrapping_add(16), m1, acc[1]);
+            _mm512_mask_storeu_ps(out(j), m0, acc[0]);
+            _mm512_mask_storeu_ps(out(j).wrapping_add(16), m1, acc[1]);
         }
     }
 
