@@ -25,15 +25,19 @@ const KERNEL: usize = 3;
 /// The sizes of a 3×3, stride-1, padding-1 convolution of one image.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Taps {
+    /// Input channels.
     pub in_c: usize,
+    /// Output channels.
     pub out_c: usize,
+    /// Image height (the output's too).
     pub h: usize,
+    /// Image width (the output's too).
     pub w: usize,
 }
 
-/// Per-task scratch of [`Taps`]: padded images and a wide output. Sized (and zeroed) on
-/// first use for a shape; after that each image rewrites only the positions inside the
-/// image, so the padding stays zero.
+/// Per-task scratch of [`Taps`]: the padded image and output gradient, a wide output, and
+/// the wide output gradient transposed. Sized (and zeroed) on first use for a shape; after
+/// that each image rewrites only the positions inside the image, so the padding stays zero.
 #[derive(Default)]
 pub(super) struct TapScratch {
     padded: Vec<f32>,
