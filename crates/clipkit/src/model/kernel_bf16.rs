@@ -8,7 +8,7 @@
 //! exact in f32, so the result differs from an f32 product of the rounded values only by the
 //! order of the f32 sums (and by denormals, which `vdpbf16ps` flushes to zero).
 
-use super::packed_tiles::{prefetch_panel_step, Init, AVX512_NR, KC};
+use super::packed_tiles::{pair_masks, prefetch_panel_step, Init, AVX512_NR, KC};
 
 /// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits; NaN stays NaN.
 pub fn round_bf16(x: f32) -> u16 {
@@ -147,8 +147,7 @@ unsafe fn bf16<const R: usize>(
 ) {
     use std::arch::x86_64::*;
     const NR: usize = AVX512_NR;
-    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
-    let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+    let [m0, m1] = pair_masks(cols);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     match init {
         Init::Bias(b) => {

@@ -14,7 +14,7 @@
 //! scales and, per depth block, NR corrections; a tile's input is ⌈kc/4⌉ × MR quads.
 
 use super::kernel_int8::quantize_rows;
-use super::packed_tiles::{prefetch_panel_step, Init, AVX512_NR, KC};
+use super::packed_tiles::{pair_masks, prefetch_panel_step, Init, AVX512_NR, KC};
 
 /// The unsigned offset `vpdpbusd` needs on the input side.
 const OFFSET: i32 = 128;
@@ -147,8 +147,7 @@ unsafe fn vnni<const R: usize>(
 ) {
     use std::arch::x86_64::*;
     const NR: usize = AVX512_NR;
-    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
-    let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+    let [m0, m1] = pair_masks(cols);
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
     if let Some(sums) = start {
         for (r, a) in acc.iter_mut().enumerate() {

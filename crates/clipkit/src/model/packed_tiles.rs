@@ -182,6 +182,14 @@ pub(super) unsafe fn avx512_tile(
     }
 }
 
+/// The lanes of two 16-lane registers that hold the first `n` values of a 32-wide tile:
+/// masked loads and stores neither read nor write the others (and cannot fault on them).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn pair_masks(n: usize) -> [std::arch::x86_64::__mmask16; 2] {
+    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as std::arch::x86_64::__mmask16;
+    [lanes(n), lanes(n.saturating_sub(16))]
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -196,10 +204,8 @@ unsafe fn avx512<const R: usize>(
 ) {
     use std::arch::x86_64::*;
     const NR: usize = AVX512_NR;
-    // Lanes of the two 16-wide halves that hold real output channels: masked loads and
-    // stores neither read nor write the others (and cannot fault on them).
-    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
-    let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+    // Lanes of the two 16-wide halves that hold real output channels.
+    let [m0, m1] = pair_masks(cols);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     match init {
         Init::Bias(b) => {

@@ -284,6 +284,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{Product, WeightGradient, TAPS};
+    use crate::model::packed_tiles::pair_masks;
 
     /// Positions per tile: two 16-lane registers.
     const TILE: usize = 32;
@@ -330,13 +331,31 @@ mod avx512 {
         }
     }
 
-    /// The lanes of a 16-lane register from `start` that are below `end`.
-    fn mask(start: usize, end: usize) -> __mmask16 {
-        match end.saturating_sub(start) {
-            0 => 0,
-            n if n >= 16 => 0xffff,
-            n => ((1u32 << n) - 1) as __mmask16,
-        }
+    /// Two 16-lane registers from `at`: the lanes under `masks`, zero in the others (which
+    /// are not read).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_pair(masks: [__mmask16; 2], at: *const f32) -> [__m512; 2] {
+        [
+            _mm512_maskz_loadu_ps(masks[0], at),
+            _mm512_maskz_loadu_ps(masks[1], at.wrapping_add(16)),
+        ]
+    }
+
+    /// Stores the lanes of `pair` under `masks` at `at`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store_pair(masks: [__mmask16; 2], at: *mut f32, pair: [__m512; 2]) {
+        _mm512_mask_storeu_ps(at, masks[0], pair[0]);
+        _mm512_mask_storeu_ps(at.wrapping_add(16), masks[1], pair[1]);
+    }
+
+    /// `acc += scale · x`, lane by lane, for both registers.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn fma_pair(acc: &mut [__m512; 2], scale: __m512, x: [__m512; 2]) {
+        acc[0] = _mm512_fmadd_ps(scale, x[0], acc[0]);
+        acc[1] = _mm512_fmadd_ps(scale, x[1], acc[1]);
     }
 
     /// Output channels `o0..o0 + OB`, positions `l0..l0 + 32` (those below `positions`).
@@ -348,16 +367,13 @@ mod avx512 {
         l0: usize,
         channels: std::ops::Range<usize>,
     ) {
-        let (m0, m1) = (mask(l0, p.positions), mask(l0 + 16, p.positions));
+        let masks = pair_masks(p.positions - l0);
         let out = |j: usize| p.out.wrapping_add((o0 + j) * p.positions + l0);
         let mut acc = [[_mm512_setzero_ps(); 2]; OB];
         for (j, acc) in acc.iter_mut().enumerate() {
             if channels.start > 0 {
                 // A later block of channels adds to what the earlier ones wrote.
-                *acc = [
-                    _mm512_maskz_loadu_ps(m0, out(j)),
-                    _mm512_maskz_loadu_ps(m1, out(j).wrapping_add(16)),
-                ];
+                *acc = load_pair(masks, out(j));
             } else if let Some(bias) = p.bias {
                 *acc = [_mm512_set1_ps(*bias.add(o0 + j)); 2];
             }
@@ -367,20 +383,15 @@ mod avx512 {
             let weights = p.weights.add(c * TAPS * p.out_c + o0);
             for (t, &offset) in p.offsets.iter().enumerate() {
                 // Masked loads touch no lane past the window (nor past the buffer).
-                let at = src.wrapping_add(offset);
-                let x0 = _mm512_maskz_loadu_ps(m0, at);
-                let x1 = _mm512_maskz_loadu_ps(m1, at.wrapping_add(16));
+                let x = load_pair(masks, src.wrapping_add(offset));
                 let w = weights.add(t * p.out_c);
                 for (j, acc) in acc.iter_mut().enumerate() {
-                    let wj = _mm512_set1_ps(*w.add(j));
-                    acc[0] = _mm512_fmadd_ps(wj, x0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(wj, x1, acc[1]);
+                    fma_pair(acc, _mm512_set1_ps(*w.add(j)), x);
                 }
             }
         }
-        for (j, acc) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(out(j), m0, acc[0]);
-            _mm512_mask_storeu_ps(out(j).wrapping_add(16), m1, acc[1]);
+        for (j, &acc) in acc.iter().enumerate() {
+            store_pair(masks, out(j), acc);
         }
     }
 
@@ -413,7 +424,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn gradient_tile<const RB: usize>(g: &WeightGradient, r0: usize, o0: usize) {
-        let (m0, m1) = (mask(o0, g.out_c), mask(o0 + 16, g.out_c));
+        let masks = pair_masks(g.out_c - o0);
         let rows: [*const f32; RB] = std::array::from_fn(|j| {
             let r = r0 + j;
             g.src.add((r / TAPS) * g.plane + g.offsets[r % TAPS])
@@ -421,24 +432,16 @@ mod avx512 {
         let dw = |j: usize| g.dw_t.wrapping_add((r0 + j) * g.out_c + o0);
         let mut acc = [[_mm512_setzero_ps(); 2]; RB];
         for (j, acc) in acc.iter_mut().enumerate() {
-            *acc = [
-                _mm512_maskz_loadu_ps(m0, dw(j)),
-                _mm512_maskz_loadu_ps(m1, dw(j).wrapping_add(16)),
-            ];
+            *acc = load_pair(masks, dw(j));
         }
         for l in 0..g.positions {
-            let dy = g.dy_t.wrapping_add(l * g.out_c + o0);
-            let y0 = _mm512_maskz_loadu_ps(m0, dy);
-            let y1 = _mm512_maskz_loadu_ps(m1, dy.wrapping_add(16));
+            let dy = load_pair(masks, g.dy_t.wrapping_add(l * g.out_c + o0));
             for (acc, row) in acc.iter_mut().zip(&rows) {
-                let x = _mm512_set1_ps(*row.add(l));
-                acc[0] = _mm512_fmadd_ps(x, y0, acc[0]);
-                acc[1] = _mm512_fmadd_ps(x, y1, acc[1]);
+                fma_pair(acc, _mm512_set1_ps(*row.add(l)), dy);
             }
         }
-        for (j, acc) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(dw(j), m0, acc[0]);
-            _mm512_mask_storeu_ps(dw(j).wrapping_add(16), m1, acc[1]);
+        for (j, &acc) in acc.iter().enumerate() {
+            store_pair(masks, dw(j), acc);
         }
     }
 }
